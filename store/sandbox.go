@@ -1,0 +1,357 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Sandbox states. SQLite holds what should exist; Docker is the truth of what runs.
+const (
+	StatusCreating = "creating"
+	StatusRunning  = "running"
+	StatusStopping = "stopping"
+	StatusStopped  = "stopped"
+	StatusError    = "error"
+)
+
+// Idle policies.
+const (
+	IdleSleep    = "sleep"
+	IdleAlwaysOn = "always_on"
+)
+
+// Sandbox is one row of sandboxes with its ports, env keys, labels and services.
+type Sandbox struct {
+	ID          string
+	Status      string
+	Image       string
+	Ports       []int    // sorted
+	EnvKeys     []string // sorted names; values are only read by SandboxEnv
+	Labels      map[string]string
+	Services    []Service
+	MemoryBytes int64
+	NanoCPUs    int64
+	IdleTimeout time.Duration // 0: the operator's default
+	IdlePolicy  string
+	HostHeader  string // "" the preview host; "localhost": localhost:<port>
+
+	ContainerID string
+	IP          string
+	Error       string
+
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	LastActiveAt   time.Time
+	KeepaliveUntil time.Time
+}
+
+// Service is a long-running process that sandbox-init keeps up inside the sandbox.
+type Service struct {
+	Name string            `json:"name"`
+	Cmd  []string          `json:"cmd"`
+	Cwd  string            `json:"cwd,omitempty"`
+	Env  map[string]string `json:"env,omitempty"`
+	Port int               `json:"port,omitempty"`
+}
+
+// Runtime is the part of a sandbox that follows its container.
+type Runtime struct {
+	Status      string
+	ContainerID string
+	IP          string
+	Error       string
+}
+
+const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
+	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until`
+
+// CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
+// It returns ErrConflict when the id is taken.
+func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
+			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
+			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil))
+		if isUniqueViolation(err) {
+			return ErrConflict
+		}
+		if err != nil {
+			return fmt.Errorf("insert sandbox: %w", err)
+		}
+		for _, p := range sb.Ports {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_ports (sandbox_id, port) VALUES (?, ?)", sb.ID, p); err != nil {
+				return fmt.Errorf("insert port %d: %w", p, err)
+			}
+		}
+		for k, v := range env {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_env (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
+				return fmt.Errorf("insert env: %w", err)
+			}
+		}
+		for k, v := range sb.Labels {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
+				return fmt.Errorf("insert label: %w", err)
+			}
+		}
+		return insertServices(ctx, tx, sb.ID, sb.Services)
+	})
+}
+
+func insertServices(ctx context.Context, tx *sql.Tx, id string, services []Service) error {
+	for i, s := range services {
+		spec, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_services (sandbox_id, position, name, spec) VALUES (?, ?, ?, ?)",
+			id, i, s.Name, string(spec)); err != nil {
+			return fmt.Errorf("insert service %q: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// GetSandbox returns one sandbox, or ErrNotFound.
+func (db *DB) GetSandbox(ctx context.Context, id string) (Sandbox, error) {
+	list, err := db.querySandboxes(ctx, "WHERE id = ?", id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if len(list) == 0 {
+		return Sandbox{}, ErrNotFound
+	}
+	return list[0], nil
+}
+
+// ListOptions filters and pages ListSandboxes. Zero values mean no filter.
+type ListOptions struct {
+	Status string
+	Labels map[string]string // every pair must match
+	After  string            // cursor: ids greater than this
+	Limit  int               // 0: no limit
+}
+
+// ListSandboxes returns sandboxes ordered by id.
+func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, error) {
+	var where []string
+	var args []any
+	if o.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, o.Status)
+	}
+	if o.After != "" {
+		where = append(where, "id > ?")
+		args = append(args, o.After)
+	}
+	keys := make([]string, 0, len(o.Labels))
+	for k := range o.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		where = append(where, "id IN (SELECT sandbox_id FROM sandbox_labels WHERE key = ? AND value = ?)")
+		args = append(args, k, o.Labels[k])
+	}
+	clause := ""
+	if len(where) > 0 {
+		clause = "WHERE " + strings.Join(where, " AND ")
+	}
+	clause += " ORDER BY id"
+	if o.Limit > 0 {
+		clause += fmt.Sprintf(" LIMIT %d", o.Limit)
+	}
+	return db.querySandboxes(ctx, clause, args...)
+}
+
+// querySandboxes loads rows, then their ports, env keys, labels and services with one query
+// each, never one per row.
+func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([]Sandbox, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxCols+" FROM sandboxes "+clause, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query sandboxes: %w", err)
+	}
+	defer rows.Close()
+	var list []Sandbox
+	index := map[string]int{}
+	for rows.Next() {
+		var sb Sandbox
+		var idle, created, updated, active, keep int64
+		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
+			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep); err != nil {
+			return nil, fmt.Errorf("scan sandbox: %w", err)
+		}
+		sb.IdleTimeout = time.Duration(idle) * time.Millisecond
+		sb.CreatedAt, sb.UpdatedAt = fromMS(created), fromMS(updated)
+		sb.LastActiveAt, sb.KeepaliveUntil = fromMS(active), fromMS(keep)
+		sb.Labels = map[string]string{}
+		index[sb.ID] = len(list)
+		list = append(list, sb)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return list, nil
+	}
+	ids := make([]any, len(list))
+	for i := range list {
+		ids[i] = list[i].ID
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+	if err := db.fill(ctx, list, index, in, ids); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+func (db *DB) fill(ctx context.Context, list []Sandbox, index map[string]int, in string, ids []any) error {
+	query := func(q string, scan func(sb *Sandbox, a, b string) error) error {
+		rows, err := db.r.QueryContext(ctx, q+" WHERE sandbox_id IN "+in+" ORDER BY 1, 2", ids...)
+		if err != nil {
+			return fmt.Errorf("query sandbox details: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, a, b string
+			if err := rows.Scan(&id, &a, &b); err != nil {
+				return err
+			}
+			if err := scan(&list[index[id]], a, b); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	err := query("SELECT sandbox_id, port, '' FROM sandbox_ports", func(sb *Sandbox, a, _ string) error {
+		var p int
+		_, err := fmt.Sscan(a, &p)
+		sb.Ports = append(sb.Ports, p)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = query("SELECT sandbox_id, key, '' FROM sandbox_env", func(sb *Sandbox, k, _ string) error {
+		sb.EnvKeys = append(sb.EnvKeys, k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = query("SELECT sandbox_id, key, value FROM sandbox_labels", func(sb *Sandbox, k, v string) error {
+		sb.Labels[k] = v
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return query("SELECT sandbox_id, position, spec FROM sandbox_services", func(sb *Sandbox, _, spec string) error {
+		var s Service
+		if err := json.Unmarshal([]byte(spec), &s); err != nil {
+			return fmt.Errorf("service of %s: %w", sb.ID, err)
+		}
+		sb.Services = append(sb.Services, s)
+		return nil
+	})
+}
+
+// SandboxEnv returns a sandbox's env with values, for building its container.
+func (db *DB) SandboxEnv(ctx context.Context, id string) (map[string]string, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT key, value FROM sandbox_env WHERE sandbox_id = ?", id)
+	if err != nil {
+		return nil, fmt.Errorf("query env: %w", err)
+	}
+	defer rows.Close()
+	env := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		env[k] = v
+	}
+	return env, rows.Err()
+}
+
+// SetRuntime records what Docker says about a sandbox's container.
+func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Time) error {
+	return db.update(ctx, `UPDATE sandboxes SET status = ?, container_id = ?, ip = ?, error = ?, updated_at = ? WHERE id = ?`,
+		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(now), id)
+}
+
+// SetServices replaces a sandbox's services.
+func (db *DB) SetServices(ctx context.Context, id string, services []Service, now time.Time) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE sandboxes SET updated_at = ? WHERE id = ?", ms(now), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM sandbox_services WHERE sandbox_id = ?", id); err != nil {
+			return err
+		}
+		return insertServices(ctx, tx, id, services)
+	})
+}
+
+// SetKeepalive keeps a sandbox awake until the given time (zero clears it).
+func (db *DB) SetKeepalive(ctx context.Context, id string, until, now time.Time) error {
+	return db.update(ctx, "UPDATE sandboxes SET keepalive_until = ?, last_active_at = max(last_active_at, ?) WHERE id = ?",
+		ms(until), ms(now), id)
+}
+
+// TouchActive records last activity times in one transaction. Rows that are gone are skipped;
+// a time never moves backwards.
+func (db *DB) TouchActive(ctx context.Context, at map[string]time.Time) error {
+	if len(at) == 0 {
+		return nil
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, "UPDATE sandboxes SET last_active_at = ? WHERE id = ? AND last_active_at < ?")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id, t := range at {
+			if _, err := stmt.ExecContext(ctx, ms(t), id, ms(t)); err != nil {
+				return fmt.Errorf("touch %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay.
+func (db *DB) DeleteSandbox(ctx context.Context, id string) error {
+	return db.update(ctx, "DELETE FROM sandboxes WHERE id = ?", id)
+}
+
+func (db *DB) update(ctx context.Context, query string, args ...any) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+}
