@@ -1,0 +1,164 @@
+package wake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// startFlight is one start of one sandbox, shared by all its callers.
+type startFlight struct {
+	done chan struct{} // closed once ip and err are set
+	ip   netip.Addr
+	err  error
+
+	// Guarded by Waker.mu.
+	waiters  int                // callers waiting on done
+	admitted bool               // holds a slot; the start runs whatever the callers do
+	abandon  context.CancelFunc // ends the wait for a slot once no caller is left
+}
+
+// errAbandoned is the result of a flight whose callers all left before it
+// got a slot; nobody reads it.
+var errAbandoned = errors.New("wake: every caller left before the start was admitted")
+
+// start waits for id's start, joining the one in flight or beginning it.
+func (w *Waker) start(ctx context.Context, id string) (netip.Addr, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return netip.Addr{}, ErrClosed
+	}
+	f := w.starts[id]
+	if f == nil {
+		f = &startFlight{done: make(chan struct{})}
+		var queue context.Context
+		queue, f.abandon = context.WithCancel(w.base)
+		w.starts[id] = f
+		// The start is detached from this caller (its values stay, its
+		// cancellation does not): others may be waiting for it too, and a
+		// start interrupted halfway helps nobody.
+		detached := context.WithoutCancel(ctx)
+		w.wg.Go(func() { w.runStart(detached, queue, id, f) })
+	}
+	f.waiters++
+	w.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.ip, f.err
+	case <-ctx.Done():
+	case <-w.base.Done():
+	}
+
+	w.mu.Lock()
+	f.waiters--
+	admitted := f.admitted
+	if f.waiters == 0 && !admitted {
+		// Nobody wants this start any more: do not run it later, when the
+		// burst that queued it is long gone.
+		f.abandon()
+		if w.starts[id] == f {
+			delete(w.starts, id)
+		}
+	}
+	w.mu.Unlock()
+
+	select {
+	case <-f.done: // finished while we were leaving: the result is better news
+		return f.ip, f.err
+	default:
+	}
+	switch {
+	case w.base.Err() != nil:
+		return netip.Addr{}, ErrClosed
+	case !admitted:
+		return netip.Addr{}, &CapacityError{Reason: "too many sandboxes starting", RetryAfter: w.retryAfter()}
+	default:
+		return netip.Addr{}, fmt.Errorf("sandbox %s: %w", id, ErrTimeout)
+	}
+}
+
+// runStart admits and runs one flight, then publishes its result.
+func (w *Waker) runStart(detached, queue context.Context, id string, f *startFlight) {
+	ip, err := w.admitAndStart(detached, queue, id, f)
+	w.mu.Lock()
+	f.ip, f.err = ip, err
+	if w.starts[id] == f {
+		delete(w.starts, id)
+	}
+	w.mu.Unlock()
+	close(f.done)
+	f.abandon()
+}
+
+func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *startFlight) (netip.Addr, error) {
+	// It may have been started meanwhile (by the admin API, say): a running
+	// sandbox takes no slot and no memory.
+	if ip, ok := w.starter.Running(id); ok {
+		return ip, nil
+	}
+	if err := w.checkMemory(id); err != nil {
+		return netip.Addr{}, err
+	}
+	sem := w.slots()
+	select {
+	case sem <- struct{}{}:
+	default:
+		select {
+		case sem <- struct{}{}:
+		case <-queue.Done():
+			return netip.Addr{}, errAbandoned
+		}
+		// The starts ahead of this one used memory: look again.
+		if err := w.checkMemory(id); err != nil {
+			<-sem
+			return netip.Addr{}, err
+		}
+	}
+	defer func() { <-sem }()
+
+	w.mu.Lock()
+	if f.waiters == 0 { // the slot came as the last caller left
+		w.mu.Unlock()
+		return netip.Addr{}, errAbandoned
+	}
+	f.admitted = true
+	w.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(detached, w.timeout())
+	defer cancel()
+	defer context.AfterFunc(w.base, cancel)()
+
+	began := time.Now()
+	ip, err := w.starter.Start(ctx, id)
+	took := time.Since(began)
+	switch {
+	case err == nil:
+		w.log().Info("sandbox started", "id", id, "took", took)
+		return ip, nil
+	case w.base.Err() != nil:
+		w.log().Info("sandbox start canceled by close", "id", id, "took", took, "err", err)
+		return netip.Addr{}, ErrClosed
+	case ctx.Err() == context.DeadlineExceeded:
+		w.log().Warn("sandbox start timed out", "id", id, "took", took, "err", err)
+		return netip.Addr{}, fmt.Errorf("sandbox %s: %w", id, ErrTimeout)
+	default:
+		w.log().Warn("sandbox start failed", "id", id, "took", took, "err", err)
+		return netip.Addr{}, fmt.Errorf("start sandbox %s: %w", id, err)
+	}
+}
+
+// slots returns the start semaphore, sized by MaxStarts at first use.
+func (w *Waker) slots() chan struct{} {
+	w.semOnce.Do(func() {
+		n := w.MaxStarts
+		if n <= 0 {
+			n = 4
+		}
+		w.sem = make(chan struct{}, n)
+	})
+	return w.sem
+}
