@@ -1,0 +1,120 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/oklog/ulid/v2"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// dockerTimeout bounds every Engine API call but stop, which has its own grace.
+const dockerTimeout = 30 * time.Second
+
+// Create validates req, records the sandbox, seeds its workspace and starts its container.
+// Bad input changes nothing. A failure after the row exists removes what was made, so a
+// failed create leaves no row, container or new workspace behind; a crash in between is
+// resolved by reconcile at the next boot.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox, error) {
+	if err := m.normalize(&req); err != nil {
+		return store.Sandbox{}, err
+	}
+	if req.ID == "" {
+		req.ID = strings.ToLower(ulid.Make().String())
+	}
+	if _, err := m.imageCommand(ctx, req.Image); err != nil {
+		return store.Sandbox{}, err
+	}
+	// The caller leaving must not leave a half-made sandbox: finish or undo regardless.
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	defer unlock()
+
+	now := m.now()
+	sb := store.Sandbox{
+		ID: req.ID, Status: store.StatusCreating, Image: req.Image, Ports: req.Ports,
+		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
+		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
+		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
+	}
+	if sb.Labels == nil {
+		sb.Labels = map[string]string{}
+	}
+	for k := range req.Env {
+		sb.EnvKeys = append(sb.EnvKeys, k)
+	}
+	sort.Strings(sb.EnvKeys)
+	err = m.db.CreateSandbox(ctx, &sb, req.Env)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	if err != nil {
+		return store.Sandbox{}, internal(err, "record sandbox")
+	}
+	m.remember(sb)
+	m.hook("create.recorded")
+
+	createdWorkspace := false
+	cid := ""
+	fail := func(err error) (store.Sandbox, error) {
+		m.undoCreate(ctx, sb.ID, cid, createdWorkspace)
+		return store.Sandbox{}, err
+	}
+	if createdWorkspace, err = m.ensureWorkspace(sb.ID); err != nil {
+		return fail(err)
+	}
+	if err := m.writeServices(sb); err != nil {
+		return fail(err)
+	}
+	if cid, err = m.createContainer(ctx, sb); err != nil {
+		return fail(err)
+	}
+	m.hook("create.container")
+	ip, err := m.startContainer(ctx, cid)
+	if err != nil {
+		return fail(err)
+	}
+	sb, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusRunning, ContainerID: cid, IP: ip})
+	if err != nil {
+		return fail(err)
+	}
+	m.touch(sb.ID)
+	return sb, nil
+}
+
+func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspace bool) {
+	if cid != "" {
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		if err := m.docker.ContainerRemove(cctx, cid, container.RemoveOptions{Force: true}); err != nil {
+			m.log.Error("undo create: remove container", "sandbox", id, "err", err)
+		}
+		cancel()
+	}
+	if err := m.db.DeleteSandbox(ctx, id); err != nil {
+		m.log.Error("undo create: delete row", "sandbox", id, "err", err)
+	}
+	if createdWorkspace {
+		if _, err := m.removeWorkspace(id); err != nil {
+			m.log.Error("undo create: remove workspace", "sandbox", id, "err", err)
+		}
+	}
+	m.removeRunDir(id)
+	m.forget(id)
+}
+
+// startContainer starts cid and returns its IP on the sandboxd network.
+func (m *Manager) startContainer(ctx context.Context, cid string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	if err := m.docker.ContainerStart(cctx, cid, container.StartOptions{}); err != nil {
+		return "", internal(err, "start container %s", shortID(cid))
+	}
+	return m.containerIP(ctx, cid)
+}

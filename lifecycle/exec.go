@@ -1,0 +1,209 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// ExecRequest is a command to run in a sandbox as the sandbox user.
+type ExecRequest struct {
+	Cmd     []string
+	Env     map[string]string
+	Cwd     string        // relative to the home, or absolute; "" is the home
+	Timeout time.Duration // 0: DefaultExecTimeout
+	Stdin   io.Reader     // nil: no stdin
+}
+
+// ExecStatus is how a command ended.
+type ExecStatus struct {
+	ExitCode int
+	TimedOut bool // killed because Timeout passed
+}
+
+// Exec limits.
+const (
+	DefaultExecTimeout = 10 * time.Minute
+	MaxExecTimeout     = 24 * time.Hour
+	killWait           = 5 * time.Second
+)
+
+func validExec(req *ExecRequest) error {
+	if len(req.Cmd) == 0 || req.Cmd[0] == "" {
+		return errorf(CodeInvalid, "cmd must be a non-empty argv")
+	}
+	for _, a := range req.Cmd {
+		if strings.IndexByte(a, 0) >= 0 {
+			return errorf(CodeInvalid, "cmd contains NUL")
+		}
+	}
+	for k, v := range req.Env {
+		if !envKeyPattern.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
+			return errorf(CodeInvalid, "env %q is invalid", k)
+		}
+	}
+	if strings.IndexByte(req.Cwd, 0) >= 0 {
+		return errorf(CodeInvalid, "cwd contains NUL")
+	}
+	switch {
+	case req.Timeout < 0 || req.Timeout > MaxExecTimeout:
+		return errorf(CodeInvalid, "timeout must be between 0 and %s", MaxExecTimeout)
+	case req.Timeout == 0:
+		req.Timeout = DefaultExecTimeout
+	}
+	return nil
+}
+
+// ExecStream runs req in a running sandbox, streaming its stdout and stderr as they are
+// produced. The command is killed, its whole process group, when Timeout passes or ctx ends
+// (a client that disconnects). A sandbox that is not running is a conflict: callers wake it
+// first, so an exit code is never made up.
+func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, stdout, stderr io.Writer) (ExecStatus, error) {
+	if err := validExec(&req); err != nil {
+		return ExecStatus{}, err
+	}
+	sb, ok := m.cached(id)
+	if !ok || !ValidID(id) {
+		return ExecStatus{}, errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	if sb.Status != store.StatusRunning {
+		return ExecStatus{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+	}
+	done := m.busy(id)
+	defer done()
+
+	cmd := req.Cmd
+	if m.cfg.InitPath != "" {
+		// sandbox-init makes the command a process-group leader, so a kill reaches its children.
+		cmd = append([]string{initTarget, "exec", "--"}, cmd...)
+	}
+	env := make([]string, 0, len(req.Env))
+	for k, v := range req.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	cwd := Home
+	if req.Cwd != "" {
+		cwd = path.Join(Home, req.Cwd)
+		if path.IsAbs(req.Cwd) {
+			cwd = path.Clean(req.Cwd)
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
+	defer cancel()
+	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
+		User: sandboxUser, Cmd: cmd, Env: env, WorkingDir: cwd,
+		AttachStdin: req.Stdin != nil, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return ExecStatus{}, internal(err, "create exec in %s", id)
+	}
+	att, err := m.docker.ContainerExecAttach(cctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return ExecStatus{}, internal(err, "start exec in %s", id)
+	}
+	defer att.Close()
+
+	if req.Stdin != nil {
+		go func() {
+			io.Copy(att.Conn, req.Stdin)
+			att.CloseWrite()
+		}()
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(stdout, stderr, att.Reader)
+		copied <- err
+	}()
+
+	timer := time.NewTimer(req.Timeout)
+	defer timer.Stop()
+	var st ExecStatus
+	select {
+	case err = <-copied:
+	case <-timer.C:
+		st.TimedOut = true
+		err = m.killExec(id, created.ID, copied)
+	case <-ctx.Done():
+		err = m.killExec(id, created.ID, copied)
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return st, err
+	}
+	ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
+	defer icancel()
+	info, err := m.docker.ContainerExecInspect(ictx, created.ID)
+	if err != nil {
+		return st, internal(err, "inspect exec in %s", id)
+	}
+	st.ExitCode = info.ExitCode
+	return st, nil
+}
+
+// killExec kills an exec's process group by its host pid (sandboxd runs in the host's pid
+// namespace, beside dockerd; the Engine API has no exec kill) and waits for its output to end.
+func (m *Manager) killExec(id, execID string, copied <-chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
+	defer cancel()
+	info, err := m.docker.ContainerExecInspect(ctx, execID)
+	if err != nil {
+		return internal(err, "inspect exec to kill it")
+	}
+	if info.Pid > 0 {
+		syscall.Kill(-info.Pid, syscall.SIGKILL)
+		syscall.Kill(info.Pid, syscall.SIGKILL)
+	}
+	select {
+	case <-copied:
+		return nil
+	case <-time.After(killWait):
+		m.log.Warn("exec output did not end after kill", "sandbox", id, "pid", info.Pid)
+		return nil
+	}
+}
+
+// ExecResult is the buffered outcome of Exec.
+type ExecResult struct {
+	ExecStatus
+	Stdout    []byte
+	Stderr    []byte
+	Truncated bool // output beyond MaxExecOutput per stream was dropped
+}
+
+// MaxExecOutput caps each stream Exec buffers.
+const MaxExecOutput = 8 << 20
+
+// Exec runs req and returns its output once it ends.
+func (m *Manager) Exec(ctx context.Context, id string, req ExecRequest) (ExecResult, error) {
+	var out, errOut cappedBuffer
+	st, err := m.ExecStream(ctx, id, req, &out, &errOut)
+	return ExecResult{ExecStatus: st, Stdout: out.b, Stderr: errOut.b, Truncated: out.over || errOut.over}, err
+}
+
+type cappedBuffer struct {
+	b    []byte
+	over bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	room := MaxExecOutput - len(c.b)
+	if len(p) > room {
+		c.b = append(c.b, p[:max(room, 0)]...)
+		c.over = true
+		return len(p), nil
+	}
+	c.b = append(c.b, p...)
+	return len(p), nil
+}

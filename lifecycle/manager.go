@@ -1,0 +1,279 @@
+// Package lifecycle is the sandbox state machine over Docker: create, start, stop, remove,
+// exec, workspaces and container hardening, reconcile with the engine, activity and the
+// idle and memory-pressure reapers.
+//
+// SQLite (package store) holds what should exist; Docker is the truth of what runs. Every
+// change goes to the store first and to the route table last, so the edge never routes to a
+// container the store does not know. One operation runs at a time per sandbox; different
+// sandboxes proceed in parallel.
+package lifecycle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// Config is the operator's configuration of sandboxes.
+type Config struct {
+	DataDir  string // workspaces in DataDir/workspaces, per-sandbox run dirs in DataDir/run
+	Network  string // Docker bridge network for sandboxes; created with ICC off when absent
+	Image    string // default image
+	InitPath string // host path of sandbox-init, run as PID 1; "" uses Docker's own init
+
+	Memory      int64 // default memory limit in bytes
+	MaxMemory   int64
+	NanoCPUs    int64 // default CPU limit
+	MaxNanoCPUs int64
+	Pids        int64
+	NoFile      int64
+
+	IdleTimeout   time.Duration // default idle timeout
+	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
+	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
+}
+
+// DefaultConfig returns the defaults of DESIGN.md for dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
+		Memory: 4 << 30, MaxMemory: 64 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
+		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
+	}
+}
+
+// Route is what the edge needs to reach a sandbox. Bytes is the sandbox's activity counter:
+// the edge adds every byte it proxies in either direction.
+type Route struct {
+	ID         string
+	Status     string
+	IP         netip.Addr // valid while Status is running
+	Ports      []int
+	HostHeader string
+	Bytes      *atomic.Int64
+	Message    string // why, when Status is error
+}
+
+// RouteSink receives route changes. Calls for one sandbox arrive in order.
+type RouteSink interface {
+	SetRoute(Route)
+	DeleteRoute(id string)
+}
+
+// Manager runs sandboxes on one Docker engine. It is safe for concurrent use.
+type Manager struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Routes is told about every route change; nil means no edge.
+	Routes RouteSink
+	// MemAvailable reads the host's available memory; nil reads /proc/meminfo.
+	MemAvailable func() (uint64, error)
+	// Hook, when set, is called at named points of create and stop. Tests use it to crash
+	// sandboxd at a chosen instant.
+	Hook func(point string)
+
+	db       *store.DB
+	docker   *client.Client
+	cfg      Config
+	log      *slog.Logger
+	instance string // label value scoping containers to this data dir
+
+	locks keyedMutex
+
+	mu        sync.RWMutex
+	sandboxes map[string]*live
+
+	networkOK atomic.Bool
+}
+
+// live is the in-memory state of one sandbox: a cache of its row plus activity.
+type live struct {
+	bytes      atomic.Int64 // proxied bytes, added by the edge
+	inflight   atomic.Int32 // execs and tasks running
+	lastActive atomic.Int64 // unix nanoseconds
+
+	// guarded by Manager.mu
+	sb        store.Sandbox
+	seenBytes int64 // bytes at the last activity sample
+	flushed   int64 // lastActive at the last flush to the store
+}
+
+// New returns a Manager. Call Boot before serving.
+func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	abs, _ := filepath.Abs(cfg.DataDir)
+	sum := sha256.Sum256([]byte(abs))
+	return &Manager{
+		db: db, docker: docker, cfg: cfg, log: log,
+		instance:  hex.EncodeToString(sum[:])[:12],
+		sandboxes: map[string]*live{},
+	}
+}
+
+// Instance is the value of the sandboxd.instance label on this manager's containers.
+func (m *Manager) Instance() string { return m.instance }
+
+func (m *Manager) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Manager) hook(point string) {
+	if m.Hook != nil {
+		m.Hook(point)
+	}
+}
+
+// Running reports a running sandbox's container IP from memory.
+func (m *Manager) Running(id string) (netip.Addr, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l, ok := m.sandboxes[id]
+	if !ok || l.sb.Status != store.StatusRunning {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(l.sb.IP)
+	return ip, err == nil
+}
+
+// cached returns the in-memory copy of a sandbox's row.
+func (m *Manager) cached(id string) (store.Sandbox, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l, ok := m.sandboxes[id]
+	if !ok {
+		return store.Sandbox{}, false
+	}
+	return l.sb, true
+}
+
+// remember caches sb and publishes its route.
+func (m *Manager) remember(sb store.Sandbox) {
+	m.mu.Lock()
+	l, ok := m.sandboxes[sb.ID]
+	if !ok {
+		l = &live{}
+		active := sb.LastActiveAt
+		if active.IsZero() {
+			active = m.now()
+		}
+		l.lastActive.Store(active.UnixNano())
+		l.flushed = active.UnixNano()
+		m.sandboxes[sb.ID] = l
+	}
+	l.sb = sb
+	m.mu.Unlock()
+	if m.Routes != nil {
+		m.Routes.SetRoute(Route{
+			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
+			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+		})
+	}
+}
+
+func (m *Manager) forget(id string) {
+	m.mu.Lock()
+	delete(m.sandboxes, id)
+	m.mu.Unlock()
+	if m.Routes != nil {
+		m.Routes.DeleteRoute(id)
+	}
+}
+
+// setRuntime stores rt for a sandbox and then updates memory and the route.
+func (m *Manager) setRuntime(ctx context.Context, sb store.Sandbox, rt store.Runtime) (store.Sandbox, error) {
+	if err := m.db.SetRuntime(ctx, sb.ID, rt, m.now()); err != nil {
+		return sb, internal(err, "record state of %s", sb.ID)
+	}
+	sb.Status, sb.ContainerID, sb.IP, sb.Error = rt.Status, rt.ContainerID, rt.IP, rt.Error
+	sb.UpdatedAt = m.now()
+	m.remember(sb)
+	return sb, nil
+}
+
+func parseIP(s string) netip.Addr {
+	ip, _ := netip.ParseAddr(s)
+	return ip
+}
+
+// keyedMutex serializes operations per sandbox id. Entries are dropped when unused, so the
+// map does not grow with every id ever seen.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	ch   chan struct{} // holds one token: the lock
+	refs int
+}
+
+func (k *keyedMutex) entry(id string) *keyedEntry {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]*keyedEntry{}
+	}
+	e, ok := k.m[id]
+	if !ok {
+		e = &keyedEntry{ch: make(chan struct{}, 1)}
+		k.m[id] = e
+	}
+	e.refs++
+	return e
+}
+
+func (k *keyedMutex) release(id string, e *keyedEntry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e.refs--
+	if e.refs == 0 {
+		delete(k.m, id)
+	}
+}
+
+// lock takes id's lock, waiting at most until ctx ends.
+func (k *keyedMutex) lock(ctx context.Context, id string) (unlock func(), err error) {
+	e := k.entry(id)
+	select {
+	case e.ch <- struct{}{}:
+		return func() { <-e.ch; k.release(id, e) }, nil
+	case <-ctx.Done():
+		k.release(id, e)
+		return nil, ctx.Err()
+	}
+}
+
+// tryLock takes id's lock only when it is free.
+func (k *keyedMutex) tryLock(id string) (unlock func(), ok bool) {
+	e := k.entry(id)
+	select {
+	case e.ch <- struct{}{}:
+		return func() { <-e.ch; k.release(id, e) }, true
+	default:
+		k.release(id, e)
+		return nil, false
+	}
+}
+
+func (m *Manager) lock(ctx context.Context, id string) (func(), error) {
+	unlock, err := m.locks.lock(ctx, id)
+	if err != nil {
+		return nil, errorf(CodeUnavailable, "sandbox %s is busy with another operation", id)
+	}
+	return unlock, nil
+}

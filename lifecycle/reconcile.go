@@ -1,0 +1,214 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/errdefs"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// Reconcile converges Docker and SQLite: the store says which sandboxes exist, Docker says
+// which run. For each row, the container's real state is recorded (a running container is
+// adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
+// the next start; rows stuck in creating or stopping after a crash get the container's
+// state). Containers of ours without a row are removed.
+
+// Boot loads every sandbox into memory, publishes its route and reconciles. Call it once
+// before serving.
+func (m *Manager) Boot(ctx context.Context) error {
+	if err := m.ensureNetwork(ctx); err != nil {
+		return err
+	}
+	rows, err := m.db.ListSandboxes(ctx, store.ListOptions{})
+	if err != nil {
+		return internal(err, "load sandboxes")
+	}
+	for _, sb := range rows {
+		m.remember(sb)
+	}
+	return m.reconcileAll(ctx, true)
+}
+
+// reconcileAll reconciles every sandbox. With wait false (the periodic sweep) sandboxes busy
+// with an operation are skipped: the operation records the truth itself.
+func (m *Manager) reconcileAll(ctx context.Context, wait bool) error {
+	// Containers first, rows second: a container seen here was created after its row was
+	// committed, so it can never be mistaken for an orphan.
+	byID, err := m.listContainers(ctx, "")
+	if err != nil {
+		return err
+	}
+	rows, err := m.db.ListSandboxes(ctx, store.ListOptions{})
+	if err != nil {
+		return internal(err, "load sandboxes")
+	}
+	seen := map[string]bool{}
+	var errs []error
+	for _, sb := range rows {
+		seen[sb.ID] = true
+		errs = append(errs, m.reconcileLocked(ctx, sb.ID, wait, func() error {
+			return m.reconcileOne(ctx, sb.ID, byID[sb.ID])
+		}))
+	}
+	for id := range byID {
+		if seen[id] {
+			continue
+		}
+		errs = append(errs, m.reconcileLocked(ctx, id, wait, func() error {
+			return m.reconcileOne(ctx, id, byID[id])
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) reconcileLocked(ctx context.Context, id string, wait bool, fn func() error) error {
+	if wait {
+		unlock, err := m.lock(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return fn()
+	}
+	unlock, ok := m.locks.tryLock(id)
+	if !ok {
+		return nil
+	}
+	defer unlock()
+	return fn()
+}
+
+// reconcileID reconciles one sandbox now, waiting for an operation in progress.
+func (m *Manager) reconcileID(ctx context.Context, id string) error {
+	byID, err := m.listContainers(ctx, id)
+	if err != nil {
+		return err
+	}
+	return m.reconcileLocked(ctx, id, true, func() error {
+		return m.reconcileOne(ctx, id, byID[id])
+	})
+}
+
+// reconcileOne converges one sandbox. The caller holds its lock; the row is read again
+// under it, so an operation that finished meanwhile is seen.
+func (m *Manager) reconcileOne(ctx context.Context, id string, containers []container.Summary) error {
+	sb, err := m.db.GetSandbox(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		for _, c := range containers {
+			m.log.Info("removing orphan container", "sandbox", id, "container", shortID(c.ID))
+			if err := m.removeContainer(ctx, c.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return internal(err, "read sandbox %s", id)
+	}
+	keep, extra := pickContainer(sb.ContainerID, containers)
+	for _, c := range extra {
+		m.log.Info("removing duplicate container", "sandbox", id, "container", shortID(c.ID))
+		if err := m.removeContainer(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	want := store.Runtime{Status: store.StatusStopped, Error: sb.Error}
+	switch {
+	case keep == nil:
+		if sb.Status == store.StatusError {
+			want.Status = store.StatusError
+		}
+	case keep.State == "running":
+		want = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+		if want.IP == "" {
+			ip, err := m.containerIP(ctx, keep.ID)
+			if err != nil {
+				return err
+			}
+			want.IP = ip
+		}
+	default:
+		want.ContainerID = keep.ID
+		if sb.Status == store.StatusError {
+			want.Status = store.StatusError
+		}
+	}
+	if sb.Status == want.Status && sb.ContainerID == want.ContainerID && sb.IP == want.IP {
+		m.remember(sb) // memory may lag the row after a crash; the route follows the row
+		return nil
+	}
+	m.log.Info("reconciled", "sandbox", id, "from", sb.Status, "to", want.Status, "container", shortID(want.ContainerID))
+	sb, err = m.setRuntime(ctx, sb, want)
+	if err == nil && want.Status == store.StatusRunning {
+		m.touch(id) // adopted: give it a full idle period
+	}
+	return err
+}
+
+// pickContainer keeps the container the row names, else the newest; the rest are extra.
+func pickContainer(cid string, list []container.Summary) (keep *container.Summary, extra []container.Summary) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Created > list[j].Created })
+	k := 0
+	for i := range list {
+		if list[i].ID == cid {
+			k = i
+		}
+	}
+	for i := range list {
+		if i != k {
+			extra = append(extra, list[i])
+		}
+	}
+	return &list[k], extra
+}
+
+func summaryIP(c *container.Summary, net string) string {
+	if c.NetworkSettings == nil {
+		return ""
+	}
+	if ep, ok := c.NetworkSettings.Networks[net]; ok && ep != nil {
+		return ep.IPAddress
+	}
+	return ""
+}
+
+// listContainers lists this instance's containers (of one sandbox when id is set) by id.
+func (m *Manager) listContainers(ctx context.Context, id string) (map[string][]container.Summary, error) {
+	args := filters.NewArgs(filters.Arg("label", LabelInstance+"="+m.instance))
+	if id != "" {
+		args.Add("label", LabelID+"="+id)
+	}
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	list, err := m.docker.ContainerList(cctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, internal(err, "list containers")
+	}
+	byID := map[string][]container.Summary{}
+	for _, c := range list {
+		cid := c.Labels[LabelID]
+		if !ValidID(cid) {
+			m.log.Warn("container with a bad sandbox label; leaving it alone", "container", shortID(c.ID))
+			continue
+		}
+		byID[cid] = append(byID[cid], c)
+	}
+	return byID, nil
+}
+
+func (m *Manager) removeContainer(ctx context.Context, cid string) error {
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	err := m.docker.ContainerRemove(cctx, cid, container.RemoveOptions{Force: true})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return internal(err, "remove container %s", shortID(cid))
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package lifecycle
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// Start starts a sandbox's container and returns its IP. A running sandbox answers from
+// memory at once; a stop in progress is waited for, then the sandbox starts again. A
+// container that vanished is recreated from the stored spec. A failed start leaves the
+// sandbox in state error with the reason, until the next Start succeeds.
+func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
+	if !ValidID(id) {
+		return netip.Addr{}, errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	if ip, ok := m.Running(id); ok {
+		return ip, nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer unlock()
+	sb, ok := m.cached(id)
+	if !ok {
+		return netip.Addr{}, errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	if sb.Status == store.StatusRunning && parseIP(sb.IP).IsValid() {
+		return parseIP(sb.IP), nil
+	}
+	ip, cid, err := m.start(ctx, sb)
+	if err != nil {
+		m.log.Error("start failed", "sandbox", id, "err", err)
+		if _, serr := m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusError, ContainerID: cid, Error: ErrorMessage(err)}); serr != nil {
+			m.log.Error("record failed start", "sandbox", id, "err", serr)
+		}
+		return netip.Addr{}, err
+	}
+	if _, err := m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusRunning, ContainerID: cid, IP: ip}); err != nil {
+		return netip.Addr{}, err
+	}
+	m.touch(id)
+	return parseIP(ip), nil
+}
+
+func (m *Manager) start(ctx context.Context, sb store.Sandbox) (ip, cid string, err error) {
+	if _, err := m.ensureWorkspace(sb.ID); err != nil {
+		return "", sb.ContainerID, err
+	}
+	if err := m.writeServices(sb); err != nil {
+		return "", sb.ContainerID, err
+	}
+	cid = sb.ContainerID
+	if cid != "" {
+		ip, err = m.startContainer(ctx, cid)
+		if err == nil {
+			return ip, cid, nil
+		}
+		if !errdefs.IsNotFound(err) {
+			return "", cid, err
+		}
+		m.log.Warn("container vanished; recreating it from the stored spec", "sandbox", sb.ID)
+	}
+	if cid, err = m.createContainer(ctx, sb); err != nil {
+		return "", "", err
+	}
+	ip, err = m.startContainer(ctx, cid)
+	if err != nil {
+		// Leave no half-made container: the next start creates a fresh one.
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		m.docker.ContainerRemove(cctx, cid, container.RemoveOptions{Force: true})
+		cancel()
+		return "", "", err
+	}
+	return ip, cid, nil
+}

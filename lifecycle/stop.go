@@ -1,0 +1,139 @@
+package lifecycle
+
+import (
+	"context"
+	"os"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/errdefs"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// Stop stops a sandbox: SIGTERM, then SIGKILL after the grace period. Stopping a stopped
+// sandbox is a no-op. While it stops, its route says asleep, so a request that arrives
+// waits for the stop and then wakes it again.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sb, ok := m.cached(id)
+	if !ok {
+		return errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	if sb.Status == store.StatusStopped {
+		return nil
+	}
+	sb, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusStopping, ContainerID: sb.ContainerID, IP: sb.IP})
+	if err != nil {
+		return err
+	}
+	m.hook("stop.stopping")
+	if err := m.stopContainer(ctx, sb.ContainerID); err != nil {
+		return err
+	}
+	_, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusStopped, ContainerID: sb.ContainerID})
+	return err
+}
+
+func (m *Manager) stopContainer(ctx context.Context, cid string) error {
+	if cid == "" {
+		return nil
+	}
+	grace := int(m.cfg.StopTimeout.Seconds())
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout+dockerTimeout)
+	defer cancel()
+	err := m.docker.ContainerStop(cctx, cid, container.StopOptions{Timeout: &grace})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return internal(err, "stop container %s", shortID(cid))
+	}
+	return nil
+}
+
+// Delete removes a sandbox's container and row. Its workspace stays on disk, so the id can
+// be created again with the same files; Purge removes it.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return m.delete(ctx, id)
+}
+
+func (m *Manager) delete(ctx context.Context, id string) error {
+	if _, ok := m.cached(id); !ok {
+		return errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	if err := m.removeContainers(ctx, id); err != nil {
+		return err
+	}
+	if err := m.db.DeleteSandbox(ctx, id); err != nil {
+		return internal(err, "delete sandbox %s", id)
+	}
+	m.removeRunDir(id)
+	m.forget(id)
+	return nil
+}
+
+// Purge deletes a sandbox and its workspace. It also purges the workspace an earlier Delete
+// kept.
+func (m *Manager) Purge(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, hadRow := m.cached(id)
+	if hadRow {
+		if err := m.delete(ctx, id); err != nil {
+			return err
+		}
+	}
+	existed, err := m.removeWorkspace(id)
+	if err != nil {
+		return err
+	}
+	if !hadRow && !existed {
+		return errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	return nil
+}
+
+// removeContainers force-removes every container of ours labelled with id.
+func (m *Manager) removeContainers(ctx context.Context, id string) error {
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	list, err := m.docker.ContainerList(cctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelInstance+"="+m.instance), filters.Arg("label", LabelID+"="+id))})
+	if err != nil {
+		return internal(err, "list containers of %s", id)
+	}
+	for _, c := range list {
+		err := m.docker.ContainerRemove(cctx, c.ID, container.RemoveOptions{Force: true})
+		if err != nil && !errdefs.IsNotFound(err) {
+			return internal(err, "remove container %s", shortID(c.ID))
+		}
+	}
+	return nil
+}
+
+func (m *Manager) removeRunDir(id string) {
+	if err := os.RemoveAll(m.runDir(id)); err != nil {
+		m.log.Warn("remove run dir", "sandbox", id, "err", err)
+	}
+}
