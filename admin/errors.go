@@ -1,0 +1,70 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sandboxd/sandboxd/lifecycle"
+)
+
+// apiError is an error the admin layer itself raises (bad JSON, auth, sizes).
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, "invalid_request", fmt.Sprintf(format, args...)}
+}
+
+// retryAfter marks an error whose answer carries Retry-After.
+type retryAfter interface{ RetryAfter() time.Duration }
+
+// statusOf is the one table from lifecycle error codes to HTTP statuses.
+var statusOf = map[lifecycle.Code]int{
+	lifecycle.CodeInvalid:     http.StatusBadRequest,
+	lifecycle.CodeNotFound:    http.StatusNotFound,
+	lifecycle.CodeConflict:    http.StatusConflict,
+	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
+	lifecycle.CodeInternal:    http.StatusInternalServerError,
+}
+
+// writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are
+// logged: the rest are the caller's business and already in the request log line.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
+	var ae *apiError
+	var ra retryAfter
+	switch {
+	case errors.As(err, &ae):
+		status, code, msg = ae.status, ae.code, ae.message
+	case wakeError(err) != nil:
+		ae = wakeError(err)
+		status, code, msg = ae.status, ae.code, ae.message
+	default:
+		c := lifecycle.ErrorCode(err)
+		status, code, msg = statusOf[c], string(c), lifecycle.ErrorMessage(err)
+	}
+	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ra.RetryAfter().Round(time.Second)/time.Second)))
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}

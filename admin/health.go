@@ -1,0 +1,34 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz checks the database and the engine; the answer is cached for a couple of seconds
+// so a probe storm costs one check.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	s.readyMu.Lock()
+	if time.Since(s.readyAt) > s.readyTTL {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		s.readyErr = s.sandboxes.Ping(ctx)
+		cancel()
+		s.readyAt = time.Now()
+	}
+	err := s.readyErr
+	s.readyMu.Unlock()
+	if err != nil {
+		s.log.Warn("not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"code": "not_ready", "message": err.Error()}})
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+	return nil
+}

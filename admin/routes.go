@@ -1,0 +1,37 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// routes lists every route of the API. /v1 is canonical; the prior system's paths answer
+// unchanged so its README's curl examples run as written.
+func (s *Server) routes(r *mux.Router) {
+	get, post, put, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
+	_ = put
+
+	r.HandleFunc("/healthz", s.healthz).Methods(get, http.MethodHead)
+	r.HandleFunc("/readyz", s.h(s.readyz)).Methods(get, http.MethodHead)
+
+	r.HandleFunc("/v1/sandboxes", s.h(s.create)).Methods(post)
+	r.HandleFunc("/v1/sandboxes", s.h(s.list)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}", s.h(s.get)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}", s.h(s.delete)).Methods(del)
+	r.HandleFunc("/v1/sandboxes/{id}/start", s.h(s.start)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/stop", s.h(s.stop)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/purge", s.h(s.purge)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/keepalive", s.h(s.keepalive)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/exec", s.h(s.exec)).Methods(post)
+
+	// The prior system's paths.
+	r.HandleFunc("/sandbox", s.h(s.create)).Methods(post)
+	r.HandleFunc("/sandboxes", s.h(s.listLegacy)).Methods(get)
+	r.HandleFunc("/sandbox/{id}", s.h(s.get)).Methods(get)
+	r.HandleFunc("/sandbox/{id}", s.h(s.delete)).Methods(del)
+	r.HandleFunc("/sandbox/{id}/exec", s.h(s.exec)).Methods(post)
+	r.HandleFunc("/sandbox/{id}/keepalive", s.h(s.keepalive)).Methods(post)
+	r.HandleFunc("/sandbox/{id}/purge", s.h(s.purge)).Methods(post)
+	r.HandleFunc("/wake/{id}", s.h(s.start)).Methods(post)
+}

@@ -1,0 +1,296 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// pathID is the {id} of the route, refused unless it is a well-formed sandbox id. The
+// router matched on the raw path, so "..%2F" arrives as it was sent and fails here.
+func pathID(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	if !lifecycle.ValidID(id) {
+		return "", badRequest("sandbox id %q is invalid: use 1-40 lowercase letters, digits and inner dashes", id)
+	}
+	return id, nil
+}
+
+type createBody struct {
+	ID          string            `json:"id"`
+	Image       string            `json:"image"`
+	Ports       []int             `json:"ports"`
+	Env         map[string]string `json:"env"`
+	Labels      map[string]string `json:"labels"`
+	Memory      size              `json:"memory"`
+	CPUs        float64           `json:"cpus"`
+	IdleTimeout duration          `json:"idle_timeout"`
+	IdlePolicy  string            `json:"idle_policy"`
+	HostHeader  string            `json:"host_header"`
+	Services    []store.Service   `json:"services"`
+
+	// Accepted from the prior system's create body.
+	MemoryHigh size   `json:"memory_high"`
+	Visibility string `json:"visibility"`
+	External   *struct {
+		UserID      string `json:"user_id"`
+		ProjectID   string `json:"project_id"`
+		WorkspaceID string `json:"workspace_id"`
+	} `json:"external"`
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
+	var b createBody
+	if err := decode(w, r, &b, true); err != nil {
+		return err
+	}
+	if b.Visibility != "" && b.Visibility != "public" {
+		return badRequest(`visibility %q is not supported: previews are public`, b.Visibility)
+	}
+	if b.CPUs < 0 || b.Memory < 0 || b.MemoryHigh < 0 {
+		return badRequest("memory and cpus must be positive")
+	}
+	req := lifecycle.CreateRequest{
+		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
+		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
+		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
+	}
+	if req.MemoryBytes == 0 {
+		req.MemoryBytes = int64(b.MemoryHigh)
+	}
+	if b.External != nil {
+		if req.Labels == nil {
+			req.Labels = map[string]string{}
+		}
+		for k, v := range map[string]string{"user_id": b.External.UserID, "project_id": b.External.ProjectID, "workspace_id": b.External.WorkspaceID} {
+			if v != "" {
+				req.Labels[k] = v
+			}
+		}
+	}
+	sb, err := s.sandboxes.Create(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.record(r, "sandbox.create", sb.ID, sb.Image)
+	writeJSON(w, http.StatusCreated, s.view(sb))
+	return nil
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	sb, err := s.sandboxes.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(sb))
+	return nil
+}
+
+// listOptions reads ?status=&label=k=v&limit=&cursor=, and the prior system's
+// ?external_user_id=&external_project_id=.
+func listOptions(r *http.Request) (store.ListOptions, error) {
+	q := r.URL.Query()
+	o := store.ListOptions{Status: q.Get("status"), After: q.Get("cursor"), Labels: map[string]string{}, Limit: 100}
+	switch o.Status {
+	case "", store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError:
+	default:
+		return o, badRequest("status %q is not a sandbox state", o.Status)
+	}
+	for _, l := range q["label"] {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return o, badRequest("label filter %q must be key=value", l)
+		}
+		o.Labels[k] = v
+	}
+	if v := q.Get("external_user_id"); v != "" {
+		o.Labels["user_id"] = v
+	}
+	if v := q.Get("external_project_id"); v != "" {
+		o.Labels["project_id"] = v
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return o, badRequest("limit must be 1-1000")
+		}
+		o.Limit = n
+	}
+	return o, nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
+	o, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	o.Limit++ // one more tells whether there is a next page
+	list, err := s.sandboxes.List(r.Context(), o)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(list) == o.Limit {
+		list = list[:o.Limit-1]
+		next = list[len(list)-1].ID
+	}
+	views := make([]sandboxView, len(list))
+	for i, sb := range list {
+		views[i] = s.view(sb)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sandboxes": views, "next_cursor": next})
+	return nil
+}
+
+// listLegacy is the prior system's GET /sandboxes: a bare array, every sandbox.
+func (s *Server) listLegacy(w http.ResponseWriter, r *http.Request) error {
+	o, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("limit") == "" {
+		o.Limit = 0
+	}
+	list, err := s.sandboxes.List(r.Context(), o)
+	if err != nil {
+		return err
+	}
+	views := make([]sandboxView, len(list))
+	for i, sb := range list {
+		views[i] = s.view(sb)
+	}
+	writeJSON(w, http.StatusOK, views)
+	return nil
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
+		return err
+	}
+	started := time.Now()
+	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
+		return err
+	}
+	s.record(r, "sandbox.start", id, "")
+	return s.answer(w, r, id, map[string]any{"wake_duration_ms": time.Since(started).Milliseconds()})
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request) error {
+	return s.mutate(w, r, "sandbox.stop", s.sandboxes.Stop, true)
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) error {
+	return s.mutate(w, r, "sandbox.delete", s.sandboxes.Delete, false)
+}
+
+func (s *Server) purge(w http.ResponseWriter, r *http.Request) error {
+	return s.mutate(w, r, "sandbox.purge", s.sandboxes.Purge, false)
+}
+
+// mutate runs op on the path's sandbox; the answer is the sandbox afterwards (show) or
+// {"id","deleted"|"purged":true}.
+func (s *Server) mutate(w http.ResponseWriter, r *http.Request, action string, op func(context.Context, string) error, show bool) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := op(r.Context(), id); err != nil {
+		return err
+	}
+	s.record(r, action, id, "")
+	if show {
+		return s.answer(w, r, id, nil)
+	}
+	verb := strings.TrimPrefix(action, "sandbox.") + "d"
+	writeJSON(w, http.StatusOK, map[string]any{verb: true, "id": id})
+	return nil
+}
+
+// answer writes the sandbox as it is now, with extra fields merged in before "id".
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, id string, extra map[string]any) error {
+	sb, err := s.sandboxes.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if extra == nil {
+		writeJSON(w, http.StatusOK, s.view(sb))
+		return nil
+	}
+	writeJSON(w, http.StatusOK, struct {
+		sandboxView
+		WakeMS any `json:"wake_duration_ms,omitempty"`
+	}{s.view(sb), extra["wake_duration_ms"]})
+	return nil
+}
+
+type keepaliveBody struct {
+	Until    *time.Time `json:"until"`
+	Duration duration   `json:"duration"`
+	Seconds  float64    `json:"seconds"`
+}
+
+// maxKeepalive caps how far ahead a keepalive may reach.
+const maxKeepalive = 24 * time.Hour
+
+// keepalive marks the sandbox active now; with {"until"}, {"duration"} or {"seconds"} it
+// also keeps it awake until then (at most 24h ahead). The body is optional.
+func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var b keepaliveBody
+	if err := decode(w, r, &b, true); err != nil {
+		return err
+	}
+	now := s.now()
+	var until time.Time
+	switch {
+	case b.Until != nil:
+		until = *b.Until
+	case b.Duration > 0:
+		until = now.Add(time.Duration(b.Duration))
+	case b.Seconds > 0:
+		until = now.Add(time.Duration(b.Seconds * float64(time.Second)))
+	}
+	if !until.IsZero() && until.After(now.Add(maxKeepalive)) {
+		until = now.Add(maxKeepalive)
+	}
+	sb, err := s.sandboxes.Keepalive(r.Context(), id, until)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"last_active_at": sb.LastActiveAt, "id": id}
+	if !sb.KeepaliveUntil.IsZero() {
+		resp["keepalive_until"] = sb.KeepaliveUntil
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// record appends to the audit log; a failure is logged, never fails the request.
+func (s *Server) record(r *http.Request, action, target, detail string) {
+	if s.audit == nil {
+		return
+	}
+	err := s.audit.AppendAudit(context.WithoutCancel(r.Context()), store.Audit{
+		At: s.now(), Actor: actor(r), Action: action, Target: target, Detail: detail,
+	})
+	if err != nil {
+		s.log.Error("audit", "action", action, "target", target, "err", err)
+	}
+}
