@@ -84,20 +84,44 @@ func (m *Manager) reconcileLocked(ctx context.Context, id string, wait bool, fn 
 
 // reconcileID reconciles one sandbox now, waiting for an operation in progress.
 func (m *Manager) reconcileID(ctx context.Context, id string) error {
-	byID, err := m.listContainers(ctx, id)
-	if err != nil {
-		return err
-	}
 	return m.reconcileLocked(ctx, id, true, func() error {
-		return m.reconcileOne(ctx, id, byID[id])
+		return m.reconcileOne(ctx, id, nil)
 	})
 }
 
 // reconcileOne converges one sandbox. The caller holds its lock; the row is read again
-// under it, so an operation that finished meanwhile is seen.
-func (m *Manager) reconcileOne(ctx context.Context, id string, containers []container.Summary) error {
+// under it, so an operation that finished meanwhile is seen. hint is a container listing
+// taken earlier (nil: list now); it may be stale, so any change it suggests is checked
+// against a fresh listing before it is applied.
+func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.Summary) error {
 	sb, err := m.db.GetSandbox(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal(err, "read sandbox %s", id)
+	}
+	exists := err == nil
+	fresh := hint == nil
+	containers := hint
+	if fresh {
+		byID, err := m.listContainers(ctx, id)
+		if err != nil {
+			return err
+		}
+		containers = byID[id]
+	}
+	if exists && !fresh {
+		if _, want := m.desired(sb, containers); want == nil {
+			m.remember(sb)
+			return nil // the possibly stale listing agrees with the row: nothing to do
+		}
+	}
+	if !fresh {
+		byID, err := m.listContainers(ctx, id)
+		if err != nil {
+			return err
+		}
+		containers = byID[id]
+	}
+	if !exists {
 		for _, c := range containers {
 			m.log.Info("removing orphan container", "sandbox", id, "container", shortID(c.ID))
 			if err := m.removeContainer(ctx, c.ID); err != nil {
@@ -106,47 +130,52 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, containers []cont
 		}
 		return nil
 	}
-	if err != nil {
-		return internal(err, "read sandbox %s", id)
-	}
-	keep, extra := pickContainer(sb.ContainerID, containers)
+	extra, want := m.desired(sb, containers)
 	for _, c := range extra {
 		m.log.Info("removing duplicate container", "sandbox", id, "container", shortID(c.ID))
 		if err := m.removeContainer(ctx, c.ID); err != nil {
 			return err
 		}
 	}
-	want := store.Runtime{Status: store.StatusStopped, Error: sb.Error}
-	switch {
-	case keep == nil:
-		if sb.Status == store.StatusError {
-			want.Status = store.StatusError
-		}
-	case keep.State == "running":
-		want = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
-		if want.IP == "" {
-			ip, err := m.containerIP(ctx, keep.ID)
-			if err != nil {
-				return err
-			}
-			want.IP = ip
-		}
-	default:
-		want.ContainerID = keep.ID
-		if sb.Status == store.StatusError {
-			want.Status = store.StatusError
-		}
-	}
-	if sb.Status == want.Status && sb.ContainerID == want.ContainerID && sb.IP == want.IP {
+	if want == nil {
 		m.remember(sb) // memory may lag the row after a crash; the route follows the row
 		return nil
 	}
+	if want.Status == store.StatusRunning && want.IP == "" {
+		if want.IP, err = m.containerIP(ctx, want.ContainerID); err != nil {
+			return err
+		}
+	}
 	m.log.Info("reconciled", "sandbox", id, "from", sb.Status, "to", want.Status, "container", shortID(want.ContainerID))
-	sb, err = m.setRuntime(ctx, sb, want)
+	sb, err = m.setRuntime(ctx, sb, *want)
 	if err == nil && want.Status == store.StatusRunning {
 		m.touch(id) // adopted: give it a full idle period
 	}
 	return err
+}
+
+// desired is the runtime the row should have given the containers Docker reports, or nil
+// when the row already says so; extra are containers beyond the one kept.
+func (m *Manager) desired(sb store.Sandbox, containers []container.Summary) (extra []container.Summary, want *store.Runtime) {
+	keep, extra := pickContainer(sb.ContainerID, containers)
+	rt := store.Runtime{Status: store.StatusStopped, Error: sb.Error}
+	switch {
+	case keep == nil:
+		if sb.Status == store.StatusError {
+			rt.Status = store.StatusError
+		}
+	case keep.State == "running":
+		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+	default:
+		rt.ContainerID = keep.ID
+		if sb.Status == store.StatusError {
+			rt.Status = store.StatusError
+		}
+	}
+	if sb.Status == rt.Status && sb.ContainerID == rt.ContainerID && (sb.IP == rt.IP || rt.IP == "" && rt.Status == store.StatusRunning) {
+		return extra, nil
+	}
+	return extra, &rt
 }
 
 // pickContainer keeps the container the row names, else the newest; the rest are extra.

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	units "github.com/docker/go-units"
+)
+
+// config is sandboxd's configuration: environment variables, each also a flag of
+// `sandboxd serve` (a flag wins). Read once at start; every bad value names its variable.
+type config struct {
+	DataDir       string
+	APIBind       string
+	HTTPBind      string
+	HTTPSBind     string
+	PreviewDomain string
+	Image         string
+	IdleTimeout   time.Duration
+	WakeTimeout   time.Duration
+	Network       string
+	Tokens        map[string]string // secret → name
+	AuthDisabled  bool
+	InitPath      string
+	MaxStarts     int
+	WakeMinMemory int64
+	PressureBelow int64
+	NoFile        int64
+	LogLevel      string
+	TestHook      string
+}
+
+// setting is one variable: its name, flag, default and how to parse it.
+type setting struct {
+	env, flag, def, usage string
+	parse                 func(v string) error
+}
+
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	var tokens, authDisabled string
+	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	settings := []setting{
+		{"SANDBOXD_DATA_DIR", "data-dir", "/var/lib/sandboxd", "workspaces, SQLite, certificates", func(v string) error {
+			abs, err := filepath.Abs(v)
+			c.DataDir = abs
+			return err
+		}},
+		{"SANDBOXD_API_BIND", "api-bind", "127.0.0.1:9090", "admin API listener host:port", bindParser(&c.APIBind)},
+		{"SANDBOXD_HTTP_BIND", "http-bind", ":80", "edge HTTP listener host:port", bindParser(&c.HTTPBind)},
+		{"SANDBOXD_HTTPS_BIND", "https-bind", ":443", "edge HTTPS listener host:port (when TLS is on)", bindParser(&c.HTTPSBind)},
+		{"PREVIEW_DOMAIN", "preview-domain", "localhost", "preview hosts are s-<id>-<port>.preview.<domain>", func(v string) error {
+			v = strings.ToLower(strings.TrimSuffix(v, "."))
+			if !validDomain(v) {
+				return fmt.Errorf("want a DNS name like example.com")
+			}
+			c.PreviewDomain = v
+			return nil
+		}},
+		{"SANDBOXD_IMAGE", "image", "sandboxd/base:latest", "default sandbox image", str(&c.Image)},
+		{"SANDBOXD_IDLE_TIMEOUT", "idle-timeout", "15m", "stop a sandbox after this long without activity", durParser(&c.IdleTimeout, time.Second)},
+		{"SANDBOXD_WAKE_TIMEOUT", "wake-timeout", "60s", "longest a request is held while its sandbox starts", durParser(&c.WakeTimeout, time.Second)},
+		{"SANDBOXD_NETWORK", "network", "sandboxd", "Docker bridge network for sandboxes", func(v string) error {
+			if v == "" || strings.ContainsAny(v, "/ \t") {
+				return fmt.Errorf("want a Docker network name")
+			}
+			c.Network = v
+			return nil
+		}},
+		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret,... bearer tokens for the admin API", str(&tokens)},
+		{"SANDBOXD_API_AUTH_DISABLED", "api-auth-disabled", "", "true to serve the API without tokens beyond loopback", str(&authDisabled)},
+		{"SANDBOXD_INIT_PATH", "init-path", "", "host path of sandbox-init (default: next to sandboxd)", str(&c.InitPath)},
+		{"SANDBOXD_MAX_STARTS", "max-starts", "4", "sandbox starts in flight at once", intParser(&c.MaxStarts)},
+		{"SANDBOXD_WAKE_MIN_MEMORY", "wake-min-memory", "512MiB", "refuse to start a sandbox while MemAvailable is below this", sizeParser(&c.WakeMinMemory)},
+		{"SANDBOXD_PRESSURE_MEMORY", "pressure-memory", "1GiB", "stop the least active sandboxes while MemAvailable is below this (0 disables)", sizeParser(&c.PressureBelow)},
+		{"SANDBOXD_NOFILE", "nofile", "65536", "open-file limit of each sandbox (capped at this host's hard limit)", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 64 {
+				return fmt.Errorf("want a whole number ≥ 64")
+			}
+			c.NoFile = n
+			return nil
+		}},
+		{"SANDBOXD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return fmt.Errorf("want debug, info, warn or error")
+		}},
+		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", str(&c.TestHook)},
+	}
+
+	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := map[string]*string{}
+	for _, s := range settings {
+		flags[s.env] = fs.String(s.flag, "", s.usage+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings {
+		v, from := s.def, s.env
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if given[s.flag] {
+			v, from = *flags[s.env], "--"+s.flag
+		}
+		if err := s.parse(v); err != nil {
+			return nil, fmt.Errorf("%s=%q: %v", from, v, err)
+		}
+	}
+
+	var err error
+	if c.Tokens, err = parseTokens(tokens); err != nil {
+		return nil, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
+	}
+	switch authDisabled {
+	case "":
+	case "true", "1", "yes":
+		c.AuthDisabled = true
+	case "false", "0", "no":
+	default:
+		return nil, fmt.Errorf("SANDBOXD_API_AUTH_DISABLED=%q: want true or false", authDisabled)
+	}
+	if len(c.Tokens) == 0 && !c.AuthDisabled && !loopbackBind(c.APIBind) {
+		return nil, fmt.Errorf("SANDBOXD_API_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens, or SANDBOXD_API_AUTH_DISABLED=true to serve the API to anyone", c.APIBind)
+	}
+	if c.AuthDisabled {
+		c.Tokens = nil
+	}
+	// A container cannot raise nofile past the engine's own hard limit (runc fails with
+	// "error setting rlimit"); sandboxd runs beside dockerd, so its limit is the best guess.
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < uint64(c.NoFile) {
+		fmt.Fprintf(stderr, "sandboxd: SANDBOXD_NOFILE=%d is above this host's hard limit; using %d\n", c.NoFile, lim.Max)
+		c.NoFile = int64(lim.Max)
+	}
+	if c.InitPath == "" {
+		if exe, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(exe), "sandbox-init"); fileExists(p) {
+				c.InitPath = p
+			}
+		}
+	} else if !fileExists(c.InitPath) {
+		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
+	}
+	return c, nil
+}
+
+// parseTokens reads "name:secret,name2:secret2" into secret → name.
+func parseTokens(s string) (map[string]string, error) {
+	out := map[string]string{}
+	names := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, secret, ok := strings.Cut(part, ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("entry %q: want name:secret", redact(part))
+		}
+		if secret == "" {
+			return nil, fmt.Errorf("token %q has an empty secret", name)
+		}
+		if names[name] {
+			return nil, fmt.Errorf("token name %q appears twice", name)
+		}
+		if _, dup := out[secret]; dup {
+			return nil, fmt.Errorf("token %q reuses another token's secret", name)
+		}
+		names[name] = true
+		out[secret] = name
+	}
+	return out, nil
+}
+
+func redact(entry string) string {
+	if name, _, ok := strings.Cut(entry, ":"); ok {
+		return name + ":…"
+	}
+	if len(entry) > 4 {
+		return entry[:2] + "…"
+	}
+	return "…"
+}
+
+func bindParser(dst *string) func(string) error {
+	return func(v string) error {
+		host, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return fmt.Errorf("want host:port, like 127.0.0.1:9090 or :80")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("port %q is not 0-65535", port)
+		}
+		if host != "" && host != "localhost" {
+			if _, err := netip.ParseAddr(host); err != nil {
+				return fmt.Errorf("host %q is not an IP address", host)
+			}
+		}
+		*dst = v
+		return nil
+	}
+}
+
+func loopbackBind(bind string) bool {
+	host, _, _ := net.SplitHostPort(bind)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func durParser(dst *time.Duration, min time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("want a duration like 15m or 90s")
+		}
+		if d < min {
+			return fmt.Errorf("must be at least %s", min)
+		}
+		*dst = d
+		return nil
+	}
+}
+
+func intParser(dst *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a whole number ≥ 1")
+		}
+		*dst = n
+		return nil
+	}
+}
+
+func sizeParser(dst *int64) func(string) error {
+	return func(v string) error {
+		n, err := units.RAMInBytes(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a size like 512MiB or 2G")
+		}
+		*dst = n
+		return nil
+	}
+}
+
+func validDomain(d string) bool {
+	if d == "" || len(d) > 200 {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/edge"
+	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/store"
+	"github.com/sandboxd/sandboxd/wake"
+	"golang.org/x/sync/errgroup"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: sandboxd <command>
+
+commands:
+  serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
+  version   print the version
+`
+
+// run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
+// temporary data dir.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stderr, "sandboxd", buildVersion())
+		return nil
+	case "serve":
+		return serve(ctx, args[1:], getenv, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stderr, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.InitPath == "" {
+		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "sandboxd.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer docker.Close()
+
+	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
+	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
+	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	mgr := lifecycle.New(db, docker, lcfg, log)
+	if cfg.TestHook != "" {
+		mgr.Hook = func(point string) {
+			if point == cfg.TestHook {
+				log.Warn("test hook reached; blocking", "point", point)
+				<-make(chan struct{})
+			}
+		}
+	}
+	table := edge.NewTable()
+	mgr.Routes = routes{table}
+
+	waker := wake.New(mgr)
+	waker.Timeout, waker.MaxStarts = cfg.WakeTimeout, cfg.MaxStarts
+	waker.MinMemAvailable, waker.MemAvailable = uint64(cfg.WakeMinMemory), lifecycle.ReadMemAvailable
+	waker.Log = log
+	defer waker.Close()
+	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
+
+	// Listen before the boot reconcile: a bind error surfaces at once, and requests that
+	// arrive while reconciling wait in the backlog instead of being refused.
+	apiLn, err := net.Listen("tcp", cfg.APIBind)
+	if err != nil {
+		return fmt.Errorf("SANDBOXD_API_BIND: %w", err)
+	}
+	defer apiLn.Close()
+	httpLn, err := net.Listen("tcp", cfg.HTTPBind)
+	if err != nil {
+		return fmt.Errorf("SANDBOXD_HTTP_BIND: %w", err)
+	}
+	defer httpLn.Close()
+
+	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = mgr.Boot(bootCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("boot reconcile: %w", err)
+	}
+
+	api := admin.New(mgr, waker, db, log)
+	api.Tokens = cfg.Tokens
+	api.PreviewURL = previewURL("http", cfg.PreviewDomain, httpLn.Addr())
+	apiSrv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
+	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
+	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{}) })
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down; sandboxes keep running for the next start to adopt")
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.WakeTimeout)
+		defer cancel()
+		return errors.Join(httpSrv.Shutdown(sctx), apiSrv.Shutdown(sctx))
+	})
+	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(),
+		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
+	return g.Wait()
+}
+
+func serveUntilClosed(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// previewURL formats preview URLs; the port is shown unless it is the scheme's default.
+func previewURL(scheme, domain string, addr net.Addr) func(id string, port int) string {
+	suffix := ""
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		if !(scheme == "http" && tcp.Port == 80) && !(scheme == "https" && tcp.Port == 443) {
+			suffix = ":" + strconv.Itoa(tcp.Port)
+		}
+	}
+	return func(id string, port int) string {
+		return scheme + "://s-" + id + "-" + strconv.Itoa(port) + ".preview." + domain + suffix
+	}
+}
+
+// routes feeds lifecycle's route changes into the edge's table.
+type routes struct{ t *edge.Table }
+
+func (r routes) SetRoute(lr lifecycle.Route) {
+	state := edge.Asleep
+	switch lr.Status {
+	case store.StatusRunning:
+		state = edge.Running
+	case store.StatusError:
+		state = edge.Broken
+	}
+	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message})
+}
+
+func (r routes) DeleteRoute(id string) { r.t.Delete(id) }
+
+var (
+	_ wake.Starter        = (*lifecycle.Manager)(nil)
+	_ edge.Waker          = (*wake.Waker)(nil)
+	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
+	_ lifecycle.RouteSink = routes{}
+)
