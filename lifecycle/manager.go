@@ -113,13 +113,19 @@ func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Man
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	abs, _ := filepath.Abs(cfg.DataDir)
-	sum := sha256.Sum256([]byte(abs))
 	return &Manager{
 		db: db, docker: docker, cfg: cfg, log: log,
-		instance:  hex.EncodeToString(sum[:])[:12],
+		instance:  InstanceOf(cfg.DataDir),
 		sandboxes: map[string]*live{},
 	}
+}
+
+// InstanceOf is the sandboxd.instance label of the sandboxd whose data dir is dataDir: two
+// data dirs on one engine never touch each other's containers.
+func InstanceOf(dataDir string) string {
+	abs, _ := filepath.Abs(dataDir)
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 // Instance is the value of the sandboxd.instance label on this manager's containers.

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dockertest.RemoveBuilt()
+	os.Exit(code)
+}
+
+// env is one sandboxd's configuration in a test: a temp data dir, loopback :0 binds, the
+// testkit image, a fresh network, and cleanup of every container of the instance.
+type env struct {
+	t      *testing.T
+	docker *client.Client
+	vars   map[string]string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	docker := dockertest.Client(t)
+	data := t.TempDir()
+	e := &env{t: t, docker: docker, vars: map[string]string{
+		"SANDBOXD_DATA_DIR":   data,
+		"SANDBOXD_API_BIND":   "127.0.0.1:0",
+		"SANDBOXD_HTTP_BIND":  "127.0.0.1:0",
+		"SANDBOXD_IMAGE":      dockertest.Testkit,
+		"SANDBOXD_NETWORK":    dockertest.Network(t, docker),
+		"SANDBOXD_INIT_PATH":  dockertest.Binary(t, "./cmd/sandbox-init"),
+		"SANDBOXD_NOFILE":     "4096",
+		"SANDBOXD_LOG_LEVEL":  "debug",
+		"SANDBOXD_MAX_STARTS": "32",
+	}}
+	dockertest.CleanupInstance(t, docker, lifecycle.InstanceOf(data))
+	return e
+}
+
+func (e *env) data() string { return e.vars["SANDBOXD_DATA_DIR"] }
+
+// daemon is a running sandboxd and its addresses.
+type daemon struct {
+	API  string // http://127.0.0.1:port
+	HTTP string // 127.0.0.1:port of the edge
+	logs *lineLog
+	stop func() error
+}
+
+// start runs sandboxd in this process through run(), as main does.
+func (e *env) start() *daemon {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLineLog()
+	done := make(chan error, 1)
+	vars := e.vars
+	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return vars[k] }, logs) }()
+	d := &daemon{logs: logs}
+	var once sync.Once
+	var stopErr error
+	d.stop = func() error {
+		once.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	e.t.Cleanup(func() { d.stop() })
+	select {
+	case line := <-logs.serving:
+		d.parseServing(e.t, line)
+	case err := <-done:
+		e.t.Fatalf("sandboxd exited before serving: %v\n%s", err, logs)
+	case <-time.After(2 * time.Minute):
+		e.t.Fatalf("sandboxd did not serve in time\n%s", logs)
+	}
+	return d
+}
+
+// process is sandboxd as a child process, for tests that kill -9 it.
+type process struct {
+	*daemon
+	cmd *exec.Cmd
+}
+
+func (e *env) startProcess(extra map[string]string) *process {
+	e.t.Helper()
+	bin := dockertest.Binary(e.t, "./cmd/sandboxd")
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = os.Environ()
+	for k, v := range e.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range extra {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	logs := newLineLog()
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	p := &process{daemon: &daemon{logs: logs}, cmd: cmd}
+	p.stop = func() error { cmd.Process.Signal(syscall.SIGTERM); return <-exited }
+	e.t.Cleanup(func() { cmd.Process.Kill() })
+	select {
+	case line := <-logs.serving:
+		p.parseServing(e.t, line)
+	case err := <-exited:
+		e.t.Fatalf("sandboxd exited before serving: %v\n%s", err, logs)
+	case <-time.After(2 * time.Minute):
+		e.t.Fatalf("sandboxd did not serve in time\n%s", logs)
+	}
+	return p
+}
+
+// kill9 kills the process with SIGKILL and waits for it to be gone.
+func (p *process) kill9(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Kill()
+	p.cmd.Process.Wait()
+}
+
+func (d *daemon) parseServing(t *testing.T, line string) {
+	var v struct{ API, HTTP string }
+	if err := json.Unmarshal([]byte(line), &v); err != nil {
+		t.Fatalf("serving line %q: %v", line, err)
+	}
+	d.API, d.HTTP = "http://"+v.API, v.HTTP
+}
+
+// lineLog collects sandboxd's JSON log lines and signals the "serving" one.
+type lineLog struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	partial []byte
+	serving chan string
+	waiters []waiter
+}
+
+type waiter struct {
+	substr string
+	ch     chan string
+}
+
+func newLineLog() *lineLog { return &lineLog{serving: make(chan string, 1)} }
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.partial[:i])
+		l.partial = l.partial[i+1:]
+		if strings.Contains(line, `"msg":"serving"`) {
+			select {
+			case l.serving <- line:
+			default:
+			}
+		}
+		kept := l.waiters[:0]
+		for _, w := range l.waiters {
+			if strings.Contains(line, w.substr) {
+				w.ch <- line
+				continue
+			}
+			kept = append(kept, w)
+		}
+		l.waiters = kept
+	}
+	return len(p), nil
+}
+
+// wait returns the first line containing substr written after the call, or fails.
+func (l *lineLog) wait(t *testing.T, substr string, within time.Duration) string {
+	t.Helper()
+	ch := make(chan string, 1)
+	l.mu.Lock()
+	l.waiters = append(l.waiters, waiter{substr, ch})
+	l.mu.Unlock()
+	select {
+	case line := <-ch:
+		return line
+	case <-time.After(within):
+		t.Fatalf("no log line with %q within %s\n%s", substr, within, l)
+		return ""
+	}
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// call sends a JSON request to the API and decodes the answer into out (when not nil).
+func call(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// sandboxJSON is the fields of an API sandbox tests look at.
+type sandboxJSON struct {
+	ID          string            `json:"id"`
+	Status      string            `json:"status"`
+	IP          string            `json:"ip"`
+	Ports       []int             `json:"ports"`
+	PreviewURLs map[string]string `json:"preview_urls"`
+	Error       string            `json:"error"`
+}
+
+type execJSON struct {
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+	ExitCode int    `json:"exit_code"`
+	TimedOut bool   `json:"timed_out"`
+}
+
+func mustCreate(t *testing.T, d *daemon, body any) sandboxJSON {
+	t.Helper()
+	var sb sandboxJSON
+	if code := call(t, "POST", d.API+"/v1/sandboxes", body, &sb); code != http.StatusCreated {
+		t.Fatalf("create: %d %+v\n%s", code, sb, d.logs)
+	}
+	return sb
+}
+
+func mustExec(t *testing.T, d *daemon, id string, cmd ...string) execJSON {
+	t.Helper()
+	var res execJSON
+	if code := call(t, "POST", d.API+"/v1/sandboxes/"+id+"/exec", map[string]any{"cmd": cmd}, &res); code != http.StatusOK {
+		t.Fatalf("exec %v: %d %+v", cmd, code, res)
+	}
+	return res
+}
+
+func getSandbox(t *testing.T, d *daemon, id string) (sandboxJSON, int) {
+	t.Helper()
+	var sb sandboxJSON
+	code := call(t, "GET", d.API+"/v1/sandboxes/"+id, nil, &sb)
+	return sb, code
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline, not ordering
+	}
+}
+
+func describe(v any) string { b, _ := json.Marshal(v); return fmt.Sprintf("%s", b) }
+
