@@ -52,8 +52,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		c := lifecycle.ErrorCode(err)
 		status, code, msg = statusOf[c], string(c), lifecycle.ErrorMessage(err)
 	}
-	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(ra.RetryAfter().Round(time.Second)/time.Second)))
+	after := wakeRetryAfter(err)
+	if errors.As(err, &ra) {
+		after = ra.RetryAfter()
+	}
+	if after > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(after.Round(time.Second)/time.Second))))
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -298,4 +298,3 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 func describe(v any) string { b, _ := json.Marshal(v); return fmt.Sprintf("%s", b) }
-
