@@ -1,0 +1,125 @@
+package edge
+
+import "strings"
+
+// previewLabel sits between a sandbox's label and the operator's domain.
+const previewLabel = ".preview."
+
+// ParseHost reads a preview host, s-<id>-<port>.preview.<domain>, as sent in
+// a Host header: any letter case (id comes back lowercased), an optional
+// :port suffix, an optional trailing dot on the name. The id matches
+// ^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$ and may contain '-', so the port is
+// what follows the last '-': decimal 1..65535 without sign or leading zero.
+// Anything else, IP literals included, is not a preview host.
+func ParseHost(host, domain string) (id string, port int, ok bool) {
+	host, ok = stripPort(host)
+	if !ok {
+		return "", 0, false
+	}
+	host = strings.TrimSuffix(host, ".")
+	domain = strings.TrimSuffix(domain, ".")
+	if domain == "" {
+		return "", 0, false
+	}
+	// host = "s-" label previewLabel domain
+	n := len(host) - len(domain) - len(previewLabel)
+	if n < len("s-a-1") ||
+		!equalFoldASCII(host[n+len(previewLabel):], domain) ||
+		!equalFoldASCII(host[n:n+len(previewLabel)], previewLabel) ||
+		lowerByte(host[0]) != 's' || host[1] != '-' {
+		return "", 0, false
+	}
+	label := host[2:n]
+	i := strings.LastIndexByte(label, '-')
+	if i < 0 {
+		return "", 0, false
+	}
+	port, ok = parsePort(label[i+1:])
+	if !ok || !validID(label[:i]) {
+		return "", 0, false
+	}
+	return lowerASCII(label[:i]), port, true
+}
+
+// stripPort removes a ":port" suffix. Bracketed IPv6 literals and names
+// with colons left are refused rather than misread.
+func stripPort(host string) (string, bool) {
+	if strings.HasPrefix(host, "[") {
+		return "", false
+	}
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 {
+		return host, true
+	}
+	for _, c := range []byte(host[i+1:]) {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	host = host[:i]
+	if strings.IndexByte(host, ':') >= 0 {
+		return "", false
+	}
+	return host, true
+}
+
+// parsePort reads 1..65535 in canonical decimal.
+func parsePort(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 5 || s[0] == '0' {
+		return 0, false
+	}
+	n := 0
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= 65535
+}
+
+// validID reports whether s, lowercased, matches
+// ^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 40 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		c = lowerByte(c)
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFoldASCII compares ASCII case-insensitively. Unlike strings.EqualFold
+// it does not fold Unicode (the Kelvin sign is not a 'k' in a host name).
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerByte(a[i]) != lowerByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// lowerASCII lowercases s, allocating only when s has an upper-case letter.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
