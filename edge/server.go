@@ -1,0 +1,175 @@
+// Package edge is the preview HTTP edge. It owns the way from a preview
+// host, s-<id>-<port>.preview.<domain>, to a sandbox's port: Host parsing,
+// the in-memory route table, holding a request while wake brings a sleeping
+// sandbox up, the reverse proxy with its one shared Transport (HTTP,
+// WebSocket, SSE), activity counting on backend connections, tracking of
+// upgraded connections, and the error pages. A request to a running sandbox
+// whose port is known open touches memory only.
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Waker brings a sandbox up and returns the address of its port once the
+// port accepts connections. *wake.Waker implements it; its errors
+// (*wake.CapacityError, wake.ErrTimeout, *wake.PortClosedError) choose the
+// error answer.
+type Waker interface {
+	Wake(ctx context.Context, id string, port int) (netip.AddrPort, error)
+}
+
+// Server is the edge's http.Handler. Create it with NewServer; set the
+// knobs before serving.
+type Server struct {
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers, for servers made by HTTPServer. Zero means 10s.
+	ReadHeaderTimeout time.Duration
+
+	// DialTimeout bounds each new connection to a sandbox. Zero means 5s.
+	DialTimeout time.Duration
+
+	domain    string
+	table     *Table
+	waker     Waker
+	log       *slog.Logger
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+	upgrades  upgrades
+}
+
+// NewServer returns a Server for preview hosts under domain, routing with
+// table and waking sandboxes with waker. A nil log discards.
+func NewServer(domain string, table *Table, waker Waker, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		domain: strings.ToLower(strings.TrimSuffix(domain, ".")),
+		table:  table,
+		waker:  waker,
+		log:    log,
+	}
+	s.upgrades.conns = make(map[*upgradedConn]struct{})
+	s.transport = s.newTransport()
+	s.proxy = s.newProxy()
+	return s
+}
+
+// ServeHTTP routes one preview request: Host → route → proxy, waking the
+// sandbox first unless it runs and the port is known open.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, port, ok := ParseHost(r.Host, s.domain)
+	if !ok {
+		s.answer(w, r, answer{status: http.StatusNotFound, code: "unknown_host", message: "no sandbox is served at this host"})
+		return
+	}
+	e := s.table.lookup(id)
+	if e == nil {
+		s.answer(w, r, notFound(id))
+		return
+	}
+	i := e.portIndex(port)
+	switch {
+	case i < 0:
+		s.answer(w, r, answer{status: http.StatusNotFound, code: "port_not_declared",
+			message: "port " + itoa(port) + " is not declared for sandbox " + id})
+	case e.route.State == Broken:
+		s.answer(w, r, broken(id, e.route.Message))
+	case e.route.State == Running && e.open[i].Load():
+		// The hot path: memory only, no probe, no wake.
+		h := &hop{id: id, port: port, entry: e, index: i, fast: true,
+			target: e.targets[i], addr: netip.AddrPortFrom(e.route.Addr, uint16(port)),
+			bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
+		if s.forward(w, r, h) {
+			s.wakeAndForward(w, r, id, port)
+		}
+	default:
+		s.wakeAndForward(w, r, id, port)
+	}
+}
+
+// wakeAndForward holds the request until the sandbox's port accepts
+// connections, then proxies it. The request body is not touched meanwhile.
+func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id string, port int) {
+	addr, err := s.waker.Wake(r.Context(), id, port)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client left; nobody to answer
+		}
+		s.answer(w, r, wakeAnswer(id, port, err))
+		return
+	}
+	e := s.table.lookup(id)
+	if e == nil { // deleted while the request waited
+		s.answer(w, r, notFound(id))
+		return
+	}
+	h := &hop{id: id, port: port, addr: addr, bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
+	if i := e.portIndex(port); i >= 0 && e.route.State == Running && addr == netip.AddrPortFrom(e.route.Addr, uint16(port)) {
+		e.open[i].Store(true)
+		h.entry, h.index, h.target = e, i, e.targets[i]
+	} else {
+		// The table does not (yet) say the sandbox runs at addr: use a
+		// one-off connection rather than a pool keyed by a stale route.
+		h.target = &url.URL{Scheme: "http", Host: addr.String()}
+	}
+	s.forward(w, r, h)
+}
+
+// forward proxies r along h. It reports whether the request should be
+// retried through wake: a fast-path request without a body whose dial
+// failed (the app or its container went away behind the table's back).
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, h *hop) (retry bool) {
+	if r.Header.Get("Upgrade") != "" {
+		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades}
+	}
+	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), hopKey{}, h)))
+	return h.retry
+}
+
+// HTTPServer returns an *http.Server serving s on addr with the edge's
+// limits: ReadHeaderTimeout, 64 KiB of headers, 120s idle keep-alive. It
+// sets no ReadTimeout or WriteTimeout, which would cut WebSockets, SSE and
+// long polls. Its Shutdown also closes upgraded connections (which
+// http.Server does not track) and refuses new upgrades from then on, for
+// every server of s: call it when the process stops serving.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: s.readHeaderTimeout(),
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       120 * time.Second,
+		// Handshake failures and header-timeout cuts are the Internet's
+		// noise, not the operator's business.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	srv.RegisterOnShutdown(s.upgrades.closeAll)
+	return srv
+}
+
+// OpenWebSockets returns the number of upgraded (WebSocket) connections
+// being proxied now.
+func (s *Server) OpenWebSockets() int { return s.upgrades.len() }
+
+func (s *Server) readHeaderTimeout() time.Duration {
+	if s.ReadHeaderTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return s.ReadHeaderTimeout
+}
+
+func (s *Server) dialTimeout() time.Duration {
+	if s.DialTimeout <= 0 {
+		return 5 * time.Second
+	}
+	return s.DialTimeout
+}

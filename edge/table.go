@@ -1,0 +1,164 @@
+package edge
+
+import (
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// State is what the edge does with a sandbox's requests.
+type State uint8
+
+const (
+	// Asleep covers stopped, stopping and creating: a request wakes the
+	// sandbox and waits for it. It is the zero State.
+	Asleep State = iota
+	// Running: requests go straight to Route.Addr once a port is known open.
+	Running
+	// Broken: the sandbox is in error; requests get 503 with Route.Message.
+	Broken
+)
+
+func (s State) String() string {
+	switch s {
+	case Asleep:
+		return "asleep"
+	case Running:
+		return "running"
+	case Broken:
+		return "broken"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Route is how the edge reaches one sandbox.
+type Route struct {
+	// ID is the sandbox id, as in its preview host.
+	ID string
+	// State is the sandbox's state as the edge sees it.
+	State State
+	// Addr is the container IP; valid when State is Running.
+	Addr netip.Addr
+	// Ports are the declared ports; requests to others get 404. Set keeps
+	// its own copy; the slice Get returns must not be modified.
+	Ports []int
+	// HostHeader chooses the Host the app sees. "" (the default) keeps the
+	// preview host; "localhost" sends "localhost:<port>", for dev servers
+	// that refuse unknown hosts. Any other value is sent verbatim. The
+	// preview host stays in X-Forwarded-Host either way.
+	HostHeader string
+	// Bytes is the sandbox's activity counter, owned by the lifecycle
+	// manager: the edge adds every byte read from or written to a backend
+	// connection, WebSocket frames included. Nil means not counted.
+	Bytes *atomic.Int64
+	// Message says why a Broken sandbox is broken; preview visitors see it.
+	Message string
+}
+
+// Table is the in-memory route table: one Route per sandbox id. Reads are
+// lock-free; writes are serialized. The zero Table is not usable: call
+// NewTable.
+type Table struct {
+	routes sync.Map // id → *entry
+	n      atomic.Int64
+
+	mu  sync.Mutex // serializes Set and Delete
+	gen uint64     // last entry generation handed out; guarded by mu
+}
+
+// entry is a Route plus what the edge learned about it. An entry is
+// replaced, never changed, when its route's state or address changes, so
+// that knowledge never outlives the container it was learned from.
+type entry struct {
+	route Route
+	// gen names the backend (state, address) the entry stands for. It keys
+	// the connection pool: connections to an earlier generation are never
+	// handed to a later one, even when a new container reuses the IP.
+	gen uint64
+	// open[i] is set once Ports[i] accepted a connection since the entry
+	// was made, cleared on a dial error.
+	open []atomic.Bool
+	// targets[i] is the proxy URL of Ports[i] when Running; its host is
+	// a pool key, not a name (the dialer goes to route.Addr).
+	targets []*url.URL
+}
+
+// NewTable returns an empty Table.
+func NewTable() *Table { return &Table{} }
+
+// Set adds or replaces id's route. Replacing it with the same state,
+// address and ports keeps what the edge learned about open ports.
+func (t *Table) Set(r Route) {
+	r.Ports = slices.Clone(r.Ports)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+
+	e := &entry{route: r, open: make([]atomic.Bool, len(r.Ports))}
+	v, existed := t.routes.Load(r.ID)
+	if old, _ := v.(*entry); old != nil && old.route.State == r.State && old.route.Addr == r.Addr {
+		e.gen = old.gen
+		for i, p := range r.Ports {
+			if j := old.portIndex(p); j >= 0 {
+				e.open[i].Store(old.open[j].Load())
+			}
+		}
+	} else {
+		t.gen++
+		e.gen = t.gen
+	}
+	if r.State == Running {
+		e.targets = make([]*url.URL, len(r.Ports))
+		for i, p := range r.Ports {
+			e.targets[i] = &url.URL{
+				Scheme: "http",
+				Host:   r.ID + ".g" + strconv.FormatUint(e.gen, 10) + ".sandbox:" + strconv.Itoa(p),
+			}
+		}
+	}
+	t.routes.Store(r.ID, e)
+	if !existed {
+		t.n.Add(1)
+	}
+}
+
+// Delete removes id's route. Requests for it get 404 from then on.
+func (t *Table) Delete(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, existed := t.routes.LoadAndDelete(id); existed {
+		t.n.Add(-1)
+	}
+}
+
+// Get returns id's route.
+func (t *Table) Get(id string) (Route, bool) {
+	e := t.lookup(id)
+	if e == nil {
+		return Route{}, false
+	}
+	return e.route, true
+}
+
+// Len returns the number of routes.
+func (t *Table) Len() int { return int(t.n.Load()) }
+
+func (t *Table) lookup(id string) *entry {
+	v, ok := t.routes.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*entry)
+}
+
+// portIndex returns the index of port in the declared ports, or -1.
+func (e *entry) portIndex(port int) int {
+	for i, p := range e.route.Ports {
+		if p == port {
+			return i
+		}
+	}
+	return -1
+}
