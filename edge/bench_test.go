@@ -1,0 +1,187 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// BenchmarkProxy and BenchmarkDirect GET the same loopback app, through the
+// edge and straight, over keep-alive connections; the difference is what
+// the edge adds. Latency percentiles are reported next to ns/op (which,
+// with 64 connections, is throughput, not latency).
+func BenchmarkProxy(b *testing.B)  { benchmarkGET(b, true) }
+func BenchmarkDirect(b *testing.B) { benchmarkGET(b, false) }
+
+func benchmarkGET(b *testing.B, viaEdge bool) {
+	for _, size := range []int{100, 64 << 10} {
+		for _, conns := range []int{1, 64} {
+			b.Run(fmt.Sprintf("body=%d/conns=%d", size, conns), func(b *testing.B) {
+				body := make([]byte, size)
+				app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+					w.Write(body)
+				}))
+				defer app.Close()
+				port := app.Listener.Addr().(*net.TCPAddr).Port
+
+				target, url := app.Listener.Addr().String(), app.URL+"/"
+				if viaEdge {
+					h := newHarness(b)
+					h.route("sb1", Running, port)
+					target, url = h.addr, previewURL("sb1", port, "/")
+				}
+				tr := &http.Transport{
+					DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+						return (&net.Dialer{}).DialContext(ctx, "tcp", target)
+					},
+					MaxIdleConnsPerHost: conns,
+					MaxConnsPerHost:     conns,
+					DisableCompression:  true,
+				}
+				defer tr.CloseIdleConnections()
+				client := &http.Client{Transport: tr}
+				get := func() {
+					res, err := client.Get(url)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n, _ := io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 || int(n) != size {
+						b.Fatalf("status %d, %d bytes", res.StatusCode, n)
+					}
+				}
+				get() // warm: the edge learns the port is open, pools fill
+
+				var mu sync.Mutex
+				var lat []time.Duration
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				if conns == 1 {
+					lat = make([]time.Duration, 0, b.N)
+					for b.Loop() {
+						t0 := time.Now()
+						get()
+						lat = append(lat, time.Since(t0))
+					}
+				} else {
+					b.SetParallelism((conns + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+					b.RunParallel(func(pb *testing.PB) {
+						var mine []time.Duration
+						for pb.Next() {
+							t0 := time.Now()
+							get()
+							mine = append(mine, time.Since(t0))
+						}
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+					})
+				}
+				b.StopTimer()
+				slices.Sort(lat)
+				if len(lat) > 0 {
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				}
+			})
+		}
+	}
+}
+
+// memSample is the process's memory at one moment.
+type memSample struct {
+	heap, stack, total uint64 // HeapInuse, StackInuse, runtime total minus released
+	goroutines         int
+}
+
+func sampleMemory() memSample {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(m)
+	return memSample{
+		heap:       ms.HeapInuse,
+		stack:      ms.StackInuse,
+		total:      m[0].Value.Uint64() - m[1].Value.Uint64(),
+		goroutines: runtime.NumGoroutine(),
+	}
+}
+
+// perConn is (after-before)/n for each measure, as float64s.
+func perConn(before, after memSample, n int) (heap, stack, total, goroutines float64) {
+	d := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
+	return d(after.heap, before.heap), d(after.stack, before.stack), d(after.total, before.total),
+		float64(after.goroutines-before.goroutines) / float64(n)
+}
+
+// BenchmarkWebSocketMemory opens 1,000 WebSockets straight to an echo app,
+// then 1,000 through the edge, each after one echo, and reports memory per
+// connection: the whole process (client and app included) and the edge's
+// share (proxied minus direct).
+func BenchmarkWebSocketMemory(b *testing.B) {
+	const n = 1000
+	raiseFileLimit(b, 4*n)
+	h := newHarness(b)
+	app := httptest.NewServer(echoWS(b))
+	defer app.Close()
+	port := app.Listener.Addr().(*net.TCPAddr).Port
+	h.route("sb1", Running, port)
+
+	open := func(dialer *websocket.Dialer, url string) []*websocket.Conn {
+		conns := make([]*websocket.Conn, 0, n)
+		for range n {
+			c, _, err := dialer.Dial(url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.WriteMessage(websocket.TextMessage, []byte("hello"))
+			if _, _, err := c.ReadMessage(); err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		return conns
+	}
+	closeAll := func(conns []*websocket.Conn) {
+		for _, c := range conns {
+			c.Close()
+		}
+		eventually(b, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
+	}
+	measure := func(dialer *websocket.Dialer, url string) (heap, stack, total, goroutines float64) {
+		before := sampleMemory()
+		conns := open(dialer, url)
+		after := sampleMemory()
+		heap, stack, total, goroutines = perConn(before, after, n)
+		closeAll(conns)
+		return
+	}
+	direct := &websocket.Dialer{}
+	for b.Loop() {
+		dh, ds, dt, dg := measure(direct, "ws"+app.URL[len("http"):]+"/ws")
+		ph, ps, pt, pg := measure(h.wsDialer(), "ws://"+previewHost("sb1", port)+"/ws")
+		b.ReportMetric(pt, "total-B/conn")
+		b.ReportMetric(pt-dt, "edge-total-B/conn")
+		b.ReportMetric(ph-dh, "edge-heap-B/conn")
+		b.ReportMetric(ps-ds, "edge-stack-B/conn")
+		b.ReportMetric(pg-dg, "edge-goroutines/conn")
+	}
+}
