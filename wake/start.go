@@ -135,6 +135,9 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 	began := time.Now()
 	ip, err := w.starter.Start(ctx, id)
 	took := time.Since(began)
+	if err == nil && !ip.IsValid() {
+		err = errors.New("starter returned no IP address")
+	}
 	switch {
 	case err == nil:
 		w.log().Info("sandbox started", "id", id, "took", took)

@@ -279,6 +279,17 @@ func TestWakeStarterErrorWrapped(t *testing.T) {
 	}
 }
 
+func TestWakeStarterWithoutAddress(t *testing.T) {
+	s := &fakeStarter{
+		running: func(string) (netip.Addr, bool) { return netip.Addr{}, false },
+		start:   func(context.Context, string) (netip.Addr, error) { return netip.Addr{}, nil },
+	}
+	w := newWaker(t, s)
+	if _, err := w.Wake(t.Context(), "sb1", 0); err == nil {
+		t.Fatal("Wake succeeded with no address to proxy to")
+	}
+}
+
 func TestWakeInvalidPort(t *testing.T) {
 	w := newWaker(t, newGatedStarter())
 	for _, port := range []int{-1, 65536} {
