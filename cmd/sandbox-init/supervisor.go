@@ -123,7 +123,11 @@ func (s *supervisor) run() {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
 	sigc := make(chan os.Signal, 16)
-	signal.Notify(sigc, append([]os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT}, forwardedSignals...)...)
+	// SIGPIPE is watched only so that a broken stdout or stderr gives
+	// write errors instead of killing this process (Go's default for fds 1
+	// and 2). Ignoring it instead would be inherited by every service.
+	handled := []os.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGPIPE}
+	signal.Notify(sigc, append(handled, forwardedSignals...)...)
 	defer signal.Stop(chld)
 	defer signal.Stop(sigc)
 	defer close(s.done)
@@ -148,10 +152,20 @@ func (s *supervisor) run() {
 
 	poll := time.NewTicker(configPollInterval)
 	defer poll.Stop()
+	// The port probe ticks only while a service is starting, so an idle
+	// sandbox wakes once a second, for the config poll.
 	probe := time.NewTicker(portProbeInterval)
 	defer probe.Stop()
+	probing := true
 	for !s.finished() {
 		s.saveState()
+		if starting := s.anyStarting(); starting != probing {
+			if probing = starting; probing {
+				probe.Reset(portProbeInterval)
+			} else {
+				probe.Stop()
+			}
+		}
 		select {
 		case <-chld:
 			s.reap()
@@ -208,6 +222,8 @@ func (s *supervisor) signal(sig syscall.Signal) {
 		s.reload()
 	case syscall.SIGTERM, syscall.SIGINT:
 		s.shutdown(sig)
+	case syscall.SIGPIPE:
+		// Not for the services: the write that raised it has its error.
 	default:
 		for _, svc := range s.services {
 			if svc.inst != nil && svc.inst.alive {
@@ -254,6 +270,16 @@ func (s *supervisor) reap() {
 	for _, svc := range s.sorted() {
 		s.checkStopped(svc)
 	}
+}
+
+// anyStarting reports whether a service waits for its port.
+func (s *supervisor) anyStarting() bool {
+	for _, svc := range s.services {
+		if svc.state == stateStarting {
+			return true
+		}
+	}
+	return false
 }
 
 // probePorts moves services whose port is now listening from starting to
