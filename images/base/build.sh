@@ -184,6 +184,19 @@ build_rootfs() {
 			--message "debootstrap --variant=minbase $SUITE $MIRROR" - "$ROOTFS_IMAGE" >/dev/null
 }
 
+# image_id prints the id of an image, or nothing when there is none.
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# drop_old removes an image a rebuild replaced, unless it is still in use
+# (a container, or a child image such as a sandbox's commit): only that id,
+# never a prune, which would take other people's dangling images too.
+drop_old() {
+	if [ -n "$1" ] && [ "$1" != "$(image_id "$2")" ]; then
+		docker rmi "$1" >/dev/null 2>&1 || true
+	fi
+}
+
+old_image=$(image_id "$IMAGE") old_rootfs=$(image_id "$ROOTFS_IMAGE")
 started=$SECONDS
 say "docker pull $UPSTREAM (timeout ${PULL_TIMEOUT}s)"
 if timeout "$PULL_TIMEOUT" docker pull -q "$UPSTREAM" >"$tmp/pull.log" 2>&1; then
@@ -203,5 +216,7 @@ if ! docker build --build-arg BASE="$base" -t "$IMAGE" "$HERE" >"$tmp/build.log"
 	tail -n 40 "$tmp/build.log" >&2
 	die "docker build failed"
 fi
+drop_old "$old_image" "$IMAGE"
+drop_old "$old_rootfs" "$ROOTFS_IMAGE"
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 echo "built $IMAGE on $base: $((size / 1000000)) MB in $((SECONDS - started))s"

@@ -54,6 +54,7 @@ fi
 usermod -u "$SANDBOX_UID" -g "$SANDBOX_UID" -d "$SANDBOX_HOME" -s /bin/bash "$SANDBOX_USER"
 mkdir -p "$SANDBOX_HOME/workspace/app"
 chown -R "$SANDBOX_UID:$SANDBOX_UID" "$SANDBOX_HOME"
+chmod 755 "$SANDBOX_HOME"
 
 # ---------------------------------------------------------------------------
 # AGENT CLIS AND PNPM (later issue): install the coding agents' CLIs and pnpm

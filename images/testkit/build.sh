@@ -90,9 +90,14 @@ for i in "${!pkgs[@]}"; do
 done
 
 cp "$HERE/Dockerfile" "$ctx/Dockerfile"
+old=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 if ! docker build -q -t "$IMAGE" "$ctx" >"$ctx/build.log" 2>&1; then
 	cat "$ctx/build.log" >&2
 	die "docker build failed"
+fi
+# Remove the image this build replaced (that id only; it stays while in use).
+if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+	docker rmi "$old" >/dev/null 2>&1 || true
 fi
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 echo "built $IMAGE ($((size / 1000000)) MB): busybox, bash, ${names[*]}"
