@@ -36,8 +36,9 @@ func (m *Manager) containerName(id string) string {
 	return "sandboxd-" + m.instance[:6] + "-" + id
 }
 
-// createContainer creates (does not start) the hardened container for sb.
-func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox) (string, error) {
+// createContainer creates (does not start) the hardened container for sb. imageCmd is the
+// image's own command (imageCommand); nil looks it up.
+func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, imageCmd []string) (string, error) {
 	if err := m.ensureNetwork(ctx); err != nil {
 		return "", err
 	}
@@ -45,10 +46,12 @@ func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox) (string
 	if err != nil {
 		return "", internal(err, "read env of %s", sb.ID)
 	}
-	cfg, host, err := m.containerSpec(ctx, sb, env)
-	if err != nil {
-		return "", err
+	if imageCmd == nil && m.cfg.InitPath != "" {
+		if imageCmd, err = m.imageCommand(ctx, sb.Image); err != nil {
+			return "", err
+		}
 	}
+	cfg, host := m.containerSpec(sb, env, imageCmd)
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{m.cfg.Network: {}}}
 	name := m.containerName(sb.ID)
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
@@ -72,7 +75,7 @@ func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox) (string
 // containerSpec is the hardened container of DESIGN.md: uid 1000, no capabilities,
 // no-new-privileges, read-only rootfs, tmpfs /tmp, limits, the workspace at the home, and
 // sandbox-init as PID 1 running the image's own command as a service.
-func (m *Manager) containerSpec(ctx context.Context, sb store.Sandbox, env map[string]string) (*container.Config, *container.HostConfig, error) {
+func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCmd []string) (*container.Config, *container.HostConfig) {
 	envList := make([]string, 0, len(env)+1)
 	for k, v := range env {
 		envList = append(envList, k+"="+v)
@@ -114,19 +117,15 @@ func (m *Manager) containerSpec(ctx context.Context, sb store.Sandbox, env map[s
 	if m.cfg.InitPath == "" {
 		yes := true
 		host.Init = &yes
-		return cfg, host, nil
-	}
-	cmd, err := m.imageCommand(ctx, sb.Image)
-	if err != nil {
-		return nil, nil, err
+		return cfg, host
 	}
 	cfg.Entrypoint = []string{initTarget, "--"}
-	cfg.Cmd = cmd
+	cfg.Cmd = imageCmd
 	host.Mounts = append(host.Mounts,
 		mount.Mount{Type: mount.TypeBind, Source: m.cfg.InitPath, Target: initTarget, ReadOnly: true},
 		mount.Mount{Type: mount.TypeBind, Source: m.runDir(sb.ID), Target: runTarget, ReadOnly: true},
 	)
-	return cfg, host, nil
+	return cfg, host
 }
 
 // imageCommand is the image's own Entrypoint+Cmd, which sandbox-init runs as service "main".
@@ -140,10 +139,11 @@ func (m *Manager) imageCommand(ctx context.Context, image string) ([]string, err
 	if err != nil {
 		return nil, internal(err, "inspect image %s", image)
 	}
-	if img.Config == nil {
-		return nil, nil
+	cmd := []string{} // non-nil: looked up, even when the image has no command
+	if img.Config != nil {
+		cmd = append(append(cmd, img.Config.Entrypoint...), img.Config.Cmd...)
 	}
-	return append(append([]string{}, img.Config.Entrypoint...), img.Config.Cmd...), nil
+	return cmd, nil
 }
 
 // runDir is the host-owned directory mounted read-only at /opt/sandboxd/run: sandboxd

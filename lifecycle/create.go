@@ -26,7 +26,8 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if req.ID == "" {
 		req.ID = strings.ToLower(ulid.Make().String())
 	}
-	if _, err := m.imageCommand(ctx, req.Image); err != nil {
+	imageCmd, err := m.imageCommand(ctx, req.Image)
+	if err != nil {
 		return store.Sandbox{}, err
 	}
 	// The caller leaving must not leave a half-made sandbox: finish or undo regardless.
@@ -73,7 +74,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if err := m.writeServices(sb); err != nil {
 		return fail(err)
 	}
-	if cid, err = m.createContainer(ctx, sb); err != nil {
+	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
 		return fail(err)
 	}
 	m.hook("create.container")

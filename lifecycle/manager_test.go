@@ -31,7 +31,7 @@ type harness struct {
 
 // newHarness is a Manager on the real engine with a fresh data dir and network; every
 // container it makes is removed at cleanup, even when the test fails.
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	docker := dockertest.Client(t)
 	data := t.TempDir()

@@ -66,7 +66,7 @@ func (m *Manager) start(ctx context.Context, sb store.Sandbox) (ip, cid string, 
 		}
 		m.log.Warn("container vanished; recreating it from the stored spec", "sandbox", sb.ID)
 	}
-	if cid, err = m.createContainer(ctx, sb); err != nil {
+	if cid, err = m.createContainer(ctx, sb, nil); err != nil {
 		return "", "", err
 	}
 	ip, err = m.startContainer(ctx, cid)
