@@ -262,7 +262,12 @@ func readProcStat(pid int) (procStat, bool) {
 	if err != nil {
 		return procStat{}, false
 	}
-	s := string(data)
+	return parseProcStat(string(data))
+}
+
+// parseProcStat parses the start of a /proc/<pid>/stat line. The command
+// name is in parentheses and may itself contain spaces and parentheses.
+func parseProcStat(s string) (procStat, bool) {
 	lp, rp := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if lp < 0 || rp < lp {
 		return procStat{}, false

@@ -16,6 +16,19 @@
 //   - "sandbox-init exec", which puts commands sandboxd runs through the
 //     Docker exec API in their own session so their whole tree can be killed.
 //
+// Usage:
+//
+//	sandbox-init [--config PATH] [--state PATH] [--relay ADDR] [--] [command...]
+//	sandbox-init exec [--log FILE] -- command...
+//	sandbox-init version
+//
+// The first form supervises; its defaults are --config
+// /opt/sandboxd/run/services.json, --state $HOME/.sandboxd/state.json (HOME
+// unset or "/" means /home/sandbox) and --relay :65535 (empty: no relay).
+// The trailing command, if any, is service "main". sandboxd should put "--"
+// before the image's command, so that one starting with "exec", "version"
+// or "-" is not taken for this program's own.
+//
 // It is a static binary (CGO_ENABLED=0) built from the standard library only.
 package main
 

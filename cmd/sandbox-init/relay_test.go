@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -285,5 +287,47 @@ func TestLoopbackOnly(t *testing.T) {
 		if err := loopbackOnly("tcp", addr, nil); (err == nil) != ok {
 			t.Errorf("%s: err = %v, want allowed %v", addr, err, ok)
 		}
+	}
+}
+
+func TestRelayInBinary(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	p := startInit(t, home, filepath.Join(home, "none.json"))
+	re := regexp.MustCompile(`relay listening on (127\.0\.0\.1:\d+)`)
+	var addr string
+	waitFor(t, 5*time.Second, "the relay address", func() bool {
+		m := re.FindStringSubmatch(p.stderr.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	port := startBackend(t, "127.0.0.1:0")
+	c := dialRelay(t, addr)
+	fmt.Fprintf(c, "RELAY %d\n", port)
+	io.WriteString(c, "ping")
+	c.CloseWrite()
+	br := bufio.NewReader(c)
+	got, _ := io.ReadAll(br)
+	if string(got) != "OK\ngot:ping" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestRelayBindFailureIsNotFatal(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	home := t.TempDir()
+	config := filepath.Join(home, "services.json")
+	writeConfig(t, config, Spec{Name: "a", Cmd: []string{"sleep", "1000"}})
+	p := startInit(t, home, config, "--relay", ln.Addr().String()) // the later --relay wins
+	p.waitRunning("a")
+	if !strings.Contains(p.stderr.String(), "continuing without it") {
+		t.Errorf("no relay error logged:\n%s", p.stderr.String())
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -117,4 +118,39 @@ func signalName(sig syscall.Signal) string {
 		return n
 	}
 	return fmt.Sprintf("SIG%d", int(sig))
+}
+
+// saveState writes the state file when a service's state has changed since
+// the last write.
+func (s *supervisor) saveState() {
+	services := make([]serviceState, 0, len(s.services))
+	for _, svc := range s.sorted() {
+		st := serviceState{
+			Name:      svc.spec.Name,
+			State:     svc.state,
+			Restarts:  max(svc.attempts-1, 0),
+			StartedAt: svc.startedAt,
+			LastExit:  svc.lastExit,
+			Port:      svc.spec.Port,
+			Error:     svc.err,
+		}
+		if svc.inst != nil && svc.inst.alive {
+			st.PID = svc.inst.pid
+		}
+		services = append(services, st)
+	}
+	key, _ := json.Marshal(services)
+	if bytes.Equal(key, s.lastState) {
+		return
+	}
+	err := writeState(s.opt.StatePath, stateFile{UpdatedAt: s.now().UTC(), Services: services})
+	if err != nil {
+		if err.Error() != s.stateErr {
+			s.log.Print(err)
+		}
+		s.stateErr = err.Error()
+		return // try again on the next change
+	}
+	s.stateErr = ""
+	s.lastState = key
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -174,7 +172,7 @@ func (s *supervisor) run() {
 		case fn := <-s.timerc:
 			fn()
 		case <-poll.C:
-			s.reap() // in case a SIGCHLD was coalesced away by a bug elsewhere: cheap
+			s.reap() // a safety net for a lost SIGCHLD: one wait4 when there is nothing to reap
 			s.pollConfig()
 		case <-probe.C:
 			s.probePorts()
@@ -326,41 +324,6 @@ func (s *supervisor) newLog(name string) *logFile {
 		Path:    filepath.Join(s.opt.Home, ".sandboxd", "logs", name+".log"),
 		OnError: func(err error) { s.log.Printf("%s: %v", name, err) },
 	}
-}
-
-// saveState writes the state file when a service's state has changed since
-// the last write.
-func (s *supervisor) saveState() {
-	services := make([]serviceState, 0, len(s.services))
-	for _, svc := range s.sorted() {
-		st := serviceState{
-			Name:      svc.spec.Name,
-			State:     svc.state,
-			Restarts:  max(svc.attempts-1, 0),
-			StartedAt: svc.startedAt,
-			LastExit:  svc.lastExit,
-			Port:      svc.spec.Port,
-			Error:     svc.err,
-		}
-		if svc.inst != nil && svc.inst.alive {
-			st.PID = svc.inst.pid
-		}
-		services = append(services, st)
-	}
-	key, _ := json.Marshal(services)
-	if bytes.Equal(key, s.lastState) {
-		return
-	}
-	err := writeState(s.opt.StatePath, stateFile{UpdatedAt: s.now().UTC(), Services: services})
-	if err != nil {
-		if err.Error() != s.stateErr {
-			s.log.Print(err)
-		}
-		s.stateErr = err.Error()
-		return // try again on the next change
-	}
-	s.stateErr = ""
-	s.lastState = key
 }
 
 // waitLogged waits, until deadline at most, for the "exited" lines of the
