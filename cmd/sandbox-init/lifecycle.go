@@ -19,6 +19,7 @@ func (s *supervisor) start(svc *service) {
 			// left would hold the port the new process needs. The group
 			// id cannot have been reused while a member is alive.
 			signalGroup(prev.pid, syscall.SIGKILL)
+			prev.leftovers = false // once: later the id may belong to another group
 		}
 	}
 	svc.attempts++

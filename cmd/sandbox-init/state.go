@@ -63,7 +63,9 @@ func (e exitStatus) String() string {
 }
 
 // writeState replaces the file at path with st, atomically: a reader sees
-// the old content or the new, never a mix. The file is not fsynced: it is
+// the old content or the new, never a mix. The file (0644) and a directory
+// it creates (0755) are readable by others, unlike the logs, so sandboxd
+// need not run as the sandbox's uid to read it. The file is not fsynced: it is
 // rewritten at every start, so losing the last version in a power cut costs
 // nothing, while fsyncing on every restart of a crash-looping service would.
 func writeState(path string, st stateFile) error {
@@ -75,7 +77,7 @@ func writeState(path string, st stateFile) error {
 		return fmt.Errorf("encode state: %w", err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".state-*.tmp")

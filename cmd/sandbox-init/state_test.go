@@ -62,6 +62,9 @@ func TestStateFileContents(t *testing.T) {
 	if fi.Mode().Perm() != 0o644 {
 		t.Errorf("mode %v, want 0644", fi.Mode().Perm())
 	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("state dir: %v, %v; want mode 0755", fi.Mode(), err)
+	}
 	m := readStateRaw(t, path)
 	if m["updated_at"] != "2026-05-01T12:00:00.123456789Z" {
 		t.Errorf("updated_at = %v", m["updated_at"])

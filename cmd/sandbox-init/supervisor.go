@@ -138,6 +138,9 @@ func (s *supervisor) run() {
 		defer f.Close()
 	}
 	s.log.Printf("%s supervising: pid %d, home %s, config %s", version, os.Getpid(), s.opt.Home, s.opt.ConfigPath)
+	// Before the first log creates it 0700: the state file must stay
+	// readable. A failure is reported by the first state write.
+	os.MkdirAll(filepath.Dir(s.opt.StatePath), 0o755)
 	stopRelay := s.startRelay()
 	defer stopRelay()
 	if len(s.opt.MainArgv) > 0 {

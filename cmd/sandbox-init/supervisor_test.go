@@ -50,6 +50,17 @@ func TestRestartsWithBackoff(t *testing.T) {
 		}
 	}
 
+	for path, want := range map[string]os.FileMode{
+		filepath.Join(home, ".sandboxd"):                      0o755,
+		filepath.Join(home, ".sandboxd", "state.json"):        0o644,
+		filepath.Join(home, ".sandboxd", "logs"):              0o700,
+		filepath.Join(home, ".sandboxd", "logs", "crash.log"): 0o600,
+	} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v; want mode %v", path, err, want)
+		}
+	}
+
 	killed := p.waitService("killed", func(s *serviceState) bool { return s.LastExit != nil })
 	if killed.LastExit.Code != 137 || killed.LastExit.Signal != "SIGKILL" {
 		t.Errorf("killed last_exit = %+v, want 137 SIGKILL", killed.LastExit)
