@@ -53,12 +53,12 @@ func (m *Manager) Keepalive(ctx context.Context, id string, until time.Time) (st
 		if err := m.db.SetKeepalive(ctx, id, until, now); err != nil {
 			return sb, internal(err, "record keepalive")
 		}
-		m.mu.Lock()
+		m.mu.RLock()
 		if l, ok := m.sandboxes[id]; ok {
-			l.sb.KeepaliveUntil = until
-			sb = l.sb
+			l.keepalive.Store(until.UnixNano())
 		}
-		m.mu.Unlock()
+		m.mu.RUnlock()
+		sb.KeepaliveUntil = until
 	}
 	m.touch(id)
 	sb.LastActiveAt = now

@@ -153,24 +153,38 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 }
 
 // killExec kills an exec's process group by its host pid (sandboxd runs in the host's pid
-// namespace, beside dockerd; the Engine API has no exec kill) and waits for its output to end.
+// namespace, beside dockerd; the Engine API has no exec kill) and waits for its output to
+// end. The pid is read again on each try: an exec that has only just started may not report
+// one yet.
 func (m *Manager) killExec(id, execID string, copied <-chan error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
 	defer cancel()
-	info, err := m.docker.ContainerExecInspect(ctx, execID)
-	if err != nil {
-		return internal(err, "inspect exec to kill it")
-	}
-	if info.Pid > 0 {
-		syscall.Kill(-info.Pid, syscall.SIGKILL)
-		syscall.Kill(info.Pid, syscall.SIGKILL)
-	}
-	select {
-	case <-copied:
-		return nil
-	case <-time.After(killWait):
-		m.log.Warn("exec output did not end after kill", "sandbox", id, "pid", info.Pid)
-		return nil
+	deadline := time.Now().Add(killWait)
+	for {
+		info, err := m.docker.ContainerExecInspect(ctx, execID)
+		if err != nil {
+			return internal(err, "inspect exec to kill it")
+		}
+		if !info.Running {
+			return nil
+		}
+		if info.Pid > 0 {
+			if err := syscall.Kill(-info.Pid, syscall.SIGKILL); err != nil {
+				// Not a group leader (no sandbox-init wrapper): kill the process itself.
+				if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+					m.log.Warn("kill exec", "sandbox", id, "pid", info.Pid, "err", err)
+				}
+			}
+		}
+		select {
+		case <-copied:
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.log.Warn("exec still running after kill", "sandbox", id, "pid", info.Pid)
+			return nil
+		}
 	}
 }
 

@@ -101,6 +101,7 @@ type live struct {
 	bytes      atomic.Int64 // proxied bytes, added by the edge
 	inflight   atomic.Int32 // execs and tasks running
 	lastActive atomic.Int64 // unix nanoseconds
+	keepalive  atomic.Int64 // unix nanoseconds: awake until then; only moves forward
 
 	// guarded by Manager.mu
 	sb        store.Sandbox
@@ -182,6 +183,10 @@ func (m *Manager) remember(sb store.Sandbox) {
 		m.sandboxes[sb.ID] = l
 	}
 	l.sb = sb
+	// A row read before a concurrent keepalive must not take it back.
+	if k := sb.KeepaliveUntil.UnixNano(); !sb.KeepaliveUntil.IsZero() && k > l.keepalive.Load() {
+		l.keepalive.Store(k)
+	}
 	m.mu.Unlock()
 	if m.Routes != nil {
 		m.Routes.SetRoute(Route{

@@ -321,7 +321,8 @@ func waitNoProcess(t *testing.T, h *harness, id, pattern string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("process %q still runs in %s", pattern, id)
+			ps := h.exec(t, id, "ps", "-o", "pid,ppid,pgid,stat,args")
+			t.Fatalf("process %q still runs in %s:\n%s", pattern, id, ps.Stdout)
 		}
 		time.Sleep(100 * time.Millisecond) // polling with a deadline, not ordering
 	}

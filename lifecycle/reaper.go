@@ -36,7 +36,7 @@ func (m *Manager) candidates(now time.Time) []candidate {
 		out = append(out, candidate{
 			id: id, idle: now.Sub(last), timeout: timeout, lastActive: last,
 			alwaysOn:  l.sb.IdlePolicy == store.IdleAlwaysOn,
-			keepalive: l.sb.KeepaliveUntil.After(now),
+			keepalive: l.keepalive.Load() > now.UnixNano(),
 			inflight:  l.inflight.Load() > 0,
 		})
 	}

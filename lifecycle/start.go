@@ -33,6 +33,7 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if sb.Status == store.StatusRunning && parseIP(sb.IP).IsValid() {
 		return parseIP(sb.IP), nil
 	}
+	m.hook("start.begin")
 	ip, cid, err := m.start(ctx, sb)
 	if err != nil {
 		m.log.Error("start failed", "sandbox", id, "err", err)

@@ -308,7 +308,7 @@ func (db *DB) SetServices(ctx context.Context, id string, services []Service, no
 
 // SetKeepalive keeps a sandbox awake until the given time (zero clears it).
 func (db *DB) SetKeepalive(ctx context.Context, id string, until, now time.Time) error {
-	return db.update(ctx, "UPDATE sandboxes SET keepalive_until = ?, last_active_at = max(last_active_at, ?) WHERE id = ?",
+	return db.update(ctx, "UPDATE sandboxes SET keepalive_until = max(keepalive_until, ?), last_active_at = max(last_active_at, ?) WHERE id = ?",
 		ms(until), ms(now), id)
 }
 

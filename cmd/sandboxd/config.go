@@ -35,6 +35,8 @@ type config struct {
 	WakeMinMemory int64
 	PressureBelow int64
 	NoFile        int64
+	ProbeWindow   time.Duration
+	ActivityEvery time.Duration
 	LogLevel      string
 	TestHook      string
 }
@@ -82,6 +84,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		{"SANDBOXD_MAX_STARTS", "max-starts", "4", "sandbox starts in flight at once", intParser(&c.MaxStarts)},
 		{"SANDBOXD_WAKE_MIN_MEMORY", "wake-min-memory", "512MiB", "refuse to start a sandbox while MemAvailable is below this", sizeParser(&c.WakeMinMemory)},
 		{"SANDBOXD_PRESSURE_MEMORY", "pressure-memory", "1GiB", "stop the least active sandboxes while MemAvailable is below this (0 disables)", sizeParser(&c.PressureBelow)},
+		{"SANDBOXD_PROBE_WINDOW", "probe-window", "10s", "how long a request to a running sandbox waits for its port to open", durParser(&c.ProbeWindow, 100*time.Millisecond)},
+		{"SANDBOXD_ACTIVITY_INTERVAL", "activity-interval", "10s", "how often activity is sampled and idle sandboxes are stopped", durParser(&c.ActivityEvery, 50*time.Millisecond)},
 		{"SANDBOXD_NOFILE", "nofile", "65536", "open-file limit of each sandbox (capped at this host's hard limit)", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 64 {

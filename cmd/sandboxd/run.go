@@ -110,7 +110,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	mgr.Routes = routes{table}
 
 	waker := wake.New(mgr)
-	waker.Timeout, waker.MaxStarts = cfg.WakeTimeout, cfg.MaxStarts
+	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
 	waker.MinMemAvailable, waker.MemAvailable = uint64(cfg.WakeMinMemory), lifecycle.ReadMemAvailable
 	waker.Log = log
 	defer waker.Close()
@@ -151,7 +151,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
 	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
-	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{}) })
+	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down; sandboxes keep running for the next start to adopt")

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Idle sandboxes stop after their idle timeout; WebSocket traffic, an exec in flight and a
+// keepalive each keep one awake for as long as they last.
+func TestIdleStop(t *testing.T) {
+	e := newEnv(t)
+	e.vars["SANDBOXD_ACTIVITY_INTERVAL"] = "100ms"
+	e.vars["SANDBOXD_IDLE_TIMEOUT"] = "2s"
+	d := e.start()
+	status := func(id string) string {
+		sb, code := getSandbox(t, d, id)
+		if code != http.StatusOK {
+			t.Fatalf("get %s: %d", id, code)
+		}
+		return sb.Status
+	}
+	// awakeWhile asserts id stays running while busy runs, then stops once idle.
+	awakeWhile := func(t *testing.T, id string, busy func(done <-chan struct{})) {
+		done := make(chan struct{})
+		finished := make(chan struct{})
+		go func() { busy(done); close(finished) }()
+		deadline := time.Now().Add(5 * time.Second) // 2.5 idle timeouts
+		for time.Now().Before(deadline) {
+			if s := status(id); s != "running" {
+				close(done)
+				t.Fatalf("%s is %s while busy", id, s)
+			}
+			time.Sleep(100 * time.Millisecond) // sampling the state over time, not ordering
+		}
+		close(done)
+		<-finished
+		eventually(t, 20*time.Second, id+" to stop once idle", func() bool { return status(id) == "stopped" })
+	}
+
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		mustCreate(t, d, map[string]any{"id": "idle", "ports": []int{3000}})
+		eventually(t, 20*time.Second, "idle to stop", func() bool { return status("idle") == "stopped" })
+	})
+	t.Run("per-sandbox timeout and always_on", func(t *testing.T) {
+		t.Parallel()
+		mustCreate(t, d, map[string]any{"id": "never", "idle_policy": "always_on", "idle_timeout": "1s"})
+		mustCreate(t, d, map[string]any{"id": "quick", "idle_timeout": "1s"})
+		eventually(t, 20*time.Second, "quick to stop", func() bool { return status("quick") == "stopped" })
+		time.Sleep(2 * time.Second) // two more idle timeouts pass (observing, not ordering)
+		if s := status("never"); s != "running" {
+			t.Fatalf("always_on sandbox is %s", s)
+		}
+	})
+	t.Run("websocket traffic", func(t *testing.T) {
+		t.Parallel()
+		mustCreate(t, d, map[string]any{"id": "wsbusy", "ports": []int{3000}})
+		c := dialWS(t, d, "wsbusy", 3000)
+		awakeWhile(t, "wsbusy", func(done <-chan struct{}) {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-time.After(300 * time.Millisecond):
+					wsEcho(t, c, fmt.Sprint("ping ", i))
+				}
+			}
+		})
+	})
+	t.Run("exec in flight", func(t *testing.T) {
+		t.Parallel()
+		mustCreate(t, d, map[string]any{"id": "execbusy"})
+		awakeWhile(t, "execbusy", func(<-chan struct{}) {
+			mustExec(t, d, "execbusy", "sleep", "6")
+		})
+	})
+	t.Run("keepalive", func(t *testing.T) {
+		t.Parallel()
+		mustCreate(t, d, map[string]any{"id": "kept"})
+		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 5}, nil); code != 200 {
+			t.Fatalf("keepalive: %d", code)
+		}
+		awakeWhile(t, "kept", func(<-chan struct{}) {})
+	})
+}
