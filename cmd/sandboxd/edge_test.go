@@ -45,7 +45,9 @@ func preview(t *testing.T, d *daemon, id string, port int, method, path, body st
 func dialWS(t *testing.T, d *daemon, id string, port int) *websocket.Conn {
 	t.Helper()
 	dialer := websocket.Dialer{
-		NetDialContext:   func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", d.HTTP) },
+		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", d.HTTP)
+		},
 		HandshakeTimeout: 90 * time.Second,
 	}
 	c, resp, err := dialer.Dial(fmt.Sprintf("ws://s-%s-%d.preview.localhost/ws", id, port), nil)
