@@ -49,7 +49,8 @@ test-go:
 
 # bench prints the benchmark figures the issues ask for; compare ratios within one run.
 bench: testkit
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./edge ./wake ./store
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./lifecycle ./cmd/sandboxd
 
 # fuzz runs the Host parser's fuzzer beyond its corpus (make test runs the corpus).
 fuzz:

@@ -29,12 +29,12 @@ func TestMain(m *testing.M) {
 // env is one sandboxd's configuration in a test: a temp data dir, loopback :0 binds, the
 // testkit image, a fresh network, and cleanup of every container of the instance.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	docker *client.Client
 	vars   map[string]string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	docker := dockertest.Client(t)
 	data := t.TempDir()
@@ -129,13 +129,13 @@ func (e *env) startProcess(extra map[string]string) *process {
 }
 
 // kill9 kills the process with SIGKILL and waits for it to be gone.
-func (p *process) kill9(t *testing.T) {
+func (p *process) kill9(t testing.TB) {
 	t.Helper()
 	p.cmd.Process.Kill()
 	p.cmd.Process.Wait()
 }
 
-func (d *daemon) parseServing(t *testing.T, line string) {
+func (d *daemon) parseServing(t testing.TB, line string) {
 	var v struct{ API, HTTP string }
 	if err := json.Unmarshal([]byte(line), &v); err != nil {
 		t.Fatalf("serving line %q: %v", line, err)
@@ -191,7 +191,7 @@ func (l *lineLog) Write(p []byte) (int, error) {
 }
 
 // wait returns the first line containing substr written after the call, or fails.
-func (l *lineLog) wait(t *testing.T, substr string, within time.Duration) string {
+func (l *lineLog) wait(t testing.TB, substr string, within time.Duration) string {
 	t.Helper()
 	ch := make(chan string, 1)
 	l.mu.Lock()
@@ -213,7 +213,7 @@ func (l *lineLog) String() string {
 }
 
 // call sends a JSON request to the API and decodes the answer into out (when not nil).
-func call(t *testing.T, method, url string, body any, out any) int {
+func call(t testing.TB, method, url string, body any, out any) int {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -260,7 +260,7 @@ type execJSON struct {
 	TimedOut bool   `json:"timed_out"`
 }
 
-func mustCreate(t *testing.T, d *daemon, body any) sandboxJSON {
+func mustCreate(t testing.TB, d *daemon, body any) sandboxJSON {
 	t.Helper()
 	var sb sandboxJSON
 	if code := call(t, "POST", d.API+"/v1/sandboxes", body, &sb); code != http.StatusCreated {
@@ -269,7 +269,7 @@ func mustCreate(t *testing.T, d *daemon, body any) sandboxJSON {
 	return sb
 }
 
-func mustExec(t *testing.T, d *daemon, id string, cmd ...string) execJSON {
+func mustExec(t testing.TB, d *daemon, id string, cmd ...string) execJSON {
 	t.Helper()
 	var res execJSON
 	if code := call(t, "POST", d.API+"/v1/sandboxes/"+id+"/exec", map[string]any{"cmd": cmd}, &res); code != http.StatusOK {
@@ -278,7 +278,7 @@ func mustExec(t *testing.T, d *daemon, id string, cmd ...string) execJSON {
 	return res
 }
 
-func getSandbox(t *testing.T, d *daemon, id string) (sandboxJSON, int) {
+func getSandbox(t testing.TB, d *daemon, id string) (sandboxJSON, int) {
 	t.Helper()
 	var sb sandboxJSON
 	code := call(t, "GET", d.API+"/v1/sandboxes/"+id, nil, &sb)
@@ -286,7 +286,7 @@ func getSandbox(t *testing.T, d *daemon, id string) (sandboxJSON, int) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
