@@ -72,3 +72,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 }
+
+var errNotImplemented = &apiError{http.StatusNotImplemented, "not_implemented", "not implemented yet"}

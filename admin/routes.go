@@ -9,8 +9,7 @@ import (
 // routes lists every route of the API. /v1 is canonical; the prior system's paths answer
 // unchanged so its README's curl examples run as written.
 func (s *Server) routes(r *mux.Router) {
-	get, post, put, del := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
-	_ = put
+	get, post, put, del, head := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead
 
 	r.HandleFunc("/healthz", s.healthz).Methods(get, http.MethodHead)
 	r.HandleFunc("/readyz", s.h(s.readyz)).Methods(get, http.MethodHead)
@@ -24,6 +23,18 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/purge", s.h(s.purge)).Methods(post)
 	r.HandleFunc("/v1/sandboxes/{id}/keepalive", s.h(s.keepalive)).Methods(post)
 	r.HandleFunc("/v1/sandboxes/{id}/exec", s.h(s.exec)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/execs/{execId}", s.h(s.getExec)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/execs/{execId}/output", s.h(s.getExecOutput)).Methods(get, head)
+	r.HandleFunc("/v1/sandboxes/{id}/terminal", s.h(s.terminal)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.getServices)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.putServices)).Methods(put)
+
+	// Files, relative to the sandbox home; they work while the sandbox sleeps.
+	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.getFiles)).Methods(get, head)
+	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.putFile)).Methods(put, post)
+	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.deleteFile)).Methods(del)
+	r.HandleFunc("/v1/sandboxes/{id}/files/content", s.h(s.readFile)).Methods(get, head)
+	r.HandleFunc("/v1/sandboxes/{id}/files/move", s.h(s.moveFile)).Methods(post)
 
 	// The prior system's paths.
 	r.HandleFunc("/sandbox", s.h(s.create)).Methods(post)

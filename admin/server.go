@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/oklog/ulid/v2"
 	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/lifecycle/files"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -29,6 +30,23 @@ type Sandboxes interface {
 	Exec(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error)
 	Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
 	Ping(ctx context.Context) error
+
+	// Streaming, detached and interactive commands.
+	ExecStream(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error)
+	ExecDetached(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.DetachedExec, error)
+	DetachedStatus(ctx context.Context, id, execID string) (lifecycle.DetachedExec, error)
+	DetachedOutput(ctx context.Context, id, execID string) (io.ReadSeekCloser, time.Time, error)
+	Terminal(ctx context.Context, id string, req lifecycle.TerminalRequest) (lifecycle.Terminal, error)
+
+	// Files: the workspace, whether or not the sandbox runs.
+	Workspace(ctx context.Context, id string) (*files.Workspace, error)
+
+	// Services that sandbox-init keeps running.
+	SetServices(ctx context.Context, id string, services []store.Service) (store.Sandbox, error)
+	Services(ctx context.Context, id string) ([]lifecycle.ServiceState, error)
+
+	// Busy marks work in flight on a sandbox (activity) until done is called.
+	Busy(id string) (done func())
 }
 
 // Waker brings a sandbox up; admin uses the edge's waker so starts share its admission.

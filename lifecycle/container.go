@@ -108,6 +108,9 @@ func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCm
 			PidsLimit:  &pids,
 			Ulimits:    []*units.Ulimit{{Name: "nofile", Soft: nofile, Hard: nofile}},
 		},
+		// ::1 on loopback only (eth0 stays IPv4): a dev server bound to [::1] works, and the
+		// sandbox gains no IPv6 route out.
+		Sysctls:   map[string]string{"net.ipv6.conf.lo.disable_ipv6": "0"},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "2"}},
 		Mounts: []mount.Mount{{
 			Type: mount.TypeBind, Source: m.workspaceDir(sb.ID), Target: Home,
