@@ -141,7 +141,7 @@ func (s *Server) dial(ctx context.Context, network, _ string) (net.Conn, error) 
 	if h == nil {
 		return nil, &dialError{errors.New("edge: dial without a route")}
 	}
-	d := net.Dialer{Timeout: s.dialTimeout()}
+	d := Dialer{Timeout: s.dialTimeout(), RelayPort: s.RelayPort}
 	c, err := d.DialContext(ctx, network, h.addr.String())
 	if err != nil {
 		return nil, &dialError{err}

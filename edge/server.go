@@ -36,6 +36,10 @@ type Server struct {
 	// DialTimeout bounds each new connection to a sandbox. Zero means 5s.
 	DialTimeout time.Duration
 
+	// RelayPort is sandbox-init's loopback relay (see Dialer); 0 means no relay, so a
+	// server bound only to the sandbox's loopback is unreachable.
+	RelayPort int
+
 	domain    string
 	table     *Table
 	waker     Waker

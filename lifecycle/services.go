@@ -2,6 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
 
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -9,11 +15,12 @@ import (
 // ServiceState is a service as sandbox-init reports it.
 type ServiceState struct {
 	store.Service
-	State    string // starting, running, backoff, stopped; "" when the sandbox is not running
-	PID      int
-	Restarts int
-	LastExit *ServiceExit
-	Error    string
+	State     string // starting, running, backoff, stopped; "stopped" when the sandbox is not running
+	PID       int
+	Restarts  int
+	StartedAt string
+	LastExit  *ServiceExit
+	Error     string
 }
 
 // ServiceExit is how a service's process last ended.
@@ -23,12 +30,129 @@ type ServiceExit struct {
 	At     string `json:"at"`
 }
 
-// SetServices replaces a sandbox's services and applies them live.
+// SetServices replaces a sandbox's services and applies them live: sandbox-init is told to
+// reload (SIGHUP), so unchanged services keep running and the container does not restart.
+// Ports of new services are declared too, so their preview URLs answer.
 func (m *Manager) SetServices(ctx context.Context, id string, services []store.Service) (store.Sandbox, error) {
-	return store.Sandbox{}, errorf(CodeInternal, "not implemented")
+	if err := validServices(services); err != nil {
+		return store.Sandbox{}, err
+	}
+	if !ValidID(id) {
+		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	if m.cfg.InitPath == "" {
+		return store.Sandbox{}, errorf(CodeInvalid, "services need sandbox-init (SANDBOXD_INIT_PATH)")
+	}
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	defer unlock()
+	sb, ok := m.cached(id)
+	if !ok {
+		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	ports, err := normalizePorts(nil, append(portServices(sb.Ports), services...))
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	if err := m.db.SetServices(ctx, id, services, ports, m.now()); err != nil {
+		return store.Sandbox{}, internal(err, "record services of %s", id)
+	}
+	sb.Services, sb.Ports, sb.UpdatedAt = services, ports, m.now()
+	m.remember(sb)
+	if err := m.writeServices(sb); err != nil {
+		return sb, err
+	}
+	if sb.Status == store.StatusRunning {
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		defer cancel()
+		if err := m.docker.ContainerKill(cctx, sb.ContainerID, "HUP"); err != nil {
+			// sandbox-init also polls the file, so the change still lands within a second.
+			m.log.Warn("signal sandbox-init to reload", "sandbox", id, "err", err)
+		}
+	}
+	return sb, nil
 }
 
-// Services returns a sandbox's services with their live state.
+// portServices turns declared ports into port-only entries for normalizePorts.
+func portServices(ports []int) []store.Service {
+	out := make([]store.Service, len(ports))
+	for i, p := range ports {
+		out[i].Port = p
+	}
+	return out
+}
+
+// stateFile is what sandbox-init writes to ~/.sandboxd/state.json.
+type stateFile struct {
+	Services []struct {
+		Name      string       `json:"name"`
+		State     string       `json:"state"`
+		PID       int          `json:"pid"`
+		Restarts  int          `json:"restarts"`
+		StartedAt string       `json:"started_at"`
+		LastExit  *ServiceExit `json:"last_exit"`
+		Port      int          `json:"port"`
+		Error     string       `json:"error"`
+	} `json:"services"`
+}
+
+// Services returns a sandbox's declared services, and the image's own command as "main",
+// with their state as sandbox-init last reported it.
 func (m *Manager) Services(ctx context.Context, id string) ([]ServiceState, error) {
-	return nil, errorf(CodeInternal, "not implemented")
+	sb, ok := m.cached(id)
+	if !ok || !ValidID(id) {
+		return nil, errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	out := make([]ServiceState, 0, len(sb.Services)+1)
+	for _, s := range sb.Services {
+		out = append(out, ServiceState{Service: s, State: "stopped"})
+	}
+	if sb.Status != store.StatusRunning {
+		return out, nil
+	}
+	st, err := m.readState(id)
+	if err != nil {
+		m.log.Warn("read sandbox-init state", "sandbox", id, "err", err)
+		return out, nil
+	}
+	for _, s := range st.Services {
+		i := slices.IndexFunc(out, func(o ServiceState) bool { return o.Name == s.Name })
+		if i < 0 {
+			if s.Name != "main" {
+				continue // gone from the config; sandbox-init is stopping it
+			}
+			out = append(out, ServiceState{Service: store.Service{Name: "main", Port: s.Port}})
+			i = len(out) - 1
+		}
+		o := &out[i]
+		o.State, o.PID, o.Restarts, o.StartedAt, o.LastExit, o.Error = s.State, s.PID, s.Restarts, s.StartedAt, s.LastExit, s.Error
+	}
+	return out, nil
+}
+
+// readState reads sandbox-init's state file through os.Root: the workspace belongs to the
+// sandbox, which may have put a symlink anywhere in it.
+func (m *Manager) readState(id string) (stateFile, error) {
+	var st stateFile
+	root, err := os.OpenRoot(m.workspaceDir(id))
+	if err != nil {
+		return st, err
+	}
+	defer root.Close()
+	f, err := root.Open(".sandboxd/state.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
 }

@@ -289,8 +289,8 @@ func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Ti
 		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(now), id)
 }
 
-// SetServices replaces a sandbox's services.
-func (db *DB) SetServices(ctx context.Context, id string, services []Service, now time.Time) error {
+// SetServices replaces a sandbox's services and its declared ports.
+func (db *DB) SetServices(ctx context.Context, id string, services []Service, ports []int, now time.Time) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE sandboxes SET updated_at = ? WHERE id = ?", ms(now), id)
 		if err != nil {
@@ -301,6 +301,14 @@ func (db *DB) SetServices(ctx context.Context, id string, services []Service, no
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sandbox_services WHERE sandbox_id = ?", id); err != nil {
 			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM sandbox_ports WHERE sandbox_id = ?", id); err != nil {
+			return err
+		}
+		for _, p := range ports {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_ports (sandbox_id, port) VALUES (?, ?)", id, p); err != nil {
+				return fmt.Errorf("insert port %d: %w", p, err)
+			}
 		}
 		return insertServices(ctx, tx, id, services)
 	})

@@ -149,7 +149,7 @@ func TestUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := []Service{{Name: "a", Cmd: []string{"x"}}, {Name: "b", Cmd: []string{"y"}}}
-	if err := db.SetServices(ctx, "u", svc, later); err != nil {
+	if err := db.SetServices(ctx, "u", svc, []int{3000, 8080}, later); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.GetSandbox(ctx, "u")
@@ -162,12 +162,15 @@ func TestUpdates(t *testing.T) {
 	if !got.LastActiveAt.Equal(later) {
 		t.Errorf("last active = %v, want %v (never backwards)", got.LastActiveAt, later)
 	}
+	if len(got.Ports) != 2 || got.Ports[1] != 8080 {
+		t.Errorf("ports = %v", got.Ports)
+	}
 	if len(got.Services) != 2 || got.Services[0].Name != "a" || got.Services[1].Name != "b" {
 		t.Errorf("services = %+v", got.Services)
 	}
 	for _, err := range []error{
 		db.SetRuntime(ctx, "nope", Runtime{Status: StatusStopped}, t0),
-		db.SetServices(ctx, "nope", nil, t0),
+		db.SetServices(ctx, "nope", nil, nil, t0),
 		db.SetKeepalive(ctx, "nope", t0, t0),
 		db.DeleteSandbox(ctx, "nope"),
 	} {

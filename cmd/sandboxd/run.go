@@ -113,8 +113,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
 	waker.MinMemAvailable, waker.MemAvailable = uint64(cfg.WakeMinMemory), lifecycle.ReadMemAvailable
 	waker.Log = log
+	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
+	// when the relay reaches it.
+	waker.Dial = (&edge.Dialer{RelayPort: lifecycle.RelayPort}).DialContext
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
+	edgeSrv.RelayPort = lifecycle.RelayPort
 
 	// Listen before the boot reconcile: a bind error surfaces at once, and requests that
 	// arrive while reconciling wait in the backlog instead of being refused.
