@@ -39,6 +39,7 @@ type config struct {
 	ActivityEvery time.Duration
 	LogLevel      string
 	TestHook      string
+	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 }
 
 // setting is one variable: its name, flag, default and how to parse it.
@@ -104,6 +105,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}},
 		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", str(&c.TestHook)},
 	}
+	settings = append(settings, tlsSettings(&c.TLS)...)
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -149,6 +151,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	}
 	if c.AuthDisabled {
 		c.Tokens = nil
+	}
+	if err := c.TLS.validate(c.PreviewDomain); err != nil {
+		return nil, err
 	}
 	// A container cannot raise nofile past the engine's own hard limit (runc fails with
 	// "error setting rlimit"); sandboxd runs beside dockerd, so its limit is the best guess.

@@ -132,6 +132,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("SANDBOXD_HTTP_BIND: %w", err)
 	}
 	defer httpLn.Close()
+	https, err := listenHTTPS(cfg, edgeSrv, log) // nil when SANDBOXD_TLS=off
+	if err != nil {
+		return err
+	}
+	defer https.Close()
 
 	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = mgr.Boot(bootCtx)
@@ -142,7 +147,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	api := admin.New(mgr, waker, db, log)
 	api.Tokens = cfg.Tokens
-	api.PreviewURL = previewURL("http", cfg.PreviewDomain, httpLn.Addr())
+	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
 	apiSrv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -151,10 +156,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
+	httpSrv.Handler = https.Redirect(httpSrv.Handler)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
 	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
+	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -163,7 +170,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		defer cancel()
 		return errors.Join(httpSrv.Shutdown(sctx), apiSrv.Shutdown(sctx))
 	})
-	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(),
+	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(),
 		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
 	return g.Wait()
 }
