@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,11 +91,12 @@ func TestHTTPSFront(t *testing.T) {
 		}
 	})
 	t.Run("redirect leaves the port out on 443", func(t *testing.T) {
-		e.https.Port = 443
-		defer func() { e.https.Port = 0 }()
-		resp, _ := get("http://"+e.host()+"/", e.host())
-		if want := "https://" + e.host() + "/"; resp.Header.Get("Location") != want {
-			t.Errorf("Location %q, want %q", resp.Header.Get("Location"), want)
+		h := NewHTTPS(NewServer(domain, NewTable(), nil, nil), certs)
+		h.Port = 443
+		rec := httptest.NewRecorder()
+		h.Redirect(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "http://"+e.host()+"/p", nil))
+		if want := "https://" + e.host() + "/p"; rec.Code != http.StatusPermanentRedirect || rec.Header().Get("Location") != want {
+			t.Errorf("%d Location %q, want 308 %q", rec.Code, rec.Header().Get("Location"), want)
 		}
 	})
 	t.Run("other hosts are not redirected", func(t *testing.T) {
