@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
@@ -86,22 +87,10 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 		// sandbox-init makes the command a process-group leader, so a kill reaches its children.
 		cmd = append([]string{initTarget, "exec", "--"}, cmd...)
 	}
-	env := make([]string, 0, len(req.Env))
-	for k, v := range req.Env {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
-	cwd := Home
-	if req.Cwd != "" {
-		cwd = path.Join(Home, req.Cwd)
-		if path.IsAbs(req.Cwd) {
-			cwd = path.Clean(req.Cwd)
-		}
-	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
 	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: env, WorkingDir: cwd,
+		User: sandboxUser, Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
 		AttachStdin: req.Stdin != nil, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
@@ -111,7 +100,6 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	if err != nil {
 		return ExecStatus{}, internal(err, "start exec in %s", id)
 	}
-	defer att.Close()
 
 	if req.Stdin != nil {
 		go func() {
@@ -119,17 +107,36 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 			att.CloseWrite()
 		}()
 	}
-	copied := make(chan error, 1)
+	// stdcopy writes both streams from this one goroutine, so stdout and stderr are never
+	// written at the same time. It ends before ExecStream returns (the deferred close below
+	// unblocks its read): a caller's writer, an HTTP response say, must never be written to
+	// after the call. A writer that blocks forever would hold the return; streaming callers
+	// bound their writes with a deadline.
+	copied := make(chan struct{})
+	var copyErr error
 	go func() {
-		_, err := stdcopy.StdCopy(stdout, stderr, att.Reader)
-		copied <- err
+		defer close(copied)
+		_, copyErr = stdcopy.StdCopy(stdout, stderr, att.Reader)
+	}()
+	defer func() {
+		att.Close()
+		<-copied
 	}()
 
 	timer := time.NewTimer(req.Timeout)
 	defer timer.Stop()
 	var st ExecStatus
 	select {
-	case err = <-copied:
+	case <-copied:
+		err = copyErr
+		if err != nil {
+			// A writer failed (the client went away) or the stream broke: nobody will read
+			// what the command says any more, so it must not run on unseen.
+			if kerr := m.killExec(id, created.ID, copied); kerr != nil {
+				err = errors.Join(err, kerr)
+			}
+			return st, internal(err, "stream exec output in %s", id)
+		}
 	case <-timer.C:
 		st.TimedOut = true
 		err = m.killExec(id, created.ID, copied)
@@ -139,7 +146,7 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 			err = ctx.Err()
 		}
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil {
 		return st, err
 	}
 	ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
@@ -152,11 +159,32 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	return st, nil
 }
 
+// execEnv is env as Docker takes it, sorted so the order is stable.
+func execEnv(vars map[string]string) []string {
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+// execCwd resolves a request's cwd: relative to the home, or absolute; "" is the home.
+func execCwd(cwd string) string {
+	switch {
+	case cwd == "":
+		return Home
+	case path.IsAbs(cwd):
+		return path.Clean(cwd)
+	}
+	return path.Join(Home, cwd)
+}
+
 // killExec kills an exec's process group by its host pid (sandboxd runs in the host's pid
 // namespace, beside dockerd; the Engine API has no exec kill) and waits for its output to
-// end. The pid is read again on each try: an exec that has only just started may not report
-// one yet.
-func (m *Manager) killExec(id, execID string, copied <-chan error) error {
+// end (copied closes). The pid is read again on each try: an exec that has only just
+// started may not report one yet, even once it has written output.
+func (m *Manager) killExec(id, execID string, copied <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
 	defer cancel()
 	deadline := time.Now().Add(killWait)
@@ -169,21 +197,34 @@ func (m *Manager) killExec(id, execID string, copied <-chan error) error {
 			return nil
 		}
 		if info.Pid > 0 {
-			if err := syscall.Kill(-info.Pid, syscall.SIGKILL); err != nil {
-				// Not a group leader (no sandbox-init wrapper): kill the process itself.
-				if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
-					m.log.Warn("kill exec", "sandbox", id, "pid", info.Pid, "err", err)
-				}
+			killGroup(info.Pid, syscall.SIGKILL, m.log, id)
+			select {
+			case <-copied:
+				return nil
+			case <-time.After(250 * time.Millisecond):
 			}
-		}
-		select {
-		case <-copied:
-			return nil
-		case <-time.After(250 * time.Millisecond):
+		} else {
+			// The engine records the pid only after the process has started, and its output
+			// may arrive (or its reader fail) before that: no pid is no kill yet, whatever
+			// the output did.
+			time.Sleep(20 * time.Millisecond)
 		}
 		if time.Now().After(deadline) {
 			m.log.Warn("exec still running after kill", "sandbox", id, "pid", info.Pid)
 			return nil
+		}
+	}
+}
+
+// killGroup sends sig to the process group that pid leads, or to pid alone when it leads
+// none (no sandbox-init wrapper).
+func killGroup(pid int, sig syscall.Signal, log *slog.Logger, id string) {
+	if pid <= 1 {
+		return // never the whole host, never init
+	}
+	if err := syscall.Kill(-pid, sig); err != nil {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			log.Warn("kill exec", "sandbox", id, "pid", pid, "err", err)
 		}
 	}
 }
