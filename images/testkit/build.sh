@@ -3,7 +3,8 @@
 # It needs no registry: the image is FROM scratch and holds static busybox and
 # bash from this host's Debian packages plus static Go programs built from this
 # repository. Runnable from any directory; quiet on success but for one line.
-# The image is labelled sandboxd.image=testkit by its Dockerfile.
+# The image is labelled sandboxd.image=testkit and sandboxd.agents=opencode,claude
+# (the fake agent CLIs) by its Dockerfile.
 #
 # Usage: images/testkit/build.sh
 # Needs: docker, go, busybox-static, bash-static.
