@@ -33,6 +33,7 @@ var statusOf = map[lifecycle.Code]int{
 	lifecycle.CodeNotFound:    http.StatusNotFound,
 	lifecycle.CodeConflict:    http.StatusConflict,
 	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
+	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
 	lifecycle.CodeInternal:    http.StatusInternalServerError,
 }
 

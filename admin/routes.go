@@ -26,6 +26,12 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/execs/{execId}", s.h(s.getExec)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/execs/{execId}/output", s.h(s.getExecOutput)).Methods(get, head)
 	r.HandleFunc("/v1/sandboxes/{id}/terminal", s.h(s.terminal)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/tasks", s.h(s.createTask)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/tasks", s.h(s.listTasks)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}", s.h(s.getTask)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/events", s.h(s.taskEvents)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/cancel", s.h(s.cancelTask)).Methods(post)
+	r.HandleFunc("/v1/images", s.h(s.images)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.getServices)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.putServices)).Methods(put)
 

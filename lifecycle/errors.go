@@ -12,8 +12,9 @@ type Code string
 const (
 	CodeInvalid     Code = "invalid_request" // the caller sent something wrong; nothing changed
 	CodeNotFound    Code = "not_found"
-	CodeConflict    Code = "conflict"    // the id is taken, or the sandbox is in the wrong state
-	CodeUnavailable Code = "unavailable" // try again later: no capacity, engine down
+	CodeConflict    Code = "conflict"      // the id is taken, or the sandbox is in the wrong state
+	CodeUnavailable Code = "unavailable"   // try again later: no capacity, engine down
+	CodeUnsupported Code = "unprocessable" // well-formed, but this sandbox cannot do it (an agent its image lacks)
 	CodeInternal    Code = "internal"
 )
 

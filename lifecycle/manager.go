@@ -94,6 +94,14 @@ type Manager struct {
 	sandboxes map[string]*live
 
 	networkOK atomic.Bool
+
+	// Task runners: owned here, joined by Run's end.
+	base       context.Context
+	cancelBase context.CancelFunc
+	tasksWG    sync.WaitGroup
+	runsMu     sync.Mutex
+	runs       map[string]*run
+	taskHub    hub
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.
@@ -114,10 +122,13 @@ func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Man
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	base, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		db: db, docker: docker, cfg: cfg, log: log,
 		instance:  InstanceOf(cfg.DataDir),
 		sandboxes: map[string]*live{},
+		base:      base, cancelBase: cancel,
+		runs: map[string]*run{},
 	}
 }
 

@@ -30,7 +30,10 @@ func (m *Manager) Boot(ctx context.Context) error {
 	for _, sb := range rows {
 		m.remember(sb)
 	}
-	return m.reconcileAll(ctx, true)
+	if err := m.reconcileAll(ctx, true); err != nil {
+		return err
+	}
+	return m.resumeTasks(ctx)
 }
 
 // reconcileAll reconciles every sandbox. With wait false (the periodic sweep) sandboxes busy

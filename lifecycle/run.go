@@ -26,6 +26,11 @@ func (m *Manager) Run(ctx context.Context, loops Loops) error {
 	if loops.Pressure == 0 {
 		loops.Pressure = 5 * time.Second
 	}
+	defer func() {
+		// Task runners stop tailing (their agents go on in the containers) and are joined.
+		m.cancelBase()
+		m.tasksWG.Wait()
+	}()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.watchEvents(ctx) })
 	g.Go(func() error {

@@ -1,0 +1,226 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+type taskBody struct {
+	Prompt  string            `json:"prompt"`
+	Agent   string            `json:"agent"`
+	Model   string            `json:"model"`
+	Timeout duration          `json:"timeout"`
+	Env     map[string]string `json:"env"`
+}
+
+// createTask starts an agent: 202 with the task id and where to follow it. A stopped
+// sandbox is woken first.
+func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var b taskBody
+	if err := decode(w, r, &b, false); err != nil {
+		return err
+	}
+	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
+		return err
+	}
+	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
+		return err
+	}
+	t, err := s.sandboxes.StartTask(r.Context(), id, lifecycle.TaskRequest{
+		Prompt: b.Prompt, Agent: b.Agent, Model: b.Model, Timeout: time.Duration(b.Timeout), Env: b.Env,
+	})
+	if err != nil {
+		return err
+	}
+	s.record(r, "task.create", id, t.ID+" "+t.Agent)
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"status": t.Status, "agent": t.Agent, "events_url": eventsURL(id, t.ID), "id": t.ID,
+	})
+	return nil
+}
+
+func eventsURL(id, taskID string) string {
+	return "/v1/sandboxes/" + id + "/tasks/" + taskID + "/events"
+}
+
+// taskView is a task with its result; "id" is last, as in sandboxView.
+type taskView struct {
+	SandboxID string     `json:"sandbox_id"`
+	Agent     string     `json:"agent"`
+	Model     string     `json:"model,omitempty"`
+	Prompt    string     `json:"prompt"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	Finished  *time.Time `json:"finished_at,omitempty"`
+	EventsURL string     `json:"events_url"`
+	lifecycle.TaskResult
+	ID string `json:"id"`
+}
+
+func viewTask(t store.Task) taskView {
+	v := taskView{SandboxID: t.SandboxID, Agent: t.Agent, Model: t.Model, Prompt: t.Prompt, Status: t.Status,
+		CreatedAt: t.CreatedAt, EventsURL: eventsURL(t.SandboxID, t.ID), ID: t.ID}
+	json.Unmarshal(t.Result, &v.TaskResult)
+	v.TaskResult.Status = t.Status
+	if !t.FinishedAt.IsZero() {
+		f := t.FinishedAt
+		v.Finished = &f
+	}
+	if v.FilesChanged == nil {
+		v.FilesChanged = []lifecycle.FileChange{}
+	}
+	if t.Status == store.TaskRunning {
+		v.DurationMS = time.Since(t.CreatedAt).Milliseconds()
+	}
+	return v
+}
+
+func (s *Server) taskIDs(r *http.Request) (string, string, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return "", "", err
+	}
+	return id, mux.Vars(r)["taskId"], nil
+}
+
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
+	id, taskID, err := s.taskIDs(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.sandboxes.GetTask(r.Context(), id, taskID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewTask(t))
+	return nil
+}
+
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
+		return err
+	}
+	list, err := s.sandboxes.ListTasks(r.Context(), id, 100)
+	if err != nil {
+		return err
+	}
+	views := make([]taskView, len(list))
+	for i, t := range list {
+		views[i] = viewTask(t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": views})
+	return nil
+}
+
+func (s *Server) cancelTask(w http.ResponseWriter, r *http.Request) error {
+	id, taskID, err := s.taskIDs(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.sandboxes.CancelTask(r.Context(), id, taskID)
+	if err != nil {
+		return err
+	}
+	s.record(r, "task.cancel", id, taskID)
+	writeJSON(w, http.StatusOK, viewTask(t))
+	return nil
+}
+
+// heartbeat keeps idle SSE streams alive through proxies.
+const heartbeat = 15 * time.Second
+
+// taskEvents streams a task's events as SSE: "id:" is the sequence number, so a client
+// resumes with Last-Event-ID (or ?since=); the stream ends after "done".
+func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
+	id, taskID, err := s.taskIDs(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.sandboxes.GetTask(r.Context(), id, taskID); err != nil {
+		return err
+	}
+	after := int64(0)
+	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("since")} {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("Last-Event-ID / since must be a non-negative event id")
+		}
+		after = n
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	ctx := r.Context()
+	for {
+		evs, more, err := s.sandboxes.TaskEvents(ctx, taskID, after, 500)
+		if err != nil {
+			fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(map[string]string{"message": lifecycle.ErrorMessage(err)}))
+			rc.Flush()
+			return nil
+		}
+		for _, e := range evs {
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Type, e.Data)
+			after = e.Seq
+			if e.Type == "done" {
+				rc.Flush()
+				return nil
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return nil // the client left
+		}
+		if len(evs) == 500 {
+			continue
+		}
+		if len(evs) == 0 {
+			// Nothing new: a finished task whose done event the client already has ends here.
+			if t, err := s.sandboxes.GetTask(ctx, id, taskID); err == nil && t.Status != store.TaskRunning {
+				return nil
+			}
+		}
+		select {
+		case <-more:
+		case <-tick.C:
+			fmt.Fprint(w, ": ping\n\n")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// images reports the default image and every image a sandbox uses, with the agents each
+// carries.
+func (s *Server) images(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.sandboxes.Images(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"images": list})
+	return nil
+}

@@ -1,0 +1,75 @@
+package lifecycle
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestManifestChanges(t *testing.T) {
+	ws := t.TempDir()
+	app := filepath.Join(ws, "workspace", "app")
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(app, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(app, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("keep.txt", "same")
+	write("edit.txt", "old")
+	write("gone.txt", "x")
+	write("node_modules/dep/index.js", "ignored")
+	before, err := takeManifest(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("edit.txt", "new content")
+	os.Chtimes(filepath.Join(app, "edit.txt"), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	os.Remove(filepath.Join(app, "gone.txt"))
+	write("src/new.ts", "added")
+	write("node_modules/dep/other.js", "still ignored")
+	// A symlink out of the workspace is listed as itself, never followed.
+	os.Symlink("/etc", filepath.Join(app, "etc-link"))
+	after, err := takeManifest(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := changes(before, after)
+	want := []FileChange{{"edit.txt", "modified"}, {"etc-link", "added"}, {"gone.txt", "deleted"}, {"src/new.ts", "added"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes = %v, want %v", got, want)
+	}
+}
+
+func TestScrub(t *testing.T) {
+	secrets := secretValues(map[string]string{"ANTHROPIC_API_KEY": "sk-ant-123456", "SHORT": "ab"})
+	got := scrub(`{"text":"key is sk-ant-123456, short ab"}`, secrets)
+	if got != `{"text":"key is [redacted], short ab"}` {
+		t.Fatalf("scrub = %s", got)
+	}
+	if !looksSecret("OPENAI_API_KEY") || !looksSecret("github_token") || looksSecret("PORT") {
+		t.Fatal("looksSecret")
+	}
+}
+
+func TestHubWakesWaiters(t *testing.T) {
+	var h hub
+	w1, w2 := h.wait("t"), h.wait("t")
+	h.notify("t")
+	for _, w := range []<-chan struct{}{w1, w2} {
+		select {
+		case <-w:
+		default:
+			t.Fatal("a waiter was not woken")
+		}
+	}
+	if len(h.chans) != 0 {
+		t.Fatal("the hub keeps channels nobody waits on")
+	}
+	h.notify("nobody") // no waiter: nothing to do, no entry made
+	if len(h.chans) != 0 {
+		t.Fatal("notify made an entry")
+	}
+}
