@@ -228,7 +228,9 @@ func TestTaskCancelTimeoutConflict(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("no message from the agent")
 	}
-	var conflict struct{ Error struct{ Code, Message string } }
+	var conflict struct {
+		Error struct{ Code, Message string }
+	}
 	if code := call(t, "POST", d.API+"/v1/sandboxes/ctl/tasks", map[string]any{"prompt": "again"}, &conflict); code != 409 || !strings.Contains(conflict.Error.Message, task.ID) {
 		t.Fatalf("second task: %d %+v", code, conflict)
 	}
@@ -274,7 +276,9 @@ func TestTaskWakeMissingAgentAndFailure(t *testing.T) {
 
 	img := buildImage(t, e, "sandboxd/testkit-claude-only:test", "FROM sandboxd/testkit:latest\nLABEL sandboxd.agents=claude\n")
 	mustCreate(t, d, map[string]any{"id": "noagent", "image": img})
-	var body struct{ Error struct{ Code, Message string } }
+	var body struct {
+		Error struct{ Code, Message string }
+	}
 	code := call(t, "POST", d.API+"/v1/sandboxes/noagent/tasks", map[string]any{"prompt": "x", "agent": "opencode"}, &body)
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body.Error.Message, "make image") {
 		t.Fatalf("missing agent: %d %+v", code, body)
