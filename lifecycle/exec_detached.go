@@ -9,13 +9,11 @@ import (
 	"os"
 	"path"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"weak"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -154,6 +152,8 @@ func (m *Manager) watchDetached(e *detachedEntry, timeout time.Duration) {
 		select {
 		case <-timer.C:
 		case <-e.done: // finished by someone else (DetachedStatus saw it end)
+			return
+		case <-m.base.Done(): // sandboxd stops; the exec goes on and its exit file tells the rest
 			return
 		}
 		if sb, ok := m.cached(e.sandbox); !ok || sb.Status != store.StatusRunning || sb.ContainerID != e.container {
@@ -446,23 +446,7 @@ func (s *detachedSet) get(id string) *detachedEntry {
 	return s.byID[id]
 }
 
-// detachedSets holds each Manager's detachedSet. It belongs in a Manager field; it lives
-// here only because manager.go was outside the change that added detached execs. The key is
-// weak and the entry is dropped when its Manager is collected, so tests that make many
-// Managers leak nothing.
-var detachedSets sync.Map // weak.Pointer[Manager] → *detachedSet
-
-func (m *Manager) detached() *detachedSet {
-	key := weak.Make(m)
-	if s, ok := detachedSets.Load(key); ok {
-		return s.(*detachedSet)
-	}
-	s, loaded := detachedSets.LoadOrStore(key, &detachedSet{byID: map[string]*detachedEntry{}})
-	if !loaded {
-		runtime.AddCleanup(m, func(k weak.Pointer[Manager]) { detachedSets.Delete(k) }, key)
-	}
-	return s.(*detachedSet)
-}
+func (m *Manager) detached() *detachedSet { return &m.detachedExecs }
 
 // waitDetached waits for every detached-exec watcher of m to return (tests).
 func (m *Manager) waitDetached() { m.detached().wg.Wait() }

@@ -102,6 +102,8 @@ type Manager struct {
 	runsMu     sync.Mutex
 	runs       map[string]*run
 	taskHub    hub
+
+	detachedExecs detachedSet
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.
@@ -128,7 +130,8 @@ func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Man
 		instance:  InstanceOf(cfg.DataDir),
 		sandboxes: map[string]*live{},
 		base:      base, cancelBase: cancel,
-		runs: map[string]*run{},
+		runs:          map[string]*run{},
+		detachedExecs: detachedSet{byID: map[string]*detachedEntry{}},
 	}
 }
 

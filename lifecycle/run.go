@@ -27,9 +27,11 @@ func (m *Manager) Run(ctx context.Context, loops Loops) error {
 		loops.Pressure = 5 * time.Second
 	}
 	defer func() {
-		// Task runners stop tailing (their agents go on in the containers) and are joined.
+		// Task runners and detached-exec watchers stop watching (their processes go on in
+		// the containers) and are joined.
 		m.cancelBase()
 		m.tasksWG.Wait()
+		m.detachedExecs.wg.Wait()
 	}()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.watchEvents(ctx) })
