@@ -82,7 +82,13 @@ type Server struct {
 	audit     Auditor
 	log       *slog.Logger
 
+	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
+	// requests whose Host is not a loopback name: a DNS-rebinding page cannot borrow the
+	// browser of someone on the host.
+	LoopbackOnly bool
+
 	tokensMu sync.RWMutex
+	sockets  sockets
 
 	readyMu   sync.Mutex
 	readyAt   time.Time
@@ -182,6 +188,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		if sw.status == 0 && r.Header.Get("Upgrade") != "" {
+			sw.status = http.StatusSwitchingProtocols // hijacked: nothing was written through sw
+		}
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.EscapedPath(),
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "actor", actor(r))
 	})

@@ -101,8 +101,58 @@ func (s *Server) terminal(w http.ResponseWriter, r *http.Request) error {
 		return nil // Upgrade answered
 	}
 	s.record(r, "sandbox.terminal", id, "")
+	if !s.sockets.add(conn) {
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "sandboxd is shutting down"), time.Now().Add(time.Second))
+		conn.Close()
+		term.Close()
+		return nil
+	}
+	defer s.sockets.remove(conn)
 	s.serveTerminal(conn, term, id)
 	return nil
+}
+
+// sockets tracks the API's open WebSockets: http.Server's Shutdown does not see hijacked
+// connections, so CloseSockets ends them (a terminal's shell is killed with its socket).
+type sockets struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[*websocket.Conn]struct{}
+}
+
+func (ss *sockets) add(c *websocket.Conn) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	if ss.conns == nil {
+		ss.conns = map[*websocket.Conn]struct{}{}
+	}
+	ss.conns[c] = struct{}{}
+	return true
+}
+
+func (ss *sockets) remove(c *websocket.Conn) {
+	ss.mu.Lock()
+	delete(ss.conns, c)
+	ss.mu.Unlock()
+}
+
+// CloseSockets sends every open WebSocket a "going away" close and closes it, and refuses
+// new ones. Register it with the API server's RegisterOnShutdown.
+func (s *Server) CloseSockets() {
+	s.sockets.mu.Lock()
+	s.sockets.closed = true
+	conns := make([]*websocket.Conn, 0, len(s.sockets.conns))
+	for c := range s.sockets.conns {
+		conns = append(conns, c)
+	}
+	s.sockets.mu.Unlock()
+	for _, c := range conns {
+		c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "sandboxd is shutting down"), time.Now().Add(time.Second))
+		c.Close()
+	}
 }
 
 // terminalOriginOK refuses cross-site WebSocket hijacking. A browser attaches Origin to

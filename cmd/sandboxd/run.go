@@ -147,6 +147,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	api := admin.New(mgr, waker, db, log)
 	api.Tokens = cfg.Tokens
+	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
 	apiSrv := &http.Server{
 		Handler:           api.Handler(),
@@ -155,6 +156,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	apiSrv.RegisterOnShutdown(api.CloseSockets)
 	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
 	httpSrv.Handler = https.Redirect(httpSrv.Handler)
 

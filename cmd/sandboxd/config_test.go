@@ -1,0 +1,55 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the error; "" means no error
+	}{
+		{"defaults", nil, nil, ""},
+		{"tokens", map[string]string{"SANDBOXD_API_TOKENS": "ci:abc123,ops:def456"}, nil, ""},
+		{"empty secret", map[string]string{"SANDBOXD_API_TOKENS": "ci:"}, nil, "SANDBOXD_API_TOKENS: token \"ci\" has an empty secret"},
+		{"no colon", map[string]string{"SANDBOXD_API_TOKENS": "justasecret"}, nil, "SANDBOXD_API_TOKENS"},
+		{"duplicate name", map[string]string{"SANDBOXD_API_TOKENS": "a:x1,a:x2"}, nil, "appears twice"},
+		{"public bind without tokens", map[string]string{"SANDBOXD_API_BIND": "0.0.0.0:9090"}, nil, "SANDBOXD_API_BIND"},
+		{"public bind, auth disabled", map[string]string{"SANDBOXD_API_BIND": "0.0.0.0:9090", "SANDBOXD_API_AUTH_DISABLED": "true"}, nil, ""},
+		{"public bind with tokens", map[string]string{"SANDBOXD_API_BIND": "0.0.0.0:9090", "SANDBOXD_API_TOKENS": "ci:abc"}, nil, ""},
+		{"bad duration", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "soon"}, nil, `SANDBOXD_IDLE_TIMEOUT="soon"`},
+		{"bad bind", map[string]string{"SANDBOXD_HTTP_BIND": "80"}, nil, "SANDBOXD_HTTP_BIND"},
+		{"bad domain", map[string]string{"PREVIEW_DOMAIN": "exa mple.com"}, nil, "PREVIEW_DOMAIN"},
+		{"bad size", map[string]string{"SANDBOXD_WAKE_MIN_MEMORY": "lots"}, nil, "SANDBOXD_WAKE_MIN_MEMORY"},
+		{"bad bool", map[string]string{"SANDBOXD_API_AUTH_DISABLED": "maybe"}, nil, "SANDBOXD_API_AUTH_DISABLED"},
+		{"flag wins and is named", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "5m"}, []string{"--idle-timeout", "x"}, `--idle-timeout="x"`},
+		{"missing init", map[string]string{"SANDBOXD_INIT_PATH": "/nonexistent/sandbox-init"}, nil, "SANDBOXD_INIT_PATH"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loadConfig(c.args, func(k string) string { return c.env[k] }, io.Discard)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestTokensAreSecretToName(t *testing.T) {
+	c, err := loadConfig(nil, func(k string) string {
+		return map[string]string{"SANDBOXD_API_TOKENS": " ci:abc123 , ops:def:456 "}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tokens["abc123"] != "ci" || c.Tokens["def:456"] != "ops" || len(c.Tokens) != 2 {
+		t.Fatalf("tokens = %v", c.Tokens)
+	}
+}
