@@ -11,12 +11,20 @@
 # it already holds every package setup.sh wants, so that build needs no network.
 # The image is labelled sandboxd.image=base by its Dockerfile.
 #
+# The agent CLIs and pnpm come from npm (agents.sh, versions in agents.env).
+# Without an npm registry the image is built without them. Either way this
+# script then reads /etc/sandboxd/agents.json from the image and labels it
+# sandboxd.agents=<installed agents> and sandboxd.agents.missing=<the others>.
+# While an agent is missing, every run tries npm again (the step is not taken
+# from the build cache), so a run with registry access completes the image.
+#
 # Usage: images/base/build.sh [--rebuild]
 #   --rebuild   make sandboxd/debian:trixie again even when it exists
 # Environment:
 #   SANDBOXD_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
 #   SANDBOXD_PULL_TIMEOUT   seconds allowed for `docker pull` (default 60)
 #   SANDBOXD_DEBIAN_KEYRING keyring to try first for the mirror's signatures
+#   NPM_CONFIG_REGISTRY     npm registry (or mirror) for the agents and pnpm
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -187,6 +195,45 @@ build_rootfs() {
 # image_id prints the id of an image, or nothing when there is none.
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 
+# agents_attempt prints the value of the SANDBOXD_AGENTS_ATTEMPT build
+# argument: 0 when the current image has every agent (the npm step may come
+# from the build cache), else a new one, so that the step runs again.
+agents_attempt() {
+	if [ "$rebuild" = 0 ] && docker image inspect -f '{{json .Config.Labels}}' "$IMAGE" 2>/dev/null |
+		grep -q '"sandboxd.agents.missing":""'; then
+		echo 0
+	else
+		date +%s
+	fi
+}
+
+# label_agents labels IMAGE with the agents its /etc/sandboxd/agents.json
+# lists: sandboxd.agents (installed) and sandboxd.agents.missing, each a
+# comma-separated list of names. Labels cannot be computed in the Dockerfile
+# (they depend on a RUN's outcome), so they go on a child image that adds
+# only metadata; the unlabelled image it replaces is removed.
+label_agents() {
+	local unlabelled cid json name state installed=() missing=()
+	unlabelled=$(image_id "$IMAGE")
+	cid=$(docker create "$IMAGE")
+	json=$(docker cp "$cid:/etc/sandboxd/agents.json" - | tar -xO) || json=
+	docker rm "$cid" >/dev/null
+	while read -r name state; do
+		if [ "$state" = true ]; then installed+=("$name"); else missing+=("$name"); fi
+	done < <(sed -n 's/^ *"\([a-z0-9_-]*\)": {.*"installed": \(true\|false\)}.*$/\1 \2/p' <<<"$json")
+	[ $((${#installed[@]} + ${#missing[@]})) -gt 0 ] || die "no agents listed in /etc/sandboxd/agents.json of $IMAGE"
+	AGENTS=$(IFS=,; echo "${installed[*]}")
+	AGENTS_MISSING=$(IFS=,; echo "${missing[*]}")
+	if ! printf 'FROM %s\nLABEL sandboxd.agents="%s" sandboxd.agents.missing="%s"\n' "$unlabelled" "$AGENTS" "$AGENTS_MISSING" |
+		docker build -q -t "$IMAGE" - >"$tmp/label.log" 2>&1; then
+		cat "$tmp/label.log" >&2
+		die "labelling $IMAGE failed"
+	fi
+	# BuildKit leaves the unlabelled image dangling; the legacy builder keeps
+	# it as the labelled one's parent, and then this removal fails, harmlessly.
+	drop_old "$unlabelled" "$IMAGE"
+}
+
 # drop_old removes an image a rebuild replaced, unless it is still in use
 # (a container, or a child image such as a sandbox's commit): only that id,
 # never a prune, which would take other people's dangling images too.
@@ -212,11 +259,15 @@ else
 fi
 
 say "docker build $IMAGE on $base"
-if ! docker build --build-arg BASE="$base" -t "$IMAGE" "$HERE" >"$tmp/build.log" 2>&1; then
+build_args=(--build-arg BASE="$base" --build-arg SANDBOXD_AGENTS_ATTEMPT="$(agents_attempt)")
+[ -z "${NPM_CONFIG_REGISTRY:-}" ] || build_args+=(--build-arg NPM_CONFIG_REGISTRY)
+if ! docker build "${build_args[@]}" -t "$IMAGE" "$HERE" >"$tmp/build.log" 2>&1; then
 	tail -n 40 "$tmp/build.log" >&2
 	die "docker build failed"
 fi
+grep -o 'agents.sh: npm registry unreachable.*' "$tmp/build.log" | head -n 1 | sed 's/^/==> /' >&2 || true
+label_agents
 drop_old "$old_image" "$IMAGE"
 drop_old "$old_rootfs" "$ROOTFS_IMAGE"
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
-echo "built $IMAGE on $base: $((size / 1000000)) MB in $((SECONDS - started))s"
+echo "built $IMAGE on $base: $((size / 1000000)) MB in $((SECONDS - started))s; agents: ${AGENTS:-none}${AGENTS_MISSING:+ (missing: $AGENTS_MISSING; see images/README.md)}"

@@ -56,12 +56,8 @@ mkdir -p "$SANDBOX_HOME/workspace/app"
 chown -R "$SANDBOX_UID:$SANDBOX_UID" "$SANDBOX_HOME"
 chmod 755 "$SANDBOX_HOME"
 
-# ---------------------------------------------------------------------------
-# AGENT CLIS AND PNPM (later issue): install the coding agents' CLIs and pnpm
-# here, e.g. `npm install -g --prefix /usr/local opencode-ai @anthropic-ai/claude-code pnpm`,
-# guarded like the apt step above so a rebuild that already has them is a no-op.
-# They must land in /usr/local/bin (on PATH, outside the bind-mounted home).
-# ---------------------------------------------------------------------------
+# The agent CLIs and pnpm come next, from agents.sh in their own build step,
+# so that step can run again (a registry came back) without this one.
 
 # Leave no package indexes or caches in the image.
 apt-get clean
