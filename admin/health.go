@@ -32,3 +32,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	w.Write([]byte("ready\n"))
 	return nil
 }
+
+// metrics serves Prometheus metrics; it needs a token like every route when tokens are set.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		s.writeError(w, r, &apiError{http.StatusNotFound, "not_found", "metrics are not enabled"})
+		return
+	}
+	s.Metrics.ServeHTTP(w, r)
+}

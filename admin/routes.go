@@ -13,6 +13,7 @@ func (s *Server) routes(r *mux.Router) {
 
 	r.HandleFunc("/healthz", s.healthz).Methods(get, http.MethodHead)
 	r.HandleFunc("/readyz", s.h(s.readyz)).Methods(get, http.MethodHead)
+	r.HandleFunc("/metrics", s.metrics).Methods(get)
 
 	r.HandleFunc("/v1/sandboxes", s.h(s.create)).Methods(post)
 	r.HandleFunc("/v1/sandboxes", s.h(s.list)).Methods(get)

@@ -74,6 +74,8 @@ type Server struct {
 	Tokens map[string]string
 	// PreviewURL formats the preview URL of a sandbox port; nil omits preview URLs.
 	PreviewURL func(id string, port int) string
+	// Metrics serves /metrics; nil answers 404.
+	Metrics http.Handler
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 

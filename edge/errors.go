@@ -65,6 +65,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	if r.Context().Err() != nil {
 		return // the client left
 	}
+	if s.OnStatus != nil {
+		s.OnStatus(a.status)
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")

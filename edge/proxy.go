@@ -94,6 +94,9 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 
 // modifyResponse records that the port answered.
 func (s *Server) modifyResponse(res *http.Response) error {
+	if s.OnStatus != nil {
+		s.OnStatus(res.StatusCode)
+	}
 	if h := hopFrom(res.Request.Context()); h != nil && h.entry != nil && !h.entry.open[h.index].Load() {
 		h.entry.open[h.index].Store(true)
 	}

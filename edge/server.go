@@ -36,6 +36,10 @@ type Server struct {
 	// DialTimeout bounds each new connection to a sandbox. Zero means 5s.
 	DialTimeout time.Duration
 
+	// OnStatus, when set, is called with the status of every answer: the app's through the
+	// proxy, and the edge's own errors. It must be cheap and safe for concurrent use.
+	OnStatus func(code int)
+
 	// RelayPort is sandbox-init's loopback relay (see Dialer); 0 means no relay, so a
 	// server bound only to the sandbox's loopback is unreachable.
 	RelayPort int

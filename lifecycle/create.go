@@ -32,6 +32,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	}
 	// The caller leaving must not leave a half-made sandbox: finish or undo regardless.
 	ctx = context.WithoutCancel(ctx)
+	began := time.Now()
 	unlock, err := m.lock(ctx, req.ID)
 	if err != nil {
 		return store.Sandbox{}, err
@@ -87,6 +88,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		return fail(err)
 	}
 	m.touch(sb.ID)
+	if m.Observe.Timed != nil {
+		m.Observe.Timed("create", time.Since(began))
+	}
 	return sb, nil
 }
 

@@ -70,6 +70,14 @@ type RouteSink interface {
 	DeleteRoute(id string)
 }
 
+// Observer is told what the Manager does, for metrics. Every field is optional and must be
+// cheap and safe for concurrent use.
+type Observer struct {
+	Stopped   func(reason string)              // a sandbox stopped: api, idle or pressure
+	Timed     func(op string, d time.Duration) // create (to running) or start took d
+	TaskEnded func(status string)              // succeeded, failed or cancelled
+}
+
 // Manager runs sandboxes on one Docker engine. It is safe for concurrent use.
 type Manager struct {
 	// Now is the clock; nil means time.Now.
@@ -78,6 +86,8 @@ type Manager struct {
 	Routes RouteSink
 	// MemAvailable reads the host's available memory; nil reads /proc/meminfo.
 	MemAvailable func() (uint64, error)
+	// Observe receives events for metrics; its nil fields are skipped.
+	Observe Observer
 	// Hook, when set, is called at named points of create and stop. Tests use it to crash
 	// sandboxd at a chosen instant.
 	Hook func(point string)
@@ -301,4 +311,22 @@ func (m *Manager) lock(ctx context.Context, id string) (func(), error) {
 		return nil, errorf(CodeUnavailable, "sandbox %s is busy with another operation", id)
 	}
 	return unlock, nil
+}
+
+// CountByState counts sandboxes by state, from memory.
+func (m *Manager) CountByState() map[string]int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := map[string]int{}
+	for _, l := range m.sandboxes {
+		out[l.sb.Status]++
+	}
+	return out
+}
+
+// RunningTasks is the number of tasks this process is running or watching.
+func (m *Manager) RunningTasks() int {
+	m.runsMu.Lock()
+	defer m.runsMu.Unlock()
+	return len(m.runs)
 }

@@ -68,7 +68,7 @@ func (m *Manager) IdleSweep(ctx context.Context, now time.Time) []string {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ok, err := m.stopIf(ctx, id, func(c candidate) bool { return c.idleTooLong() }, now)
+			ok, err := m.stopIf(ctx, id, "idle", func(c candidate) bool { return c.idleTooLong() }, now)
 			if err != nil {
 				m.log.Warn("idle stop", "sandbox", id, "err", err)
 			}
@@ -121,7 +121,7 @@ func (m *Manager) PressureSweep(ctx context.Context, now time.Time) string {
 		if c.inflight {
 			continue
 		}
-		ok, err := m.stopIf(ctx, c.id, func(c candidate) bool { return !c.inflight }, now)
+		ok, err := m.stopIf(ctx, c.id, "pressure", func(c candidate) bool { return !c.inflight }, now)
 		if err != nil {
 			m.log.Warn("pressure stop", "sandbox", c.id, "err", err)
 			continue
@@ -137,7 +137,7 @@ func (m *Manager) PressureSweep(ctx context.Context, now time.Time) string {
 
 // stopIf stops id if cond still holds once its lock is held: a request or exec that arrived
 // since the sweep looked wins.
-func (m *Manager) stopIf(ctx context.Context, id string, cond func(candidate) bool, now time.Time) (bool, error) {
+func (m *Manager) stopIf(ctx context.Context, id, reason string, cond func(candidate) bool, now time.Time) (bool, error) {
 	unlock, ok := m.locks.tryLock(id)
 	if !ok {
 		return false, nil // busy with an operation: not idle
@@ -152,5 +152,5 @@ func (m *Manager) stopIf(ctx context.Context, id string, cond func(candidate) bo
 	if !still {
 		return false, nil
 	}
-	return true, m.Stop(ctx, id)
+	return true, m.stop(ctx, id, reason)
 }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
@@ -34,6 +35,7 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 		return parseIP(sb.IP), nil
 	}
 	m.hook("start.begin")
+	began := time.Now()
 	ip, cid, err := m.start(ctx, sb)
 	if err != nil {
 		m.log.Error("start failed", "sandbox", id, "err", err)
@@ -46,6 +48,9 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	m.touch(id)
+	if m.Observe.Timed != nil {
+		m.Observe.Timed("start", time.Since(began))
+	}
 	return parseIP(ip), nil
 }
 

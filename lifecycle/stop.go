@@ -14,6 +14,11 @@ import (
 // sandbox is a no-op. While it stops, its route says asleep, so a request that arrives
 // waits for the stop and then wakes it again.
 func (m *Manager) Stop(ctx context.Context, id string) error {
+	return m.stop(ctx, id, "api")
+}
+
+// stop stops a sandbox for a reason (api, idle, pressure) the observer counts.
+func (m *Manager) stop(ctx context.Context, id, reason string) error {
 	if !ValidID(id) {
 		return errorf(CodeNotFound, "sandbox %q not found", id)
 	}
@@ -39,6 +44,9 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		return err
 	}
 	_, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusStopped, ContainerID: sb.ContainerID})
+	if err == nil && m.Observe.Stopped != nil {
+		m.Observe.Stopped(reason)
+	}
 	return err
 }
 

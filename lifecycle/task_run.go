@@ -300,6 +300,9 @@ func (r *run) finish(ctx context.Context, res TaskResult, code *int) {
 	}
 	r.m.removeManifest(r.t.ID)
 	r.m.taskHub.notify(r.t.ID)
+	if r.m.Observe.TaskEnded != nil {
+		r.m.Observe.TaskEnded(res.Status)
+	}
 	r.m.log.Info("task ended", "sandbox", r.t.SandboxID, "task", r.t.ID, "status", res.Status, "reason", res.FailureReason)
 }
 

@@ -88,9 +88,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer db.Close()
-	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	met := newMetrics()
+	docker, err := dockerClient(met)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
+		return err
 	}
 	defer docker.Close()
 
@@ -148,6 +149,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	api := admin.New(mgr, waker, db, log)
 	api.Tokens = cfg.Tokens
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
+	met.wire(mgr, waker, edgeSrv)
+	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
 	apiSrv := &http.Server{
 		Handler:           api.Handler(),
@@ -175,6 +178,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(),
 		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
 	return g.Wait()
+}
+
+// dockerClient is the Engine API client, its transport counting failed calls.
+func dockerClient(met *metrics) (*client.Client, error) {
+	base, err := client.NewClientWithOpts(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	hc := base.HTTPClient() // a copy whose transport already speaks to DOCKER_HOST
+	hc.Transport = dockerErrors{base: hc.Transport, m: met}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithHTTPClient(hc), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return cli, nil
 }
 
 func serveUntilClosed(srv *http.Server, ln net.Listener) error {
