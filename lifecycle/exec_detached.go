@@ -83,24 +83,19 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 		return DetachedExec{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
 	}
 	execID := strings.ToLower(ulid.Make().String())
-	logFile := path.Join(Home, detachedDir, execID+".log")
-	cmd := append([]string{initTarget, "exec", "--log", logFile, "--"}, req.Cmd...)
-
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
-	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
-	})
+	created, err := m.createLoggedExec(cctx, sb.ContainerID, path.Join(Home, detachedDir, execID+".log"), req.Cmd, req.Env, execCwd(req.Cwd))
 	if err != nil {
-		return DetachedExec{}, internal(err, "create exec in %s", id)
+		return DetachedExec{}, err
 	}
 	started := m.now().UTC()
-	e := &detachedEntry{sandbox: id, container: sb.ContainerID, dockerID: created.ID,
+	e := &detachedEntry{sandbox: id, container: sb.ContainerID, dockerID: created,
 		cmd: append([]string(nil), req.Cmd...), started: started, done: make(chan struct{})}
 	set := m.detached()
 	// Busy before the start: the reaper must not find the sandbox idle in between.
 	release := m.busy(id)
-	if err := m.docker.ContainerExecStart(cctx, created.ID, container.ExecStartOptions{Detach: true}); err != nil {
+	if err := m.docker.ContainerExecStart(cctx, created, container.ExecStartOptions{Detach: true}); err != nil {
 		release()
 		return DetachedExec{}, internal(err, "start exec in %s", id)
 	}

@@ -305,6 +305,21 @@ func (k *keyedMutex) tryLock(id string) (unlock func(), ok bool) {
 	}
 }
 
+// locked runs fn holding id's lock, on a context the caller leaving cannot cancel: an
+// operation that began finishes, so the sandbox is never left half-changed.
+func (m *Manager) locked(ctx context.Context, id string, fn func(ctx context.Context) error) error {
+	if !ValidID(id) {
+		return errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	ctx = context.WithoutCancel(ctx)
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn(ctx)
+}
+
 func (m *Manager) lock(ctx context.Context, id string) (func(), error) {
 	unlock, err := m.locks.lock(ctx, id)
 	if err != nil {

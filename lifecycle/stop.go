@@ -19,15 +19,10 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 
 // stop stops a sandbox for a reason (api, idle, pressure) the observer counts.
 func (m *Manager) stop(ctx context.Context, id, reason string) error {
-	if !ValidID(id) {
-		return errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return m.locked(ctx, id, func(ctx context.Context) error { return m.stopLocked(ctx, id, reason) })
+}
+
+func (m *Manager) stopLocked(ctx context.Context, id, reason string) error {
 	sb, ok := m.cached(id)
 	if !ok {
 		return errorf(CodeNotFound, "sandbox %s not found", id)
@@ -35,7 +30,7 @@ func (m *Manager) stop(ctx context.Context, id, reason string) error {
 	if sb.Status == store.StatusStopped {
 		return nil
 	}
-	sb, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusStopping, ContainerID: sb.ContainerID, IP: sb.IP})
+	sb, err := m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusStopping, ContainerID: sb.ContainerID, IP: sb.IP})
 	if err != nil {
 		return err
 	}
@@ -67,16 +62,7 @@ func (m *Manager) stopContainer(ctx context.Context, cid string) error {
 // Delete removes a sandbox's container and row. Its workspace stays on disk, so the id can
 // be created again with the same files; Purge removes it.
 func (m *Manager) Delete(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return m.delete(ctx, id)
+	return m.locked(ctx, id, func(ctx context.Context) error { return m.delete(ctx, id) })
 }
 
 func (m *Manager) delete(ctx context.Context, id string) error {
@@ -97,15 +83,10 @@ func (m *Manager) delete(ctx context.Context, id string) error {
 // Purge deletes a sandbox and its workspace. It also purges the workspace an earlier Delete
 // kept.
 func (m *Manager) Purge(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return m.locked(ctx, id, func(ctx context.Context) error { return m.purge(ctx, id) })
+}
+
+func (m *Manager) purge(ctx context.Context, id string) error {
 	_, hadRow := m.cached(id)
 	if hadRow {
 		if err := m.delete(ctx, id); err != nil {

@@ -353,24 +353,16 @@ func readExit(root *os.Root, taskID string) (int, bool) {
 // startAgent runs argv detached as the sandbox user in the app dir, through sandbox-init's
 // logging exec, and returns the Docker exec id.
 func (m *Manager) startAgent(ctx context.Context, sb store.Sandbox, taskID string, argv []string, env map[string]string) (string, error) {
-	cmd := append([]string{initTarget, "exec", "--log", Home + "/" + taskLog(taskID), "--"}, argv...)
-	envList := make([]string, 0, len(env))
-	for k, v := range env {
-		envList = append(envList, k+"="+v)
-	}
-	sort.Strings(envList)
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
-	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: envList, WorkingDir: Home + "/workspace/app",
-	})
+	execID, err := m.createLoggedExec(cctx, sb.ContainerID, Home+"/"+taskLog(taskID), argv, env, Home+"/workspace/app")
 	if err != nil {
-		return "", internal(err, "create the agent's exec")
+		return "", err
 	}
-	if err := m.docker.ContainerExecStart(cctx, created.ID, container.ExecStartOptions{Detach: true}); err != nil {
+	if err := m.docker.ContainerExecStart(cctx, execID, container.ExecStartOptions{Detach: true}); err != nil {
 		return "", internal(err, "start the agent")
 	}
-	return created.ID, nil
+	return execID, nil
 }
 
 // requireAgent checks that the sandbox's image has the agent: the image's sandboxd.agents
