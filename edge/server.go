@@ -136,8 +136,8 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 // retried through wake: a fast-path request without a body whose dial
 // failed (the app or its container went away behind the table's back).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, h *hop) (retry bool) {
-	if r.Header.Get("Upgrade") != "" {
-		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades}
+	if up := r.Header.Get("Upgrade"); up != "" {
+		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades, websocket: strings.EqualFold(up, "websocket")}
 	}
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), hopKey{}, h)))
 	return h.retry
@@ -163,6 +163,14 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	srv.RegisterOnShutdown(s.upgrades.closeAll)
 	return srv
 }
+
+// CloseWebSockets ends every upgraded connection and refuses new upgrades,
+// as the Shutdown of a server made by HTTPServer does, but returns only once
+// they are closed: Shutdown starts this without waiting for it. A WebSocket
+// client gets a Close frame with status 1001 (Going Away) first, unless the
+// app's frame being relayed to it is only partly sent; then the connection
+// just closes. Call it when the process stops serving, before it exits.
+func (s *Server) CloseWebSockets() { s.upgrades.closeAll() }
 
 // OpenWebSockets returns the number of upgraded (WebSocket) connections
 // being proxied now.

@@ -17,6 +17,8 @@ type upgrades struct {
 	mu     sync.Mutex
 	conns  map[*upgradedConn]struct{}
 	closed bool // after closeAll: new upgrades are refused
+
+	closeOnce sync.Once // a second closeAll waits for the first
 }
 
 // add tracks c, or reports false after closeAll.
@@ -42,19 +44,30 @@ func (u *upgrades) len() int {
 	return len(u.conns)
 }
 
-// closeAll closes every upgraded connection and refuses new ones. Closing
-// the client side ends ReverseProxy's copy, which then closes the backend.
+// closeAll closes every upgraded connection and refuses new ones; it returns
+// once they are closed, and a call while another runs waits for it. A
+// WebSocket gets a Close frame first (see goingAway). Closing the client
+// side ends ReverseProxy's copy, which then closes the backend.
 func (u *upgrades) closeAll() {
-	u.mu.Lock()
-	u.closed = true
-	conns := make([]*upgradedConn, 0, len(u.conns))
-	for c := range u.conns {
-		conns = append(conns, c)
-	}
-	u.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
+	u.closeOnce.Do(func() {
+		u.mu.Lock()
+		u.closed = true
+		conns := make([]*upgradedConn, 0, len(u.conns))
+		for c := range u.conns {
+			conns = append(conns, c)
+		}
+		u.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Go(func() {
+				if c.websocket {
+					c.goingAway()
+				}
+				c.Close()
+			})
+		}
+		wg.Wait()
+	})
 }
 
 // upgradeWriter wraps the ResponseWriter of an upgrade request so that the
@@ -62,7 +75,8 @@ func (u *upgrades) closeAll() {
 // reachable through Unwrap (http.ResponseController).
 type upgradeWriter struct {
 	http.ResponseWriter
-	upgrades *upgrades
+	upgrades  *upgrades
+	websocket bool // the request asks for "Upgrade: websocket"
 }
 
 func (w *upgradeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -73,7 +87,7 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	uc := &upgradedConn{Conn: c, upgrades: w.upgrades}
+	uc := &upgradedConn{Conn: c, upgrades: w.upgrades, websocket: w.websocket}
 	if !w.upgrades.add(uc) {
 		c.Close()
 		return nil, nil, http.ErrServerClosed
@@ -89,6 +103,13 @@ type upgradedConn struct {
 	net.Conn
 	upgrades *upgrades
 	once     sync.Once
+
+	// A WebSocket's writes to the client go through wsClientWriter, so that
+	// closeAll can end it with a Close frame between two of the app's frames.
+	websocket bool
+	wmu       sync.Mutex
+	frames    wsFrames // app→client frame boundaries, under wmu
+	goneAway  bool     // goingAway ran: no more writes, under wmu
 }
 
 func (c *upgradedConn) Close() error {
@@ -100,6 +121,9 @@ func (c *upgradedConn) Close() error {
 // ReadFrom copies the backend's bytes to the client (ReverseProxy's
 // io.Copy(client, backend) lands here), with small resting buffers.
 func (c *upgradedConn) ReadFrom(r io.Reader) (int64, error) {
+	if c.websocket {
+		return copyAdaptive((*wsClientWriter)(c), r, &c.upgrades.pool)
+	}
 	return copyAdaptive(c.Conn, r, &c.upgrades.pool)
 }
 
