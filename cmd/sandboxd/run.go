@@ -76,6 +76,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	notify := newNotifier(getenv, log) // nil unless systemd's NOTIFY_SOCKET is set
 	if cfg.InitPath == "" {
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
 	}
@@ -170,13 +171,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error {
 		<-gctx.Done()
+		notify.Stopping("draining requests; sandboxes keep running")
 		log.Info("shutting down; sandboxes keep running for the next start to adopt")
+		// Both servers stop listening at once and drain together: requests in flight,
+		// those held in a wake included, get up to the wake timeout. WebSockets never go
+		// idle: Shutdown ends them with a Close frame, and CloseWebSockets waits until
+		// every frame is out before the process may exit.
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.WakeTimeout)
 		defer cancel()
-		return errors.Join(httpSrv.Shutdown(sctx), apiSrv.Shutdown(sctx))
+		apiDone := make(chan error, 1)
+		go func() { apiDone <- apiSrv.Shutdown(sctx) }()
+		err := httpSrv.Shutdown(sctx)
+		edgeSrv.CloseWebSockets()
+		err = errors.Join(err, <-apiDone)
+		if errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("requests still open after the wake timeout are cut", "wake_timeout", cfg.WakeTimeout)
+			return nil
+		}
+		return err
 	})
 	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(),
 		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
+	notify.Ready("serving: API on " + apiLn.Addr().String() + ", previews on " + httpLn.Addr().String())
+	g.Go(func() error { return notify.Watchdog(gctx, db.Ping) }) // after READY=1: pings follow it
 	return g.Wait()
 }
 
