@@ -38,6 +38,7 @@ type config struct {
 	ProbeWindow   time.Duration
 	ActivityEvery time.Duration
 	LogLevel      string
+	EnvFile       string // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TestHook      string
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 }
@@ -103,6 +104,16 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			}
 			return fmt.Errorf("want debug, info, warn or error")
 		}},
+		{"SANDBOXD_ENV_FILE", "env-file", "", "KEY=VALUE file (systemd's EnvironmentFile) that SIGHUP re-reads SANDBOXD_API_TOKENS from", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			if _, err := readEnvFile(v); err != nil {
+				return fmt.Errorf("want a readable file of KEY=VALUE lines: %v", err)
+			}
+			c.EnvFile = v
+			return nil
+		}},
 		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", str(&c.TestHook)},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
@@ -135,22 +146,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	}
 
 	var err error
-	if c.Tokens, err = parseTokens(tokens); err != nil {
-		return nil, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
-	}
-	switch authDisabled {
-	case "":
-	case "true", "1", "yes":
-		c.AuthDisabled = true
-	case "false", "0", "no":
-	default:
-		return nil, fmt.Errorf("SANDBOXD_API_AUTH_DISABLED=%q: want true or false", authDisabled)
-	}
-	if len(c.Tokens) == 0 && !c.AuthDisabled && !loopbackBind(c.APIBind) {
-		return nil, fmt.Errorf("SANDBOXD_API_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens, or SANDBOXD_API_AUTH_DISABLED=true to serve the API to anyone", c.APIBind)
-	}
-	if c.AuthDisabled {
-		c.Tokens = nil
+	if c.Tokens, c.AuthDisabled, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {
+		return nil, err
 	}
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
@@ -172,6 +169,31 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
 	}
 	return c, nil
+}
+
+// apiAuth validates SANDBOXD_API_TOKENS and SANDBOXD_API_AUTH_DISABLED for an API on
+// apiBind, at start and on SIGHUP. Tokens are nil when auth is disabled.
+func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, bool, error) {
+	parsed, err := parseTokens(tokens)
+	if err != nil {
+		return nil, false, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
+	}
+	disabled := false
+	switch authDisabled {
+	case "":
+	case "true", "1", "yes":
+		disabled = true
+	case "false", "0", "no":
+	default:
+		return nil, false, fmt.Errorf("SANDBOXD_API_AUTH_DISABLED=%q: want true or false", authDisabled)
+	}
+	if len(parsed) == 0 && !disabled && !loopbackBind(apiBind) {
+		return nil, false, fmt.Errorf("SANDBOXD_API_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens, or SANDBOXD_API_AUTH_DISABLED=true to serve the API to anyone", apiBind)
+	}
+	if disabled {
+		parsed = nil
+	}
+	return parsed, disabled, nil
 }
 
 // parseTokens reads "name:secret,name2:secret2" into secret → name.

@@ -161,6 +161,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	apiSrv.RegisterOnShutdown(api.CloseSockets)
+	reload := newReloader(cfg, getenv, api, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
+	defer reload.Close()
 	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
 	httpSrv.Handler = https.Redirect(httpSrv.Handler)
 
@@ -169,6 +171,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
 	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
+	g.Go(func() error { return reload.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		notify.Stopping("draining requests; sandboxes keep running")
