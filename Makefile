@@ -56,5 +56,18 @@ bench: testkit
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHost -fuzztime 60s ./edge
 
+# install deploys sandboxd under systemd (systemd/install.sh): the binaries in $(PREFIX)/bin,
+# the unit in /etc/systemd/system, /etc/sandboxd/sandboxd.env from the example when absent,
+# the base image when missing, then enables and (re)starts the service. DESTDIR=<dir> only
+# stages the files under <dir>.
+install: build
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' systemd/install.sh
+
+# uninstall removes the service, its files, and this installation's containers and network;
+# workspaces and state stay unless PURGE=1 (asks first; YES=1 answers), images unless
+# IMAGES=1. With DESTDIR=<dir> it works on that staged tree only (systemd/uninstall.sh).
+uninstall:
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' PURGE='$(PURGE)' YES='$(YES)' IMAGES='$(IMAGES)' systemd/uninstall.sh
+
 clean:
 	rm -rf bin
