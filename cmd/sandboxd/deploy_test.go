@@ -22,7 +22,7 @@ import (
 // containers live there): docker and systemctl on PATH are fakes that record any call,
 // and the tests fail if one was made.
 
-// make runs `make <args>` at the module root with fake docker and systemctl first on PATH.
+// makeStaged runs `make <args>` at the module root with fake docker and systemctl first on PATH.
 // It returns the combined output and whether make succeeded.
 func makeStaged(t *testing.T, fakes string, args ...string) (string, bool) {
 	t.Helper()
