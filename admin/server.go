@@ -91,6 +91,8 @@ type Server struct {
 
 	tokensMu sync.RWMutex
 	sockets  sockets
+	stopping chan struct{} // closed by CloseSockets: long-lived streams end
+	stopOnce sync.Once
 
 	readyMu   sync.Mutex
 	readyAt   time.Time
@@ -104,7 +106,8 @@ func New(sandboxes Sandboxes, waker Waker, audit Auditor, log *slog.Logger) *Ser
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{sandboxes: sandboxes, waker: waker, audit: audit, log: log, readyTTL: 2 * time.Second}
+	return &Server{sandboxes: sandboxes, waker: waker, audit: audit, log: log, readyTTL: 2 * time.Second,
+		stopping: make(chan struct{})}
 }
 
 // SetTokens replaces the API tokens (on SIGHUP).

@@ -208,6 +208,8 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 			fmt.Fprint(w, ": ping\n\n")
 		case <-ctx.Done():
 			return nil
+		case <-s.stopping:
+			return nil // sandboxd stops: the client reconnects with Last-Event-ID
 		}
 	}
 }

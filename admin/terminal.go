@@ -139,9 +139,11 @@ func (ss *sockets) remove(c *websocket.Conn) {
 	ss.mu.Unlock()
 }
 
-// CloseSockets sends every open WebSocket a "going away" close and closes it, and refuses
-// new ones. Register it with the API server's RegisterOnShutdown.
+// CloseSockets sends every open WebSocket a "going away" close and closes it, refuses new
+// ones, and ends task event streams (their clients resume with Last-Event-ID). Register it
+// with the API server's RegisterOnShutdown.
 func (s *Server) CloseSockets() {
+	s.stopOnce.Do(func() { close(s.stopping) })
 	s.sockets.mu.Lock()
 	s.sockets.closed = true
 	conns := make([]*websocket.Conn, 0, len(s.sockets.conns))
