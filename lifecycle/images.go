@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -50,7 +51,7 @@ func (m *Manager) Images(ctx context.Context) ([]ImageInfo, error) {
 		}
 		if info.Known {
 			for _, a := range agent.Names() {
-				if !contains(info.Agents, a) {
+				if !slices.Contains(info.Agents, a) {
 					info.Missing = append(info.Missing, a)
 				}
 			}
@@ -59,13 +60,4 @@ func (m *Manager) Images(ctx context.Context) ([]ImageInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
