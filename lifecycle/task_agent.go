@@ -55,4 +55,3 @@ func (m *Manager) requireAgent(ctx context.Context, sb store.Sandbox, ad agent.A
 
 // LabelAgents on an image lists the agent CLIs it carries, comma-separated.
 const LabelAgents = "sandboxd.agents"
-
