@@ -84,7 +84,8 @@ type Manager struct {
 	Now func() time.Time
 	// Routes is told about every route change; nil means no edge.
 	Routes RouteSink
-	// MemAvailable reads the host's available memory; nil reads /proc/meminfo.
+	// MemAvailable reads the host's available memory (cmd/sandboxd passes
+	// wake.ReadMemAvailable); nil disables the memory-pressure reaper.
 	MemAvailable func() (uint64, error)
 	// Observe receives events for metrics; its nil fields are skipped.
 	Observe Observer

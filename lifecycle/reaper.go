@@ -89,10 +89,10 @@ func (m *Manager) IdleSweep(ctx context.Context, now time.Time) []string {
 // task in flight are never stopped; kept-alive and always_on ones only when nothing else is
 // left. One stop per pass: the next pass measures again. It returns the id it stopped.
 func (m *Manager) PressureSweep(ctx context.Context, now time.Time) string {
-	if m.cfg.PressureBelow == 0 {
+	if m.cfg.PressureBelow == 0 || m.MemAvailable == nil {
 		return ""
 	}
-	avail, err := m.memAvailable()
+	avail, err := m.MemAvailable()
 	if err != nil {
 		m.log.Warn("read MemAvailable", "err", err)
 		return ""

@@ -15,7 +15,7 @@ import (
 func (w *Waker) checkMemory(id string) error {
 	read := w.MemAvailable
 	if read == nil {
-		read = procMemAvailable
+		read = ReadMemAvailable
 	}
 	avail, err := read()
 	if err != nil {
@@ -35,8 +35,9 @@ func (w *Waker) checkMemory(id string) error {
 	return nil
 }
 
-// procMemAvailable reads MemAvailable from /proc/meminfo.
-func procMemAvailable() (uint64, error) {
+// ReadMemAvailable reads the host's MemAvailable from /proc/meminfo, in bytes. It is the
+// default of Waker.MemAvailable; the lifecycle's pressure reaper reads the same.
+func ReadMemAvailable() (uint64, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, err

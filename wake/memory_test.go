@@ -31,7 +31,7 @@ func TestParseMemAvailable(t *testing.T) {
 }
 
 func TestProcMemAvailable(t *testing.T) {
-	n, err := procMemAvailable()
+	n, err := ReadMemAvailable()
 	if err != nil {
 		t.Skipf("no /proc/meminfo: %v", err)
 	}

@@ -113,7 +113,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	waker := wake.New(mgr)
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
-	waker.MinMemAvailable, waker.MemAvailable = uint64(cfg.WakeMinMemory), lifecycle.ReadMemAvailable
+	waker.MinMemAvailable = uint64(cfg.WakeMinMemory)
+	mgr.MemAvailable = wake.ReadMemAvailable
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
 	// when the relay reaches it.
@@ -121,6 +122,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = lifecycle.RelayPort
+	// Hooks are set before Boot: task runners it resumes report to them.
+	met.wire(mgr, waker, edgeSrv)
 
 	// Listen before the boot reconcile: a bind error surfaces at once, and requests that
 	// arrive while reconciling wait in the backlog instead of being refused.
@@ -150,7 +153,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	api := admin.New(mgr, waker, db, log)
 	api.Tokens = cfg.Tokens
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
-	met.wire(mgr, waker, edgeSrv)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
 	apiSrv := &http.Server{
@@ -206,6 +208,7 @@ func dockerClient(met *metrics) (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
+	defer base.Close()
 	hc := base.HTTPClient() // a copy whose transport already speaks to DOCKER_HOST
 	hc.Transport = dockerErrors{base: hc.Transport, m: met}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithHTTPClient(hc), client.WithAPIVersionNegotiation())
