@@ -186,7 +186,16 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.record(r, "sandbox.start", id, "")
-	return s.answer(w, r, id, map[string]any{"wake_duration_ms": time.Since(started).Milliseconds()})
+	wakeMS := time.Since(started).Milliseconds()
+	sb, err := s.sandboxes.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		WakeMS int64 `json:"wake_duration_ms"`
+		sandboxView
+	}{wakeMS, s.view(sb)})
+	return nil
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) error {
@@ -213,27 +222,15 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, action string, o
 	}
 	s.record(r, action, id, "")
 	if show {
-		return s.answer(w, r, id, nil)
-	}
-	verb := strings.TrimPrefix(action, "sandbox.") + "d"
-	writeJSON(w, http.StatusOK, map[string]any{verb: true, "id": id})
-	return nil
-}
-
-// answer writes the sandbox as it is now, with extra fields merged in before "id".
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, id string, extra map[string]any) error {
-	sb, err := s.sandboxes.Get(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if extra == nil {
+		sb, err := s.sandboxes.Get(r.Context(), id)
+		if err != nil {
+			return err
+		}
 		writeJSON(w, http.StatusOK, s.view(sb))
 		return nil
 	}
-	writeJSON(w, http.StatusOK, struct {
-		sandboxView
-		WakeMS any `json:"wake_duration_ms,omitempty"`
-	}{s.view(sb), extra["wake_duration_ms"]})
+	verb := strings.TrimPrefix(action, "sandbox.") + "d"
+	writeJSON(w, http.StatusOK, map[string]any{verb: true, "id": id})
 	return nil
 }
 

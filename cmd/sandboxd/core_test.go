@@ -186,6 +186,18 @@ func TestRestartAdoptsRunningSandboxes(t *testing.T) {
 		t.Fatalf("the container was restarted (or lost): %v", err)
 	}
 	mustExec(t, d2, "adopt", "true")
+
+	// Explicit stop and start through the API.
+	if code := call(t, "POST", d2.API+"/v1/sandboxes/adopt/stop", nil, nil); code != 200 {
+		t.Fatalf("stop: %d", code)
+	}
+	var started struct {
+		sandboxJSON
+		WakeMS *int64 `json:"wake_duration_ms"`
+	}
+	if code := call(t, "POST", d2.API+"/v1/sandboxes/adopt/start", nil, &started); code != 200 || started.Status != "running" || started.WakeMS == nil || started.ID != "adopt" {
+		t.Fatalf("start: %d %+v", code, started)
+	}
 }
 
 // Reconcile converges Docker to the rows: a container removed behind sandboxd's back is
