@@ -123,18 +123,7 @@ func (w *Workspace) replace(p string, r io.Reader, o WriteOptions) (Entry, bool,
 	if err := copyCapped(f, r, o.MaxBytes); err != nil {
 		return Entry{}, false, err
 	}
-	// On the descriptor, not the name: the sandbox can rename or replace the temp file,
-	// but not what this descriptor refers to.
-	if err := w.own(f); err != nil {
-		return Entry{}, false, err
-	}
-	if err := f.Chmod(mode); err != nil {
-		return Entry{}, false, err
-	}
-	if err := f.Sync(); err != nil {
-		return Entry{}, false, err
-	}
-	fi, err := f.Stat()
+	fi, err := w.settle(f, mode)
 	if err != nil {
 		return Entry{}, false, err
 	}
@@ -185,25 +174,32 @@ func (w *Workspace) appendTo(p string, r io.Reader, o WriteOptions) (Entry, bool
 		}
 		return Entry{}, false, err
 	}
-	if err := w.own(f); err != nil {
-		return Entry{}, false, err
-	}
 	if created {
 		mode = perm // the umask may have taken bits from the create
 	}
-	if mode != 0 {
-		if err := f.Chmod(mode); err != nil {
-			return Entry{}, false, err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return Entry{}, false, err
-	}
-	fi, err := f.Stat()
+	fi, err := w.settle(f, mode)
 	if err != nil {
 		return Entry{}, false, err
 	}
 	return entryOf(p, fi), created, nil
+}
+
+// settle gives a written file to the sandbox user, sets its mode (0 keeps it), syncs it and
+// describes it. Everything goes through the descriptor, not the name: the sandbox can rename
+// or replace the file meanwhile, but not what the descriptor refers to.
+func (w *Workspace) settle(f *os.File, mode fs.FileMode) (fs.FileInfo, error) {
+	if err := w.own(f); err != nil {
+		return nil, err
+	}
+	if mode != 0 {
+		if err := f.Chmod(mode); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	return f.Stat()
 }
 
 // copyCapped copies r into f, at most max bytes (max <= 0: no cap).
