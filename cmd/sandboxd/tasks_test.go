@@ -15,6 +15,8 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/image"
+	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 )
 
 const providerKey = "sk-ant-test-7f3c9e21d4b8a6"
@@ -361,6 +363,13 @@ func buildImage(t *testing.T, e *env, tag, dockerfile string) string {
 	if bytes.Contains(out, []byte(`"error"`)) {
 		t.Fatalf("build %s: %s", tag, out)
 	}
-	t.Cleanup(func() { e.docker.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true}) })
+	// The sandbox made from it must go first: an image a container uses is only untagged,
+	// and its layers would stay behind.
+	t.Cleanup(func() {
+		dockertest.RemoveInstance(t, e.docker, lifecycle.InstanceOf(e.data()))
+		if _, err := e.docker.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			t.Logf("cleanup: remove image %s: %v", tag, err)
+		}
+	})
 	return tag
 }
