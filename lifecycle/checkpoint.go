@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path"
+	"path/filepath"
 	"sort"
 )
 
@@ -93,11 +93,11 @@ func changes(before, after manifest) []FileChange {
 // The manifest of a running task is kept under the data dir (host-owned), so a restarted
 // sandboxd can still compute the task's changes.
 func (m *Manager) manifestPath(taskID string) string {
-	return path.Join(m.cfg.DataDir, "tasks", taskID+".manifest.json")
+	return filepath.Join(m.cfg.DataDir, "tasks", taskID+".manifest.json")
 }
 
 func (m *Manager) saveManifest(taskID string, mf manifest) error {
-	if err := os.MkdirAll(path.Join(m.cfg.DataDir, "tasks"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, "tasks"), 0o700); err != nil {
 		return err
 	}
 	b, err := json.Marshal(mf)
