@@ -54,7 +54,9 @@ const detachedDir = ".sandboxd/exec"
 // kept (the sandbox's pids limit bounds them).
 const maxDetachedKept = 1000
 
-var execIDPattern = regexp.MustCompile(`^[0-9a-z]{26}$`)
+// ulidPattern matches the ids sandboxd makes for detached execs and tasks: lowercase ULIDs,
+// checked before they reach a path.
+var ulidPattern = regexp.MustCompile(`^[0-9a-z]{26}$`)
 
 // ExecDetached starts req and returns at once. It needs a running sandbox (callers wake it)
 // and sandbox-init, which keeps the output and exit code. Stdin is refused. Timeout, when
@@ -85,7 +87,7 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 	execID := strings.ToLower(ulid.Make().String())
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
-	created, err := m.createLoggedExec(cctx, sb.ContainerID, path.Join(Home, detachedDir, execID+".log"), req.Cmd, req.Env, execCwd(req.Cwd))
+	created, err := m.createLoggedExec(cctx, sb.ContainerID, path.Join(Home, detachedLog(execID)), req.Cmd, req.Env, execCwd(req.Cwd))
 	if err != nil {
 		return DetachedExec{}, err
 	}
@@ -203,7 +205,7 @@ func (m *Manager) DetachedStatus(ctx context.Context, id, execID string) (Detach
 		d.Status, d.ExitCode, d.TimedOut = DetachedExited, code, timedOut
 		return d, nil
 	}
-	code, ok, err := readExitFile(root, execID)
+	code, ok, err := readExitFile(root, detachedLog(execID))
 	if err != nil {
 		return d, err
 	}
@@ -220,7 +222,7 @@ func (m *Manager) DetachedStatus(ctx context.Context, id, execID string) (Detach
 			return finishedWith(e.result())
 		}
 	}
-	_, logErr := root.Lstat(path.Join(detachedDir, execID+".log"))
+	_, logErr := root.Lstat(detachedLog(execID))
 	if e == nil && logErr != nil {
 		return d, errorf(CodeNotFound, "exec %s not found in sandbox %s", execID, id)
 	}
@@ -247,7 +249,7 @@ func (m *Manager) DetachedStatus(ctx context.Context, id, execID string) (Detach
 	}
 	// Ended between the exit-file read and the inspect, or killed before sandbox-init
 	// could write the file: the file wins when it is there now.
-	if code, ok, err := readExitFile(root, execID); err == nil && ok {
+	if code, ok, err := readExitFile(root, detachedLog(execID)); err == nil && ok {
 		e.finish(&code, false)
 	} else {
 		code := info.ExitCode
@@ -264,7 +266,7 @@ func (m *Manager) DetachedOutput(ctx context.Context, id, execID string) (io.Rea
 		return nil, time.Time{}, err
 	}
 	defer root.Close() // an open file outlives its root
-	f, st, err := openRegular(root, path.Join(detachedDir, execID+".log"))
+	f, st, err := openRegular(root, detachedLog(execID))
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && e != nil:
 		return nopSeekCloser{bytes.NewReader(nil)}, e.started, nil
@@ -286,7 +288,7 @@ func (m *Manager) openDetached(id, execID string) (*os.Root, *detachedEntry, err
 	if _, ok := m.cached(id); !ok {
 		return nil, nil, errorf(CodeNotFound, "sandbox %s not found", id)
 	}
-	if !execIDPattern.MatchString(execID) {
+	if !ulidPattern.MatchString(execID) {
 		return nil, nil, errorf(CodeNotFound, "exec %q not found", execID)
 	}
 	e := m.detached().get(execID)
@@ -300,9 +302,12 @@ func (m *Manager) openDetached(id, execID string) (*os.Root, *detachedEntry, err
 	return root, e, nil
 }
 
-// readExitFile reads the exit code sandbox-init wrote: decimal, no newline.
-func readExitFile(root *os.Root, execID string) (code int, ok bool, err error) {
-	f, _, err := openRegular(root, path.Join(detachedDir, execID+".log.exit"))
+func detachedLog(execID string) string { return path.Join(detachedDir, execID+".log") }
+
+// readExitFile reads the exit code sandbox-init's `exec --log logFile` wrote to
+// logFile+".exit": decimal, no newline. ok is false while there is none.
+func readExitFile(root *os.Root, logFile string) (code int, ok bool, err error) {
+	f, _, err := openRegular(root, logFile+".exit")
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
@@ -312,11 +317,11 @@ func readExitFile(root *os.Root, execID string) (code int, ok bool, err error) {
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, 32))
 	if err != nil {
-		return 0, false, internal(err, "read exit file of exec %s", execID)
+		return 0, false, internal(err, "read %s.exit", logFile)
 	}
 	code, err = strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return 0, false, errorf(CodeInternal, "exit file of exec %s holds %q", execID, b)
+		return 0, false, errorf(CodeInternal, "%s.exit holds %q", logFile, b)
 	}
 	return code, true, nil
 }

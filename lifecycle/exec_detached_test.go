@@ -47,7 +47,7 @@ func TestDetachedExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !execIDPattern.MatchString(d.ID) || d.Status != DetachedRunning || !slices.Equal(d.Cmd, cmd) {
+	if !ulidPattern.MatchString(d.ID) || d.Status != DetachedRunning || !slices.Equal(d.Cmd, cmd) {
 		t.Fatalf("started: %+v", d)
 	}
 	st := waitDetachedStatus(t, h, "det", d.ID, DetachedRunning, time.Second)

@@ -142,7 +142,7 @@ func (m *Manager) readState(id string) (stateFile, error) {
 		return st, err
 	}
 	defer root.Close()
-	f, err := root.Open(".sandboxd/state.json")
+	f, _, err := openRegular(root, ".sandboxd/state.json") // a FIFO there must not hang us
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}

@@ -168,7 +168,7 @@ func (m *Manager) CancelTask(ctx context.Context, id, taskID string) (store.Task
 
 // GetTask returns one task of a sandbox.
 func (m *Manager) GetTask(ctx context.Context, id, taskID string) (store.Task, error) {
-	if !ValidID(id) || !taskIDPattern.MatchString(taskID) {
+	if !ValidID(id) || !ulidPattern.MatchString(taskID) {
 		return store.Task{}, errorf(CodeNotFound, "task %q not found", taskID)
 	}
 	t, err := m.db.GetTask(ctx, id, taskID)
@@ -180,8 +180,6 @@ func (m *Manager) GetTask(ctx context.Context, id, taskID string) (store.Task, e
 	}
 	return t, nil
 }
-
-var taskIDPattern = regexp.MustCompile(`^[0-9a-z]{26}$`)
 
 // ListTasks returns a sandbox's tasks, newest first.
 func (m *Manager) ListTasks(ctx context.Context, id string, limit int) ([]store.Task, error) {

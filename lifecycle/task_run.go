@@ -124,7 +124,7 @@ func (r *run) loop(ctx context.Context) {
 	lastInspect := time.Now()
 	for {
 		r.consume(ctx, root, false)
-		if code, ok := readExit(root, r.t.ID); ok {
+		if code, ok, _ := readExitFile(root, taskLog(r.t.ID)); ok {
 			r.consume(ctx, root, true)
 			r.finish(ctx, r.outcome(reason, &code), &code)
 			return
@@ -199,7 +199,7 @@ func (r *run) outcome(reason string, code *int) TaskResult {
 // consume reads the complete lines the agent wrote since the last call and stores their
 // events with the new offset. At the end (final) a last line without a newline counts too.
 func (r *run) consume(ctx context.Context, root *os.Root, final bool) {
-	f, err := root.Open(taskLog(r.t.ID))
+	f, _, err := openRegular(root, taskLog(r.t.ID)) // never a FIFO the sandbox planted
 	if err != nil {
 		return // not created yet
 	}
@@ -243,7 +243,7 @@ func (r *run) parse(line []byte) []agent.Event {
 // replay feeds the already-consumed part of the log to a fresh parser, so a resumed run
 // knows the final message and usage so far.
 func (r *run) replay(root *os.Root) {
-	f, err := root.Open(taskLog(r.t.ID))
+	f, _, err := openRegular(root, taskLog(r.t.ID))
 	if err != nil {
 		return
 	}
@@ -333,20 +333,6 @@ func (r *run) execGone(ctx context.Context) (int, bool) {
 		return 0, false
 	}
 	return info.ExitCode, !info.Running
-}
-
-func readExit(root *os.Root, taskID string) (int, bool) {
-	f, err := root.Open(taskLog(taskID) + ".exit")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 32))
-	if err != nil {
-		return 0, false
-	}
-	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	return code, err == nil
 }
 
 func (m *Manager) removeManifest(taskID string) {

@@ -1,11 +1,15 @@
 package lifecycle
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/store"
 )
 
 func TestManifestChanges(t *testing.T) {
@@ -71,5 +75,41 @@ func TestHubWakesWaiters(t *testing.T) {
 	h.notify("nobody") // no waiter: nothing to do, no entry made
 	if len(h.chans) != 0 {
 		t.Fatal("notify made an entry")
+	}
+}
+
+// A FIFO the sandbox plants where sandboxd reads its files (sandbox-init's state, an agent's
+// log) is refused at once: opening it must never hang a handler or a task runner.
+func TestPlantedFIFOsDoNotBlock(t *testing.T) {
+	m := New(nil, nil, DefaultConfig(t.TempDir()), nil)
+	ws := m.workspaceDir("fifo")
+	for _, p := range []string{".sandboxd/state.json", taskLog("01jabcdefghjkmnpqrstvwxyz0")} {
+		os.MkdirAll(filepath.Dir(filepath.Join(ws, p)), 0o755)
+		if err := syscall.Mkfifo(filepath.Join(ws, p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := m.readState("fifo"); err == nil {
+			t.Error("readState read a FIFO")
+		}
+		root, err := os.OpenRoot(ws)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer root.Close()
+		r := &run{m: m, t: store.Task{ID: "01jabcdefghjkmnpqrstvwxyz0"}}
+		r.consume(context.Background(), root, true)
+		if r.offset != 0 {
+			t.Errorf("consumed %d bytes of a FIFO", r.offset)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a planted FIFO blocked")
 	}
 }
