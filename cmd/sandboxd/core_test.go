@@ -130,6 +130,7 @@ func TestCrashMidOperation(t *testing.T) {
 			e := newEnv(t)
 			p := e.startProcess(map[string]string{"SANDBOXD_TEST_HOOK": point})
 			id := "crash"
+			hookReached := p.logs.expect(`"point":"` + point + `"`)
 			if strings.HasPrefix(point, "stop") {
 				mustCreate(t, p.daemon, map[string]any{"id": id, "ports": []int{3000}})
 				mustExec(t, p.daemon, id, "sh", "-c", "echo precious > workspace/app/data.txt")
@@ -137,7 +138,7 @@ func TestCrashMidOperation(t *testing.T) {
 			} else {
 				go http.Post(p.API+"/v1/sandboxes", "application/json", strings.NewReader(`{"id":"crash","ports":[3000]}`))
 			}
-			p.logs.wait(t, `"point":"`+point+`"`, time.Minute)
+			hookReached(t, time.Minute)
 			p.kill9(t)
 
 			d := e.start()

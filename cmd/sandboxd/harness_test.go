@@ -190,19 +190,23 @@ func (l *lineLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// wait returns the first line containing substr written after the call, or fails.
-func (l *lineLog) wait(t testing.TB, substr string, within time.Duration) string {
-	t.Helper()
+// expect registers for the first line containing substr written from now on and returns
+// the function that waits for it. Register before the action that writes the line, or a
+// fast action can write it before anyone listens.
+func (l *lineLog) expect(substr string) func(t testing.TB, within time.Duration) string {
 	ch := make(chan string, 1)
 	l.mu.Lock()
 	l.waiters = append(l.waiters, waiter{substr, ch})
 	l.mu.Unlock()
-	select {
-	case line := <-ch:
-		return line
-	case <-time.After(within):
-		t.Fatalf("no log line with %q within %s\n%s", substr, within, l)
-		return ""
+	return func(t testing.TB, within time.Duration) string {
+		t.Helper()
+		select {
+		case line := <-ch:
+			return line
+		case <-time.After(within):
+			t.Fatalf("no log line with %q within %s\n%s", substr, within, l)
+			return ""
+		}
 	}
 }
 
