@@ -148,7 +148,9 @@ func TestRestartDrainsHeldWake(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	starts, errs := e.docker.Events(ctx, events.ListOptions{Filters: e.sandboxEvents("late", events.ActionStart)})
+	// Since replays what happened after now even if the subscription lands late.
+	starts, errs := e.docker.Events(ctx, events.ListOptions{Since: engineTime(time.Now()),
+		Filters: e.sandboxEvents("late", events.ActionStart)})
 	type answer struct {
 		code int
 		body string
