@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,7 +20,11 @@ func (m *Manager) watchEvents(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		sctx, cancel := context.WithCancel(ctx)
-		msgs, errs := m.docker.Events(sctx, events.ListOptions{Filters: filters.NewArgs(
+		// The client subscribes in the background; Since makes the engine replay what
+		// happens between now and the moment the subscription lands, which the
+		// reconcile below may already have read past.
+		now := time.Now()
+		msgs, errs := m.docker.Events(sctx, events.ListOptions{Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond()), Filters: filters.NewArgs(
 			filters.Arg("type", "container"),
 			filters.Arg("label", LabelInstance+"="+m.instance),
 			filters.Arg("event", "start"), filters.Arg("event", "die"),
