@@ -274,7 +274,7 @@ func (r *run) emit(ctx context.Context, events []agent.Event, offset int64) {
 	r.m.taskHub.notify(r.t.ID)
 }
 
-// finish records the result, emits done, and wakes every reader a last time.
+// finish records the result with the done event, and wakes every reader a last time.
 func (r *run) finish(ctx context.Context, res TaskResult, code *int) {
 	ctx = context.WithoutCancel(ctx)
 	pr := r.parser.Result()
@@ -291,9 +291,6 @@ func (r *run) finish(ctx context.Context, res TaskResult, code *int) {
 		}
 	}
 	body := resultJSON(res)
-	if _, err := r.m.db.AppendTaskEvents(ctx, r.t.ID, []store.TaskEvent{{Type: "done", Data: body, At: r.m.now()}}, -1); err != nil {
-		r.m.log.Error("store done event", "task", r.t.ID, "err", err)
-	}
 	if err := r.m.db.FinishTask(ctx, r.t.ID, res.Status, body, r.m.now()); err != nil {
 		r.m.log.Error("finish task", "task", r.t.ID, "err", err)
 	}

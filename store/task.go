@@ -134,21 +134,8 @@ func (db *DB) SetTaskExec(ctx context.Context, id, execID string) error {
 // with their Seq set.
 func (db *DB) AppendTaskEvents(ctx context.Context, taskID string, events []TaskEvent, logOffset int64) ([]TaskEvent, error) {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var next int64
-		if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) + 1 FROM task_events WHERE task_id = ?", taskID).Scan(&next); err != nil {
+		if err := insertEvents(ctx, tx, taskID, events); err != nil {
 			return err
-		}
-		stmt, err := tx.PrepareContext(ctx, "INSERT INTO task_events (task_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?)")
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for i := range events {
-			events[i].Seq = next
-			next++
-			if _, err := stmt.ExecContext(ctx, taskID, events[i].Seq, events[i].Type, string(events[i].Data), ms(events[i].At)); err != nil {
-				return fmt.Errorf("insert event: %w", err)
-			}
 		}
 		if logOffset >= 0 {
 			if _, err := tx.ExecContext(ctx, "UPDATE tasks SET log_offset = ? WHERE id = ?", logOffset, taskID); err != nil {
@@ -160,9 +147,38 @@ func (db *DB) AppendTaskEvents(ctx context.Context, taskID string, events []Task
 	return events, err
 }
 
-// FinishTask records a task's end and its result.
+// FinishTask records a task's end and its result, and appends the "done" event carrying
+// the result, in one transaction: whoever reads the done event reads the final status.
 func (db *DB) FinishTask(ctx context.Context, id, status string, result json.RawMessage, at time.Time) error {
-	return db.update(ctx, "UPDATE tasks SET status = ?, result = ?, finished_at = ? WHERE id = ?", status, string(orEmpty(result)), ms(at), id)
+	return db.write(ctx, func(tx *sql.Tx) error {
+		done := []TaskEvent{{Type: "done", Data: orEmpty(result), At: at}}
+		if err := insertEvents(ctx, tx, id, done); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE tasks SET status = ?, result = ?, finished_at = ? WHERE id = ?", status, string(orEmpty(result)), ms(at), id)
+		return err
+	})
+}
+
+// insertEvents gives events the task's next sequence numbers and inserts them.
+func insertEvents(ctx context.Context, tx *sql.Tx, taskID string, events []TaskEvent) error {
+	var next int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) + 1 FROM task_events WHERE task_id = ?", taskID).Scan(&next); err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, "INSERT INTO task_events (task_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := range events {
+		events[i].Seq = next
+		next++
+		if _, err := stmt.ExecContext(ctx, taskID, events[i].Seq, events[i].Type, string(events[i].Data), ms(events[i].At)); err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+	}
+	return nil
 }
 
 // TaskEvents returns a task's events with Seq > after, oldest first, at most limit.

@@ -32,11 +32,11 @@ func TestTasks(t *testing.T) {
 	if err != nil || evs[0].Seq != 1 || evs[1].Seq != 2 {
 		t.Fatalf("append: %+v %v", evs, err)
 	}
-	if _, err := db.AppendTaskEvents(ctx, "t1", []TaskEvent{{Type: "done", Data: json.RawMessage(`{}`), At: t0}}, 200); err != nil {
+	if _, err := db.AppendTaskEvents(ctx, "t1", []TaskEvent{{Type: "tool", Data: json.RawMessage(`{}`), At: t0}}, 200); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.TaskEvents(ctx, "t1", 1, 100)
-	if err != nil || len(got) != 2 || got[0].Seq != 2 || got[1].Type != "done" {
+	if err != nil || len(got) != 2 || got[0].Seq != 2 || got[1].Seq != 3 || got[1].Type != "tool" {
 		t.Fatalf("events after 1: %+v %v", got, err)
 	}
 	if err := db.SetTaskExec(ctx, "t1", "exec123"); err != nil {
@@ -48,6 +48,11 @@ func TestTasks(t *testing.T) {
 	done, err := db.GetTask(ctx, "sb", "t1")
 	if err != nil || done.Status != TaskSucceeded || done.ExecID != "exec123" || done.LogOffset != 200 || string(done.Result) != `{"final_message":"ok"}` {
 		t.Fatalf("finished task: %+v %v", done, err)
+	}
+	// The done event came with the status, carrying the result.
+	last, err := db.TaskEvents(ctx, "t1", 3, 100)
+	if err != nil || len(last) != 1 || last[0].Seq != 4 || last[0].Type != "done" || string(last[0].Data) != `{"final_message":"ok"}` {
+		t.Fatalf("done event: %+v %v", last, err)
 	}
 	if err := db.CreateTask(ctx, second); err != nil {
 		t.Fatalf("a new task once the first finished: %v", err)
