@@ -37,7 +37,9 @@ setting() {
 	printf '%s' "${v:-$2}"
 }
 datadir=$(setting SANDBOXD_DATA_DIR /var/lib/sandboxd)
-while [ "${datadir%/}" != "$datadir" ]; do datadir=${datadir%/}; done
+# Cleaned as lifecycle.InstanceOf cleans it (filepath.Abs: no //, . or .., no trailing
+# /, symlinks kept), so the instance hash below names the same containers.
+case $datadir in /*) datadir=$(realpath -m -s -- "$datadir") ;; esac
 case $datadir in
 /?*) ;;
 *)
