@@ -55,7 +55,7 @@ func (m *Manager) Keepalive(ctx context.Context, id string, until time.Time) (st
 		}
 		m.mu.RLock()
 		if l, ok := m.sandboxes[id]; ok {
-			l.keepalive.Store(until.UnixNano())
+			l.extendKeepalive(until) // forward only, like the row
 		}
 		m.mu.RUnlock()
 		sb.KeepaliveUntil = until

@@ -130,6 +130,18 @@ type live struct {
 	flushed   int64 // lastActive at the last flush to the store
 }
 
+// extendKeepalive moves l's keepalive to until unless it is already later, as the store's
+// SetKeepalive does: callers may hold Manager.mu only for reading, so it compares and swaps.
+func (l *live) extendKeepalive(until time.Time) {
+	k := until.UnixNano()
+	for {
+		old := l.keepalive.Load()
+		if k <= old || l.keepalive.CompareAndSwap(old, k) {
+			return
+		}
+	}
+}
+
 // New returns a Manager. Call Boot before serving.
 func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Manager {
 	if log == nil {
@@ -209,8 +221,8 @@ func (m *Manager) remember(sb store.Sandbox) {
 	}
 	l.sb = sb
 	// A row read before a concurrent keepalive must not take it back.
-	if k := sb.KeepaliveUntil.UnixNano(); !sb.KeepaliveUntil.IsZero() && k > l.keepalive.Load() {
-		l.keepalive.Store(k)
+	if !sb.KeepaliveUntil.IsZero() {
+		l.extendKeepalive(sb.KeepaliveUntil)
 	}
 	m.mu.Unlock()
 	if m.Routes != nil {

@@ -136,21 +136,26 @@ func (m *Manager) PressureSweep(ctx context.Context, now time.Time) string {
 }
 
 // stopIf stops id if cond still holds once its lock is held: a request or exec that arrived
-// since the sweep looked wins.
+// since the sweep looked wins. The lock is kept from the check through the stop, so no
+// operation slips in between; ok reports a stop that succeeded.
 func (m *Manager) stopIf(ctx context.Context, id, reason string, cond func(candidate) bool, now time.Time) (bool, error) {
 	unlock, ok := m.locks.tryLock(id)
 	if !ok {
 		return false, nil // busy with an operation: not idle
 	}
+	defer unlock()
 	var still bool
 	for _, c := range m.candidates(now) {
 		if c.id == id {
 			still = cond(c)
 		}
 	}
-	unlock()
 	if !still {
 		return false, nil
 	}
-	return true, m.stop(ctx, id, reason)
+	// As locked does: a stop that began finishes even when the sweep's ctx ends.
+	if err := m.stopLocked(context.WithoutCancel(ctx), id, reason); err != nil {
+		return false, err
+	}
+	return true, nil
 }
