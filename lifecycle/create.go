@@ -96,11 +96,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 
 func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspace bool) {
 	if cid != "" {
-		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
-		if err := m.docker.ContainerRemove(cctx, cid, container.RemoveOptions{Force: true}); err != nil {
+		if err := m.removeContainer(ctx, cid); err != nil {
 			m.log.Error("undo create: remove container", "sandbox", id, "err", err)
 		}
-		cancel()
 	}
 	if err := m.db.DeleteSandbox(ctx, id); err != nil {
 		m.log.Error("undo create: delete row", "sandbox", id, "err", err)

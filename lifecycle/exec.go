@@ -13,7 +13,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
-	"github.com/sandboxd/sandboxd/store"
 )
 
 // ExecRequest is a command to run in a sandbox as the sandbox user.
@@ -47,10 +46,8 @@ func validExec(req *ExecRequest) error {
 			return errorf(CodeInvalid, "cmd contains NUL")
 		}
 	}
-	for k, v := range req.Env {
-		if !envKeyPattern.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
-			return errorf(CodeInvalid, "env %q is invalid", k)
-		}
+	if err := validEnv(req.Env); err != nil {
+		return err
 	}
 	if strings.IndexByte(req.Cwd, 0) >= 0 {
 		return errorf(CodeInvalid, "cwd contains NUL")
@@ -72,12 +69,9 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	if err := validExec(&req); err != nil {
 		return ExecStatus{}, err
 	}
-	sb, ok := m.cached(id)
-	if !ok || !ValidID(id) {
-		return ExecStatus{}, errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	if sb.Status != store.StatusRunning {
-		return ExecStatus{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+	sb, err := m.runningSandbox(id)
+	if err != nil {
+		return ExecStatus{}, err
 	}
 	done := m.busy(id)
 	defer done()

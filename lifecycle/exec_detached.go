@@ -77,12 +77,9 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 	if m.cfg.InitPath == "" {
 		return DetachedExec{}, errorf(CodeInvalid, "detach needs sandbox-init (SANDBOXD_INIT_PATH)")
 	}
-	sb, ok := m.cached(id)
-	if !ok || !ValidID(id) {
-		return DetachedExec{}, errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	if sb.Status != store.StatusRunning {
-		return DetachedExec{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+	sb, err := m.runningSandbox(id)
+	if err != nil {
+		return DetachedExec{}, err
 	}
 	execID := strings.ToLower(ulid.Make().String())
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
@@ -154,7 +151,7 @@ func (m *Manager) watchDetached(e *detachedEntry, timeout time.Duration) {
 			return
 		}
 		if sb, ok := m.cached(e.sandbox); !ok || sb.Status != store.StatusRunning || sb.ContainerID != e.container {
-			e.finish(nil, false)
+			e.finish(nil)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
@@ -162,17 +159,17 @@ func (m *Manager) watchDetached(e *detachedEntry, timeout time.Duration) {
 		cancel()
 		switch {
 		case errdefs.IsNotFound(err):
-			e.finish(nil, false)
+			e.finish(nil)
 			return
 		case err != nil:
 			if fails++; fails >= detachedMaxErrors {
 				m.log.Warn("detached exec: giving up watching", "sandbox", e.sandbox, "err", err)
-				e.finish(nil, false)
+				e.finish(nil)
 				return
 			}
 		case !info.Running:
 			code := info.ExitCode
-			e.finish(&code, false)
+			e.finish(&code)
 			return
 		case !deadline.IsZero() && !time.Now().Before(deadline):
 			if info.Pid > 1 { // no pid yet: try again at the next poll
@@ -212,7 +209,7 @@ func (m *Manager) DetachedStatus(ctx context.Context, id, execID string) (Detach
 	if ok {
 		var timedOut bool
 		if e != nil {
-			e.finish(&code, false)
+			e.finish(&code)
 			_, timedOut = e.result()
 		}
 		return finishedWith(&code, timedOut)
@@ -250,10 +247,10 @@ func (m *Manager) DetachedStatus(ctx context.Context, id, execID string) (Detach
 	// Ended between the exit-file read and the inspect, or killed before sandbox-init
 	// could write the file: the file wins when it is there now.
 	if code, ok, err := readExitFile(root, detachedLog(execID)); err == nil && ok {
-		e.finish(&code, false)
+		e.finish(&code)
 	} else {
 		code := info.ExitCode
-		e.finish(&code, false)
+		e.finish(&code)
 	}
 	return finishedWith(e.result())
 }
@@ -379,14 +376,15 @@ type detachedEntry struct {
 	timedOut bool
 }
 
-// finish records how the exec ended; the first call wins.
-func (e *detachedEntry) finish(code *int, timedOut bool) {
+// finish records how the exec ended (a timeout is recorded by setTimedOut); the first call
+// wins.
+func (e *detachedEntry) finish(code *int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if select1(e.done) {
 		return
 	}
-	e.exitCode, e.timedOut = code, e.timedOut || timedOut
+	e.exitCode = code
 	close(e.done)
 }
 

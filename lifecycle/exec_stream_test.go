@@ -57,6 +57,7 @@ func TestExecStreamDeliversOutputBeforeTheEnd(t *testing.T) {
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "stream"})
 	stdinR, stdinW := io.Pipe()
+	defer stdinW.Close() // on a failure below: the command reads EOF and ends, so does ExecStream
 	out, errOut := newChunkWriter(), newChunkWriter()
 	type result struct {
 		st  ExecStatus
@@ -141,7 +142,11 @@ func TestExecStreamNoWriteAfterReturn(t *testing.T) {
 		_, err := h.m.ExecStream(ctx, "nowrite", ExecRequest{Cmd: []string{"sh", "-c", "while :; do echo spam; done"}}, w, w)
 		done <- err
 	}()
-	<-w.seen
+	select {
+	case <-w.seen:
+	case err := <-done: // never wrote: fail rather than wait forever
+		t.Fatalf("exec ended before its first write: %v", err)
+	}
 	cancel()
 	err := <-done
 	w.close()

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/lifecycle/agent"
 )
@@ -31,22 +32,18 @@ func (m *Manager) Images(ctx context.Context) ([]ImageInfo, error) {
 	var out []ImageInfo
 	for name := range names {
 		info := ImageInfo{Image: name, Default: name == m.cfg.Image, Agents: []string{}, Missing: []string{}}
-		img, err := m.docker.ImageInspect(ctx, name)
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		img, err := m.docker.ImageInspect(cctx, name)
+		cancel()
 		switch {
 		case errdefs.IsNotFound(err):
 		case err != nil:
 			return nil, internal(err, "inspect image %s", name)
 		default:
 			info.Present = true
-			if img.Config != nil {
-				if list, ok := img.Config.Labels[LabelAgents]; ok {
-					info.Known = true
-					for _, a := range strings.Split(list, ",") {
-						if a = strings.TrimSpace(a); a != "" {
-							info.Agents = append(info.Agents, a)
-						}
-					}
-				}
+			if agents, ok := imageAgents(img); ok {
+				info.Known = true
+				info.Agents = append(info.Agents, agents...)
 			}
 		}
 		if info.Known {
@@ -60,4 +57,22 @@ func (m *Manager) Images(ctx context.Context) ([]ImageInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
 	return out, nil
+}
+
+// imageAgents lists the agents an image's sandboxd.agents label names; ok is false when the
+// image has no such label (its agents are unknown).
+func imageAgents(img image.InspectResponse) (agents []string, ok bool) {
+	if img.Config == nil {
+		return nil, false
+	}
+	list, ok := img.Config.Labels[LabelAgents]
+	if !ok {
+		return nil, false
+	}
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			agents = append(agents, a)
+		}
+	}
+	return agents, true
 }

@@ -205,6 +205,20 @@ func (m *Manager) cached(id string) (store.Sandbox, bool) {
 	return l.sb, true
 }
 
+// runningSandbox returns the cached row of a sandbox that runs: not found for an unknown
+// id, a conflict for one that is not running (callers wake it first, so an exec never makes
+// up an exit code).
+func (m *Manager) runningSandbox(id string) (store.Sandbox, error) {
+	sb, ok := m.cached(id)
+	if !ok || !ValidID(id) {
+		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	if sb.Status != store.StatusRunning {
+		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+	}
+	return sb, nil
+}
+
 // remember caches sb and publishes its route.
 func (m *Manager) remember(sb store.Sandbox) {
 	m.mu.Lock()

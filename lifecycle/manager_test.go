@@ -294,7 +294,12 @@ func TestExecTimeoutAndCancelKill(t *testing.T) {
 		_, err := h.m.ExecStream(cctx, "killme", ExecRequest{Cmd: []string{"sh", "-c", "echo go; sleep 301"}}, out, out)
 		done <- err
 	}()
-	<-out.seen // the command runs
+	select {
+	case <-out.seen: // the command runs
+	case err := <-done: // never wrote: fail rather than wait forever
+		cancel()
+		t.Fatalf("exec ended before its first write: %v", err)
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled exec: %v", err)

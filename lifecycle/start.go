@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -78,9 +77,9 @@ func (m *Manager) start(ctx context.Context, sb store.Sandbox) (ip, cid string, 
 	ip, err = m.startContainer(ctx, cid)
 	if err != nil {
 		// Leave no half-made container: the next start creates a fresh one.
-		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
-		m.docker.ContainerRemove(cctx, cid, container.RemoveOptions{Force: true})
-		cancel()
+		if rerr := m.removeContainer(ctx, cid); rerr != nil {
+			m.log.Warn("remove container that failed to start", "sandbox", sb.ID, "err", rerr)
+		}
 		return "", "", err
 	}
 	return ip, cid, nil

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -105,17 +104,13 @@ func (m *Manager) purge(ctx context.Context, id string) error {
 
 // removeContainers force-removes every container of ours labelled with id.
 func (m *Manager) removeContainers(ctx context.Context, id string) error {
-	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
-	defer cancel()
-	list, err := m.docker.ContainerList(cctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelInstance+"="+m.instance), filters.Arg("label", LabelID+"="+id))})
+	byID, err := m.listContainers(ctx, id)
 	if err != nil {
-		return internal(err, "list containers of %s", id)
+		return err
 	}
-	for _, c := range list {
-		err := m.docker.ContainerRemove(cctx, c.ID, container.RemoveOptions{Force: true})
-		if err != nil && !errdefs.IsNotFound(err) {
-			return internal(err, "remove container %s", shortID(c.ID))
+	for _, c := range byID[id] {
+		if err := m.removeContainer(ctx, c.ID); err != nil {
+			return err
 		}
 	}
 	return nil

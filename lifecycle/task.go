@@ -62,12 +62,7 @@ func (m *Manager) validTask(req *TaskRequest) error {
 	case req.Timeout == 0:
 		req.Timeout = DefaultTaskTimeout
 	}
-	for k, v := range req.Env {
-		if !envKeyPattern.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
-			return errorf(CodeInvalid, "env %q is invalid", k)
-		}
-	}
-	return nil
+	return validEnv(req.Env)
 }
 
 // StartTask runs an agent on a running sandbox (callers wake it first) and returns at once;
@@ -77,12 +72,9 @@ func (m *Manager) StartTask(ctx context.Context, id string, req TaskRequest) (st
 	if err := m.validTask(&req); err != nil {
 		return store.Task{}, err
 	}
-	sb, ok := m.cached(id)
-	if !ok || !ValidID(id) {
-		return store.Task{}, errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	if sb.Status != store.StatusRunning {
-		return store.Task{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+	sb, err := m.runningSandbox(id)
+	if err != nil {
+		return store.Task{}, err
 	}
 	if m.cfg.InitPath == "" {
 		return store.Task{}, errorf(CodeUnsupported, "tasks need sandbox-init (SANDBOXD_INIT_PATH)")

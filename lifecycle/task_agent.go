@@ -2,7 +2,7 @@ package lifecycle
 
 import (
 	"context"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -33,12 +33,10 @@ func (m *Manager) requireAgent(ctx context.Context, sb store.Sandbox, ad agent.A
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
 	img, err := m.docker.ImageInspect(cctx, sb.Image)
-	if err == nil && img.Config != nil {
-		if list, ok := img.Config.Labels[LabelAgents]; ok {
-			for _, a := range strings.Split(list, ",") {
-				if strings.TrimSpace(a) == ad.Name() {
-					return nil
-				}
+	if err == nil {
+		if agents, ok := imageAgents(img); ok {
+			if slices.Contains(agents, ad.Name()) {
+				return nil
 			}
 			return errorf(CodeUnsupported, "%s", howTo)
 		}

@@ -103,12 +103,12 @@ func (m *Manager) launch(r *run) {
 
 func (r *run) loop(ctx context.Context) {
 	if r.preset != nil {
-		r.finish(ctx, *r.preset, nil)
+		r.finish(ctx, *r.preset)
 		return
 	}
 	root, err := os.OpenRoot(r.m.workspaceDir(r.t.SandboxID))
 	if err != nil {
-		r.finish(ctx, TaskResult{Status: store.TaskFailed, FailureReason: "internal", Error: "workspace is gone"}, nil)
+		r.finish(ctx, TaskResult{Status: store.TaskFailed, FailureReason: "internal", Error: "workspace is gone"})
 		return
 	}
 	defer root.Close()
@@ -126,13 +126,13 @@ func (r *run) loop(ctx context.Context) {
 		r.consume(ctx, root, false)
 		if code, ok, _ := readExitFile(root, taskLog(r.t.ID)); ok {
 			r.consume(ctx, root, true)
-			r.finish(ctx, r.outcome(reason, &code), &code)
+			r.finish(ctx, r.outcome(reason, &code))
 			return
 		}
 		if sb, ok := r.m.cached(r.t.SandboxID); !ok || sb.Status != store.StatusRunning {
 			r.consume(ctx, root, true)
 			r.finish(ctx, TaskResult{Status: store.TaskFailed, FailureReason: "sandbox_stopped",
-				Error: "the sandbox stopped while the agent ran"}, nil)
+				Error: "the sandbox stopped while the agent ran"})
 			return
 		}
 		now := r.m.now()
@@ -156,7 +156,7 @@ func (r *run) loop(ctx context.Context) {
 		}
 		if reason != "" && now.Sub(killedAt) > taskKillLimit {
 			r.consume(ctx, root, true)
-			r.finish(ctx, r.outcome(reason, nil), nil)
+			r.finish(ctx, r.outcome(reason, nil))
 			return
 		}
 		if time.Since(lastInspect) > 2*time.Second {
@@ -164,7 +164,7 @@ func (r *run) loop(ctx context.Context) {
 			if code, gone := r.execGone(ctx); gone {
 				// The wrapper itself died (SIGKILL, OOM) and wrote no exit file.
 				r.consume(ctx, root, true)
-				r.finish(ctx, r.outcome(reason, &code), &code)
+				r.finish(ctx, r.outcome(reason, &code))
 				return
 			}
 		}
@@ -275,15 +275,12 @@ func (r *run) emit(ctx context.Context, events []agent.Event, offset int64) {
 }
 
 // finish records the result with the done event, and wakes every reader a last time.
-func (r *run) finish(ctx context.Context, res TaskResult, code *int) {
+func (r *run) finish(ctx context.Context, res TaskResult) {
 	ctx = context.WithoutCancel(ctx)
 	pr := r.parser.Result()
 	res.FinalMessage = scrub(pr.FinalMessage, r.secrets)
 	res.Error = scrub(res.Error, r.secrets)
 	res.Usage = pr.Usage
-	if res.ExitCode == nil {
-		res.ExitCode = code
-	}
 	res.DurationMS = r.m.now().Sub(r.t.CreatedAt).Milliseconds()
 	if before, err := r.m.loadManifest(r.t.ID); err == nil {
 		if after, err := takeManifest(r.m.workspaceDir(r.t.SandboxID)); err == nil {
@@ -310,12 +307,10 @@ func (r *run) kill(sig syscall.Signal) {
 	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
 	defer cancel()
 	info, err := r.m.docker.ContainerExecInspect(ctx, r.t.ExecID)
-	if err != nil || !info.Running || info.Pid <= 0 {
+	if err != nil || !info.Running {
 		return
 	}
-	if err := syscall.Kill(-info.Pid, sig); err != nil {
-		syscall.Kill(info.Pid, sig)
-	}
+	killGroup(info.Pid, sig, r.m.log, r.t.SandboxID)
 }
 
 // execGone reports an agent exec that ended without writing its exit file.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
-	"github.com/sandboxd/sandboxd/store"
 )
 
 // TerminalRequest opens an interactive shell on a PTY.
@@ -70,12 +69,9 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	if req.Cols > MaxTerminalSize || req.Rows > MaxTerminalSize {
 		return nil, errorf(CodeInvalid, "terminal size must be at most %d columns and rows", MaxTerminalSize)
 	}
-	sb, ok := m.cached(id)
-	if !ok || !ValidID(id) {
-		return nil, errorf(CodeNotFound, "sandbox %q not found", id)
-	}
-	if sb.Status != store.StatusRunning {
-		return nil, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+	sb, err := m.runningSandbox(id)
+	if err != nil {
+		return nil, err
 	}
 	env := append([]string{"TERM=xterm-256color"}, execEnv(req.Env)...)
 	opts := container.ExecOptions{

@@ -114,6 +114,17 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	return nil
 }
 
+// validEnv checks the env of an exec, terminal or task: names as for create, values
+// without NUL.
+func validEnv(env map[string]string) error {
+	for k, v := range env {
+		if !envKeyPattern.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
+			return errorf(CodeInvalid, "env %q is invalid", k)
+		}
+	}
+	return nil
+}
+
 // normalizePorts checks the declared ports and adds each service's port, so a service's
 // preview URL always exists.
 func normalizePorts(declared []int, services []store.Service) ([]int, error) {

@@ -69,6 +69,15 @@ type Result struct {
 	SessionID    string `json:"session_id,omitempty"` // the CLI's own session id
 }
 
+// fail marks the run failed. The first error is the cause, so it is the one
+// kept: later ones follow from it.
+func (r *Result) fail(text string) {
+	r.Failed = true
+	if r.Error == "" {
+		r.Error = text
+	}
+}
+
 // Adapter describes one agent CLI.
 type Adapter interface {
 	// Name is the adapter's name: "opencode" or "claude".

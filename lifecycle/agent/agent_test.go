@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -425,13 +426,7 @@ func TestCommandAndEnv(t *testing.T) {
 			}
 		}
 		if tt.envKeys != nil {
-			keys := slices.Sorted(func(yield func(string) bool) {
-				for k := range env {
-					if !yield(k) {
-						return
-					}
-				}
-			})
+			keys := slices.Sorted(maps.Keys(env))
 			if !slices.Equal(keys, tt.envKeys) {
 				t.Errorf("%s Env keys = %q, want %q", tt.a.Name(), keys, tt.envKeys)
 			}

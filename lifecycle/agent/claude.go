@@ -67,7 +67,6 @@ type claudeParser struct {
 	res     Result
 	tools   map[string]claudeTool // by tool_use id
 	lastMsg string                // id of the assistant message FinalMessage holds text of
-	errored bool                  // an error event was emitted
 }
 
 func (p *claudeParser) Result() Result { return p.res }
@@ -144,7 +143,7 @@ func (p *claudeParser) assistant(m map[string]any) []Event {
 		if text == "" {
 			text = kind
 		}
-		p.fail(text)
+		p.res.fail(text)
 		return []Event{{Type: TypeError, Text: text}}
 	}
 	if s := str(msg, "content"); s != "" {
@@ -281,21 +280,11 @@ func (p *claudeParser) result(m map[string]any) []Event {
 	if text == "" {
 		text = "error"
 	}
-	alreadyShown := p.errored
-	p.fail(text)
-	if !alreadyShown {
+	if !p.res.Failed { // else an error event already showed it
 		evs = append(evs, Event{Type: TypeError, Text: text})
 	}
+	p.res.fail(text)
 	return evs
-}
-
-// fail records the run's first error message.
-func (p *claudeParser) fail(text string) {
-	p.res.Failed = true
-	if p.res.Error == "" {
-		p.res.Error = text
-	}
-	p.errored = true
 }
 
 // blockText joins the text blocks of a content list.

@@ -68,11 +68,11 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 	if b == nil {
 		return nil
 	}
+	if !ok {
+		return []Event{rawText(b)}
+	}
 	m := obj(v)
-	if !ok || m == nil {
-		if !ok {
-			return []Event{rawText(b)}
-		}
+	if m == nil {
 		return []Event{rawJSON(b)}
 	}
 	var evs []Event
@@ -117,10 +117,7 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 		return append(evs, Event{Type: TypeUsage, Usage: &u})
 	case "error":
 		msg := errorText(m["error"])
-		p.res.Failed = true
-		if p.res.Error == "" {
-			p.res.Error = msg // the first error is the cause; later ones follow from it
-		}
+		p.res.fail(msg)
 		return append(evs, Event{Type: TypeError, Text: msg})
 	case "done":
 		// {"type":"done","reason":"idle","rejected":[…]}: the session went

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,7 +41,7 @@ var summaryKeys = []string{
 
 // isPathKey reports whether the value of k is a path to show relative to the app dir.
 func isPathKey(k string) bool {
-	return k == "filePath" || k == "file_path" || k == "notebook_path" || k == "path"
+	return k == "path" || slices.Contains(pathKeys, k)
 }
 
 // summarize returns a short summary of a tool's input, never the content it
