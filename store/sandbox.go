@@ -314,7 +314,8 @@ func (db *DB) SetServices(ctx context.Context, id string, services []Service, po
 	})
 }
 
-// SetKeepalive keeps a sandbox awake until the given time (zero clears it).
+// SetKeepalive keeps a sandbox awake until the given time and marks it active at now.
+// Neither time moves backwards: an earlier (or zero) until leaves the keepalive as it was.
 func (db *DB) SetKeepalive(ctx context.Context, id string, until, now time.Time) error {
 	return db.update(ctx, "UPDATE sandboxes SET keepalive_until = max(keepalive_until, ?), last_active_at = max(last_active_at, ?) WHERE id = ?",
 		ms(until), ms(now), id)
@@ -359,7 +360,10 @@ func (db *DB) update(ctx context.Context, query string, args ...any) error {
 	})
 }
 
+// isUniqueViolation reports a primary key or unique index violation; other constraint
+// failures (CHECK, NOT NULL) are bugs, not conflicts.
 func isUniqueViolation(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	return errors.As(err, &se) &&
+		(se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || se.ExtendedCode == sqlite3.ErrConstraintUnique)
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // Task statuses.
@@ -52,8 +49,7 @@ func (db *DB) CreateTask(ctx context.Context, t Task) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.SandboxID, t.Agent, t.Prompt, t.Model, t.Status, string(orEmpty(t.Result)), t.ExecID, t.LogOffset,
 			ms(t.Deadline), ms(t.CreatedAt), ms(t.FinishedAt))
-		var se sqlite3.Error
-		if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+		if isUniqueViolation(err) { // the id, or tasks_one_running
 			return ErrConflict
 		}
 		if err != nil {
