@@ -40,19 +40,8 @@ var statusOf = map[lifecycle.Code]int{
 // writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are
 // logged: the rest are the caller's business and already in the request log line.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
-	var ae *apiError
+	status, code, msg := publicError(err)
 	var ra retryAfter
-	switch {
-	case errors.As(err, &ae):
-		status, code, msg = ae.status, ae.code, ae.message
-	case wakeError(err) != nil:
-		ae = wakeError(err)
-		status, code, msg = ae.status, ae.code, ae.message
-	default:
-		c := lifecycle.ErrorCode(err)
-		status, code, msg = statusOf[c], string(c), lifecycle.ErrorMessage(err)
-	}
 	after := wakeRetryAfter(err)
 	if errors.As(err, &ra) {
 		after = ra.RetryAfter()
@@ -66,6 +55,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
+// publicError is the status, code and public message of err: the one mapping that
+// writeError and the streams' error events share.
+func publicError(err error) (status int, code, msg string) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status, ae.code, ae.message
+	}
+	if ae := wakeError(err); ae != nil {
+		return ae.status, ae.code, ae.message
+	}
+	c := lifecycle.ErrorCode(err)
+	return statusOf[c], string(c), lifecycle.ErrorMessage(err)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -73,5 +76,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 }
-
-var errNotImplemented = &apiError{http.StatusNotImplemented, "not_implemented", "not implemented yet"}

@@ -194,7 +194,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, id string, r
 	case err != nil && !es.begun():
 		return err // nothing sent yet: an ordinary JSON error with its status
 	case err != nil:
-		code, msg := publicError(err)
+		_, code, msg := publicError(err)
 		if code == string(lifecycle.CodeInternal) {
 			s.log.Error("streaming exec failed", "sandbox", id, "err", err)
 		}
@@ -203,15 +203,6 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, id string, r
 	}
 	es.send("exit", exitEvent{st.ExitCode, st.TimedOut, time.Since(start).Milliseconds()})
 	return nil
-}
-
-// publicError is the code and public message of err, as writeError answers them.
-func publicError(err error) (string, string) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.code, ae.message
-	}
-	return string(lifecycle.ErrorCode(err)), lifecycle.ErrorMessage(err)
 }
 
 // eventStream writes events to a streaming response. A mutex serializes its writers

@@ -39,9 +39,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 	if err := dec.Decode(v); err != nil {
 		return badRequest("malformed JSON: %v", err)
 	}
-	if dec.More() {
-		return badRequest("malformed JSON: trailing data after the object")
-	}
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("malformed JSON: trailing data after the object")
 	}

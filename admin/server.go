@@ -94,11 +94,10 @@ type Server struct {
 	stopping chan struct{} // closed by CloseSockets: long-lived streams end
 	stopOnce sync.Once
 
-	readyMu   sync.Mutex
-	readyAt   time.Time
-	readyErr  error
-	readyTTL  time.Duration
-	readyPing func(context.Context) error
+	readyMu  sync.Mutex
+	readyAt  time.Time
+	readyErr error
+	readyTTL time.Duration
 }
 
 // New returns the API over sandboxes.

@@ -141,9 +141,6 @@ func (s *Server) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// heartbeat keeps idle SSE streams alive through proxies.
-const heartbeat = 15 * time.Second
-
 // taskEvents streams a task's events as SSE: "id:" is the sequence number, so a client
 // resumes with Last-Event-ID (or ?since=); the stream ends after "done".
 func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
@@ -172,7 +169,7 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	tick := time.NewTicker(heartbeat)
+	tick := time.NewTicker(heartbeatEvery) // as exec's streams: idle SSE through proxies
 	defer tick.Stop()
 	ctx := r.Context()
 	for {
