@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -106,10 +105,7 @@ func TestErrorAnswers(t *testing.T) {
 			name := tc.name + map[bool]string{false: "/json", true: "/html"}[html]
 			t.Run(name, func(t *testing.T) {
 				h := newHarness(t)
-				// A port where nothing listens.
-				ln, _ := net.Listen("tcp", "127.0.0.1:0")
-				port := ln.Addr().(*net.TCPAddr).Port
-				ln.Close()
+				port := closedPort(t)
 				host := tc.setup(h, port)
 
 				method := tc.method
@@ -189,9 +185,7 @@ func TestCapacityPageRetriesOnlyGET(t *testing.T) {
 
 func TestRunningPortClosedWithRealWaker(t *testing.T) {
 	h := newHarness(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := closedPort(t)
 	h.route("sb1", Running, port)
 	w := wake.New(runningStarter{})
 	w.ProbeWindow = 50 * time.Millisecond

@@ -144,7 +144,7 @@ func (s *Server) dial(ctx context.Context, network, _ string) (net.Conn, error) 
 	if h == nil {
 		return nil, &dialError{errors.New("edge: dial without a route")}
 	}
-	d := Dialer{Timeout: s.dialTimeout(), RelayPort: s.RelayPort}
+	d := Dialer{Timeout: s.DialTimeout, RelayPort: s.RelayPort} // Dialer applies the 5s default
 	c, err := d.DialContext(ctx, network, h.addr.String())
 	if err != nil {
 		return nil, &dialError{err}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -73,6 +74,8 @@ func TestHeldRequestKeepsMethodHeadersBody(t *testing.T) {
 
 	waking := make(chan struct{})
 	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // a failure below must not leave the request held
 	h.waker.wake = func(ctx context.Context, id string, p int) (netip.AddrPort, error) {
 		close(waking)
 		select {
@@ -99,7 +102,7 @@ func TestHeldRequestKeepsMethodHeadersBody(t *testing.T) {
 		t.Fatalf("backend saw %v before the wake completed", s)
 	default:
 	}
-	close(release)
+	releaseOnce()
 	res := <-done
 	if res == nil {
 		t.FailNow()

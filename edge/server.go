@@ -158,7 +158,7 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		// Handshake failures and header-timeout cuts are the Internet's
 		// noise, not the operator's business.
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog: slogDebugLogger(s.log),
 	}
 	srv.RegisterOnShutdown(s.upgrades.closeAll)
 	return srv
@@ -181,11 +181,4 @@ func (s *Server) readHeaderTimeout() time.Duration {
 		return 10 * time.Second
 	}
 	return s.ReadHeaderTimeout
-}
-
-func (s *Server) dialTimeout() time.Duration {
-	if s.DialTimeout <= 0 {
-		return 5 * time.Second
-	}
-	return s.DialTimeout
 }

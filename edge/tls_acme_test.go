@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,9 +125,14 @@ func TestACMEIssuesWildcard(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- again.Run(ctx) }()
-		<-again.Ready()
-		cancel()
-		<-done
+		stop := sync.OnceFunc(func() { cancel(); <-done })
+		defer stop() // a failed wait below must not leave Run going
+		select {
+		case <-again.Ready():
+		case <-time.After(2 * time.Minute):
+			t.Fatal("no certificate from storage in time")
+		}
+		stop()
 		if n := env.provider.Appends() - before; n != 0 {
 			t.Errorf("%d DNS challenges on restart, want none", n)
 		}

@@ -182,6 +182,7 @@ func TestCertFiles(t *testing.T) {
 	t.Run("Run notices a change", func(t *testing.T) {
 		f.Interval = 5 * time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel() // a failed wait below must not leave Run ticking
 		done := make(chan error, 1)
 		go func() { done <- f.Run(ctx) }()
 		e1, e2 := selfSigned(t, "e.test")
