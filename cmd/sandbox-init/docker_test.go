@@ -181,6 +181,9 @@ func TestDockerPID1(t *testing.T) {
 			}
 		}
 		final := (&initProc{t: t, home: home}).readState()
+		if final == nil {
+			t.Fatal("no state file after stop")
+		}
 		for _, svc := range final.Services {
 			if svc.State != stateStopped {
 				t.Errorf("after stop: %+v", svc)

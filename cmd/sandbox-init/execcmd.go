@@ -177,19 +177,7 @@ func openExecLog(path string) (*os.File, error) {
 // writeExitCode replaces path with code in decimal (no newline), atomically:
 // sandboxd polls for the file, so it must never see it half written.
 func writeExitCode(path string, code int) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("exit file: %w", err)
-	}
-	defer os.Remove(f.Name()) // nothing left to remove after the rename
-	_, err = f.WriteString(strconv.Itoa(code))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
+	if err := replaceFile(path, []byte(strconv.Itoa(code)), 0o600); err != nil {
 		return fmt.Errorf("exit file: %w", err)
 	}
 	return nil

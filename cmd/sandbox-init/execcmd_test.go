@@ -27,6 +27,7 @@ func runBinary(t *testing.T, args ...string) (int, string) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
+		<-done
 		t.Fatalf("%q did not finish", args)
 	}
 	return cmd.ProcessState.ExitCode(), stderr.String()

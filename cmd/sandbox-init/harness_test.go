@@ -83,7 +83,6 @@ type initProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	home   string
-	config string
 	stderr *syncBuffer
 	done   chan struct{} // closed once it has exited
 	state  *os.ProcessState
@@ -98,7 +97,7 @@ func startInit(t *testing.T, home, config string, args ...string) *initProc {
 	cmd := exec.Command(initBinary(t), argv...)
 	cmd.Env = append(envWithout(os.Environ(), "HOME"), "HOME="+home)
 	cmd.Dir = home
-	p := &initProc{t: t, cmd: cmd, home: home, config: config, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &initProc{t: t, cmd: cmd, home: home, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	// If the test binary dies, the supervisor is told to stop its services.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

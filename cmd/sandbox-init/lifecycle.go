@@ -42,7 +42,6 @@ func (s *supervisor) start(svc *service) {
 	if err != nil {
 		d := svc.backoff.next(0)
 		svc.err = err.Error()
-		svc.state = stateBackoff
 		svc.log.Printf("[sandbox-init] %s failed to start: %v; retry in %s", name, err, d)
 		s.log.Printf("%s failed to start (attempt %d): %v; retry in %s", name, svc.attempts, err, d)
 		s.scheduleRestart(svc, d)

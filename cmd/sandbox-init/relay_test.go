@@ -226,6 +226,7 @@ func TestRelayServeStopsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failure before the cancel below must not leave Serve running
 	done := make(chan error, 1)
 	go func() { done <- (&relay{}).Serve(ctx, ln) }()
 

@@ -76,18 +76,27 @@ func writeState(path string, st stateFile) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".state-*.tmp")
-	if err != nil {
+	if err := replaceFile(path, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
+	return nil
+}
+
+// replaceFile replaces the file at path with data and mode perm through a
+// temporary file in the same directory and a rename, so a reader sees the
+// old content or the new, never a mix.
+func replaceFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
 	defer os.Remove(f.Name()) // after a successful rename there is nothing left to remove
-	_, err = f.Write(append(data, '\n'))
+	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(perm)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -95,10 +104,7 @@ func writeState(path string, st stateFile) error {
 	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	return nil
+	return err
 }
 
 // signalName returns the conventional name of sig ("SIGKILL").

@@ -188,7 +188,11 @@ func TestShutdownStopsEverything(t *testing.T) {
 	for _, pid := range pids {
 		waitFor(t, 5*time.Second, fmt.Sprintf("pid %d to be gone", pid), func() bool { return gone(pid) })
 	}
-	for _, svc := range p.readState().Services {
+	final := p.readState()
+	if final == nil {
+		t.Fatal("no state file after shutdown")
+	}
+	for _, svc := range final.Services {
 		if svc.State != stateStopped || svc.PID != 0 {
 			t.Errorf("after shutdown: %+v", svc)
 		}
