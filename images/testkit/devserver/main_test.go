@@ -24,6 +24,15 @@ func get(t *testing.T, target string) *httptest.ResponseRecorder {
 	return rec
 }
 
+// checkGet checks that GET target answers status, and body when status is 200.
+func checkGet(t *testing.T, target string, status int, body string) {
+	t.Helper()
+	rec := get(t, target)
+	if rec.Code != status || (status == http.StatusOK && rec.Body.String() != body) {
+		t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), status, body)
+	}
+}
+
 func TestRoot(t *testing.T) {
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -306,12 +315,7 @@ func TestEnv(t *testing.T) {
 		{"", http.StatusBadRequest, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.query, func(t *testing.T) {
-			rec := get(t, "/env"+tt.query)
-			if rec.Code != tt.status || (tt.status == http.StatusOK && rec.Body.String() != tt.body) {
-				t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.status, tt.body)
-			}
-		})
+		t.Run(tt.query, func(t *testing.T) { checkGet(t, "/env"+tt.query, tt.status, tt.body) })
 	}
 }
 
@@ -337,12 +341,7 @@ func TestFile(t *testing.T) {
 		{"", http.StatusBadRequest, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			rec := get(t, "/file?path="+tt.path)
-			if rec.Code != tt.status || (tt.status == http.StatusOK && rec.Body.String() != tt.body) {
-				t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.status, tt.body)
-			}
-		})
+		t.Run(tt.path, func(t *testing.T) { checkGet(t, "/file?path="+tt.path, tt.status, tt.body) })
 	}
 }
 

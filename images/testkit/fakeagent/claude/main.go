@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ func run(args []string, getenv func(string) string, euid int, stdout, stderr io.
 	if mode == "" {
 		mode = "default"
 	}
-	if !contains(permissionModes, mode) {
+	if !slices.Contains(permissionModes, mode) {
 		fmt.Fprintf(stderr, "error: option '--permission-mode <mode>' argument '%s' is invalid. Allowed choices are %s.\n", mode, strings.Join(permissionModes, ", "))
 		return 2
 	}
@@ -148,13 +149,4 @@ func keySource(getenv func(string) string) string {
 		return "CLAUDE_CODE_OAUTH_TOKEN"
 	}
 	return "none"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

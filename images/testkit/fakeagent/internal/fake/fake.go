@@ -182,16 +182,6 @@ func UUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// HasAny reports whether any of the variables is set to a non-empty value.
-func HasAny(getenv func(string) string, names ...string) bool {
-	for _, n := range names {
-		if getenv(n) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // Usage is a fake CLI's error for bad arguments: its message and exit 2.
 type Usage struct{ Msg string }
 
