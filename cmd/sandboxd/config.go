@@ -28,8 +28,7 @@ type config struct {
 	IdleTimeout   time.Duration
 	WakeTimeout   time.Duration
 	Network       string
-	Tokens        map[string]string // secret → name
-	AuthDisabled  bool
+	Tokens        map[string]string // secret → name; nil when SANDBOXD_API_AUTH_DISABLED
 	InitPath      string
 	MaxStarts     int
 	WakeMinMemory int64
@@ -52,7 +51,6 @@ type setting struct {
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	var tokens, authDisabled string
-	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
 	settings := []setting{
 		{"SANDBOXD_DATA_DIR", "data-dir", "/var/lib/sandboxd", "workspaces, SQLite, certificates", func(v string) error {
 			abs, err := filepath.Abs(v)
@@ -70,7 +68,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.PreviewDomain = v
 			return nil
 		}},
-		{"SANDBOXD_IMAGE", "image", "sandboxd/base:latest", "default sandbox image", str(&c.Image)},
+		{"SANDBOXD_IMAGE", "image", "sandboxd/base:latest", "default sandbox image", strParser(&c.Image)},
 		{"SANDBOXD_IDLE_TIMEOUT", "idle-timeout", "15m", "stop a sandbox after this long without activity", durParser(&c.IdleTimeout, time.Second)},
 		{"SANDBOXD_WAKE_TIMEOUT", "wake-timeout", "60s", "longest a request is held while its sandbox starts", durParser(&c.WakeTimeout, time.Second)},
 		{"SANDBOXD_NETWORK", "network", "sandboxd", "Docker bridge network for sandboxes", func(v string) error {
@@ -80,9 +78,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.Network = v
 			return nil
 		}},
-		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret,... bearer tokens for the admin API", str(&tokens)},
-		{"SANDBOXD_API_AUTH_DISABLED", "api-auth-disabled", "", "true to serve the API without tokens beyond loopback", str(&authDisabled)},
-		{"SANDBOXD_INIT_PATH", "init-path", "", "host path of sandbox-init (default: next to sandboxd)", str(&c.InitPath)},
+		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret,... bearer tokens for the admin API", strParser(&tokens)},
+		{"SANDBOXD_API_AUTH_DISABLED", "api-auth-disabled", "", "true to serve the API without tokens beyond loopback", strParser(&authDisabled)},
+		{"SANDBOXD_INIT_PATH", "init-path", "", "host path of sandbox-init (default: next to sandboxd)", strParser(&c.InitPath)},
 		{"SANDBOXD_MAX_STARTS", "max-starts", "4", "sandbox starts in flight at once", intParser(&c.MaxStarts)},
 		{"SANDBOXD_WAKE_MIN_MEMORY", "wake-min-memory", "512MiB", "refuse to start a sandbox while MemAvailable is below this", sizeParser(&c.WakeMinMemory)},
 		{"SANDBOXD_PRESSURE_MEMORY", "pressure-memory", "1GiB", "stop the least active sandboxes while MemAvailable is below this (0 disables)", sizeParser(&c.PressureBelow)},
@@ -114,7 +112,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.EnvFile = v
 			return nil
 		}},
-		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", str(&c.TestHook)},
+		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", strParser(&c.TestHook)},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
 
@@ -146,7 +144,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	}
 
 	var err error
-	if c.Tokens, c.AuthDisabled, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {
+	if c.Tokens, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {
 		return nil, err
 	}
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
@@ -173,10 +171,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 
 // apiAuth validates SANDBOXD_API_TOKENS and SANDBOXD_API_AUTH_DISABLED for an API on
 // apiBind, at start and on SIGHUP. Tokens are nil when auth is disabled.
-func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, bool, error) {
+func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, error) {
 	parsed, err := parseTokens(tokens)
 	if err != nil {
-		return nil, false, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
+		return nil, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
 	}
 	disabled := false
 	switch authDisabled {
@@ -185,15 +183,15 @@ func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, bool, err
 		disabled = true
 	case "false", "0", "no":
 	default:
-		return nil, false, fmt.Errorf("SANDBOXD_API_AUTH_DISABLED=%q: want true or false", authDisabled)
+		return nil, fmt.Errorf("SANDBOXD_API_AUTH_DISABLED=%q: want true or false", authDisabled)
 	}
 	if len(parsed) == 0 && !disabled && !loopbackBind(apiBind) {
-		return nil, false, fmt.Errorf("SANDBOXD_API_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens, or SANDBOXD_API_AUTH_DISABLED=true to serve the API to anyone", apiBind)
+		return nil, fmt.Errorf("SANDBOXD_API_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens, or SANDBOXD_API_AUTH_DISABLED=true to serve the API to anyone", apiBind)
 	}
 	if disabled {
-		parsed = nil
+		return nil, nil
 	}
-	return parsed, disabled, nil
+	return parsed, nil
 }
 
 // parseTokens reads "name:secret,name2:secret2" into secret → name.
@@ -232,6 +230,10 @@ func redact(entry string) string {
 		return entry[:2] + "…"
 	}
 	return "…"
+}
+
+func strParser(dst *string) func(string) error {
+	return func(v string) error { *dst = v; return nil }
 }
 
 func bindParser(dst *string) func(string) error {

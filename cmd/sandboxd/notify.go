@@ -75,7 +75,7 @@ func newNotifier(getenv func(string) string, log *slog.Logger) *notifier {
 // send writes one notification; a failure is logged, never fatal.
 func (n *notifier) send(msg string) {
 	if err := n.write(msg); err != nil {
-		n.log.Warn("sd_notify", "msg", strings.ReplaceAll(msg, "\n", " "), "err", err)
+		n.log.Warn("sd_notify", "msg", oneLine(msg), "err", err)
 	}
 }
 

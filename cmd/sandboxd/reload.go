@@ -71,7 +71,7 @@ func (r *reloader) reload() string {
 		r.log.Error("SIGHUP: SANDBOXD_ENV_FILE does not load; keeping the API tokens", "file", r.envFile, "err", err)
 		return "reload failed; API tokens unchanged"
 	}
-	tokens, _, err := apiAuth(vars["SANDBOXD_API_TOKENS"], vars["SANDBOXD_API_AUTH_DISABLED"], r.apiBind)
+	tokens, err := apiAuth(vars["SANDBOXD_API_TOKENS"], vars["SANDBOXD_API_AUTH_DISABLED"], r.apiBind)
 	if err == nil && len(tokens) == 0 && r.authOn {
 		// A token-less API on loopback refuses other Host names (admin.Server.LoopbackOnly),
 		// a guard set at start: going without tokens takes a start that sets it.

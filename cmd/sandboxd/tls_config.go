@@ -33,7 +33,6 @@ type tlsConfig struct {
 
 // tlsSettings are the variables of tlsConfig, in the table of loadConfig.
 func tlsSettings(c *tlsConfig) []setting {
-	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
 	return []setting{
 		{"SANDBOXD_TLS", "tls", "off", "HTTPS for previews: off, acme (wildcard certificate by DNS-01) or files", func(v string) error {
 			switch v {
@@ -50,7 +49,7 @@ func tlsSettings(c *tlsConfig) []setting {
 			c.HSTS = v
 			return nil
 		}},
-		{"SANDBOXD_ACME_EMAIL", "acme-email", "", "ACME account contact address (acme)", str(&c.ACMEEmail)},
+		{"SANDBOXD_ACME_EMAIL", "acme-email", "", "ACME account contact address (acme)", strParser(&c.ACMEEmail)},
 		{"SANDBOXD_ACME_CA", "acme-ca", "production", "ACME directory: production, staging (Let's Encrypt's) or an https:// URL (acme)", func(v string) error {
 			switch v {
 			case "production":
@@ -66,7 +65,7 @@ func tlsSettings(c *tlsConfig) []setting {
 			}
 			return nil
 		}},
-		{"SANDBOXD_ACME_CA_ROOT", "acme-ca-root", "", "PEM file of roots to trust for the ACME CA's HTTPS server, for a private CA (acme)", str(&c.ACMECARoot)},
+		{"SANDBOXD_ACME_CA_ROOT", "acme-ca-root", "", "PEM file of roots to trust for the ACME CA's HTTPS server, for a private CA (acme)", strParser(&c.ACMECARoot)},
 		{"SANDBOXD_ACME_RETRY", "acme-retry", "1m", "wait after a failed issuance; doubles with each failure up to 1h (acme)", durParser(&c.ACMERetry, 10*time.Millisecond)},
 		{"SANDBOXD_DNS_PROVIDER", "dns-provider", "cloudflare", "DNS provider for the DNS-01 challenge: cloudflare (acme)", func(v string) error {
 			if v != "cloudflare" {
@@ -75,14 +74,14 @@ func tlsSettings(c *tlsConfig) []setting {
 			c.DNSProvider = v
 			return nil
 		}},
-		{"CLOUDFLARE_API_TOKEN", "cloudflare-api-token", "", "Cloudflare API token with Zone → DNS → Edit on the preview domain's zone (acme)", str(&c.CloudflareToken)},
+		{"CLOUDFLARE_API_TOKEN", "cloudflare-api-token", "", "Cloudflare API token with Zone → DNS → Edit on the preview domain's zone (acme)", strParser(&c.CloudflareToken)},
 		{"SANDBOXD_DNS_RESOLVERS", "dns-resolvers", "", "host[:port],... DNS servers for the challenge's zone and propagation checks (acme; empty: the system's)", func(v string) error {
 			rs, err := parseResolvers(v)
 			c.DNSResolvers = rs
 			return err
 		}},
-		{"SANDBOXD_TLS_CERT", "tls-cert", "", "PEM certificate chain file, reloaded on change and on SIGHUP (files)", str(&c.CertFile)},
-		{"SANDBOXD_TLS_KEY", "tls-key", "", "PEM private key file of SANDBOXD_TLS_CERT (files)", str(&c.KeyFile)},
+		{"SANDBOXD_TLS_CERT", "tls-cert", "", "PEM certificate chain file, reloaded on change and on SIGHUP (files)", strParser(&c.CertFile)},
+		{"SANDBOXD_TLS_KEY", "tls-key", "", "PEM private key file of SANDBOXD_TLS_CERT (files)", strParser(&c.KeyFile)},
 	}
 }
 
