@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 )
 
@@ -142,7 +141,7 @@ func BenchmarkWake(b *testing.B) {
 	e, d := benchDaemon(b)
 	mustCreate(b, d, map[string]any{"id": "wakebench", "ports": []int{3000}})
 	ctx := context.Background()
-	info, err := e.docker.ContainerInspect(ctx, "sandboxd-"+lifecycle.InstanceOf(e.data())[:6]+"-wakebench")
+	info, err := e.docker.ContainerInspect(ctx, e.containerName("wakebench"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func TestRestartAdoptsRunningSandboxes(t *testing.T) {
 	e := newEnv(t)
 	d := e.start()
 	sb := mustCreate(t, d, map[string]any{"id": "adopt", "ports": []int{3000}})
-	before, err := e.docker.ContainerInspect(context.Background(), "sandboxd-"+lifecycle.InstanceOf(e.data())[:6]+"-adopt")
+	before, err := e.docker.ContainerInspect(context.Background(), e.containerName("adopt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestReconcileWithEngine(t *testing.T) {
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "gone", "ports": []int{3000}})
 	mustExec(t, d, "gone", "sh", "-c", "echo still-here > workspace/app/f")
-	name := "sandboxd-" + lifecycle.InstanceOf(e.data())[:6] + "-gone"
+	name := e.containerName("gone")
 	if err := e.docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}

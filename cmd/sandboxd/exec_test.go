@@ -86,12 +86,10 @@ func streamExec(t *testing.T, ctx context.Context, url, accept string, body any)
 // waitGone polls ps in the sandbox through the buffered API until no process matches.
 func waitGone(t *testing.T, d *daemon, id, pattern string) {
 	t.Helper()
-	eventually(t, 15*time.Second, pattern+" gone from "+id, func() bool {
-		res := mustExec(t, d, id, "sh", "-c", "ps -o args | grep -v grep | grep -c '"+pattern+"' || true")
-		return res.Stdout == "0\n"
-	})
+	eventually(t, 15*time.Second, pattern+" gone from "+id, func() bool { return !running(t, d, id, pattern) })
 }
 
+// running says whether a process in the sandbox has pattern in its command line.
 func running(t *testing.T, d *daemon, id, pattern string) bool {
 	res := mustExec(t, d, id, "sh", "-c", "ps -o args | grep -v grep | grep -c '"+pattern+"' || true")
 	return res.Stdout != "0\n"

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
 // fileReq sends a raw request to the files API and returns the status and body.
@@ -112,7 +111,7 @@ func TestFilesStoppedSandbox(t *testing.T) {
 	if code := call(t, "POST", d.API+"/v1/sandboxes/fsleep/stop", nil, nil); code != 200 {
 		t.Fatalf("stop: %d", code)
 	}
-	name := "sandboxd-" + lifecycle.InstanceOf(e.data())[:6] + "-fsleep"
+	name := e.containerName("fsleep")
 	inspect := func() container.InspectResponse {
 		t.Helper()
 		info, err := e.docker.ContainerInspect(context.Background(), name)

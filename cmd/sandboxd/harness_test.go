@@ -55,6 +55,11 @@ func newEnv(t testing.TB) *env {
 
 func (e *env) data() string { return e.vars["SANDBOXD_DATA_DIR"] }
 
+// containerName is the Docker name of sandbox id's container (lifecycle's naming).
+func (e *env) containerName(id string) string {
+	return "sandboxd-" + lifecycle.InstanceOf(e.data())[:6] + "-" + id
+}
+
 // daemon is a running sandboxd and its addresses.
 type daemon struct {
 	API  string // http://127.0.0.1:port
@@ -93,7 +98,8 @@ func (e *env) start() *daemon {
 // process is sandboxd as a child process, for tests that kill -9 it.
 type process struct {
 	*daemon
-	cmd *exec.Cmd
+	cmd    *exec.Cmd
+	exited <-chan struct{} // closed once cmd.Wait returns
 }
 
 func (e *env) startProcess(extra map[string]string) *process {
@@ -112,16 +118,19 @@ func (e *env) startProcess(extra map[string]string) *process {
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	p := &process{daemon: &daemon{logs: logs}, cmd: cmd}
-	p.stop = func() error { cmd.Process.Signal(syscall.SIGTERM); return <-exited }
-	e.t.Cleanup(func() { cmd.Process.Kill() })
+	// cmd.Wait is the only wait: stop, kill9 and the cleanup all read its result.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	p := &process{daemon: &daemon{logs: logs}, cmd: cmd, exited: exited}
+	p.stop = func() error { cmd.Process.Signal(syscall.SIGTERM); <-exited; return waitErr }
+	// Gone before CleanupInstance (registered earlier, so run later) removes its containers.
+	e.t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	select {
 	case line := <-logs.serving:
 		p.parseServing(e.t, line)
-	case err := <-exited:
-		e.t.Fatalf("sandboxd exited before serving: %v\n%s", err, logs)
+	case <-exited:
+		e.t.Fatalf("sandboxd exited before serving: %v\n%s", waitErr, logs)
 	case <-time.After(2 * time.Minute):
 		e.t.Fatalf("sandboxd did not serve in time\n%s", logs)
 	}
@@ -132,7 +141,7 @@ func (e *env) startProcess(extra map[string]string) *process {
 func (p *process) kill9(t testing.TB) {
 	t.Helper()
 	p.cmd.Process.Kill()
-	p.cmd.Process.Wait()
+	<-p.exited
 }
 
 func (d *daemon) parseServing(t testing.TB, line string) {

@@ -67,8 +67,10 @@ func TestConfigEnvFile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := loadConfig(nil, notifyEnv(map[string]string{"SANDBOXD_ENV_FILE": c.file}), io.Discard)
 			switch {
-			case c.want == "" && (err != nil || cfg.EnvFile != c.file):
-				t.Fatalf("err = %v, EnvFile = %q", err, cfg.EnvFile)
+			case c.want == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case c.want == "" && cfg.EnvFile != c.file:
+				t.Fatalf("EnvFile = %q, want %q", cfg.EnvFile, c.file)
 			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}

@@ -66,7 +66,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	if resp, body := preview(t, p.daemon, "keep", 3000, "GET", "/", "", nil); resp.StatusCode != 200 || body != "hello from keep" {
 		t.Fatalf("preview before the restart: %d %q", resp.StatusCode, body)
 	}
-	name := "sandboxd-" + lifecycle.InstanceOf(e.data())[:6] + "-keep"
+	name := e.containerName("keep")
 	before, err := e.docker.ContainerInspect(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)

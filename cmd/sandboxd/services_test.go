@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
 type serviceJSON struct {
@@ -76,7 +74,7 @@ func TestServicesApplyLive(t *testing.T) {
 	if before["main"].State != "running" {
 		t.Fatalf("main: %+v", before["main"])
 	}
-	name := "sandboxd-" + lifecycle.InstanceOf(e.data())[:6] + "-live"
+	name := e.containerName("live")
 	info, err := e.docker.ContainerInspect(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
