@@ -55,10 +55,10 @@ func (m *Manager) Keepalive(ctx context.Context, id string, until time.Time) (st
 		}
 		m.mu.RLock()
 		if l, ok := m.sandboxes[id]; ok {
-			l.extendKeepalive(until) // forward only, like the row
+			l.extendKeepalive(until)                                   // forward only, like the row
+			sb.KeepaliveUntil = time.Unix(0, l.keepalive.Load()).UTC() // the one in force
 		}
 		m.mu.RUnlock()
-		sb.KeepaliveUntil = until
 	}
 	m.touch(id)
 	sb.LastActiveAt = now

@@ -25,11 +25,12 @@ func TestIdleStop(t *testing.T) {
 	awakeWhile := func(t *testing.T, id string, busy func(done <-chan struct{})) {
 		done := make(chan struct{})
 		finished := make(chan struct{})
-		go func() { busy(done); close(finished) }()
+		go func() { defer close(finished); busy(done) }()
 		deadline := time.Now().Add(5 * time.Second) // 2.5 idle timeouts
 		for time.Now().Before(deadline) {
 			if s := status(id); s != "running" {
 				close(done)
+				<-finished // the busy work does not outlive the test
 				t.Fatalf("%s is %s while busy", id, s)
 			}
 			time.Sleep(100 * time.Millisecond) // sampling the state over time, not ordering
@@ -79,8 +80,15 @@ func TestIdleStop(t *testing.T) {
 	t.Run("keepalive", func(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "kept"})
-		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 5}, nil); code != 200 {
-			t.Fatalf("keepalive: %d", code)
+		var first, second struct {
+			Until time.Time `json:"keepalive_until"`
+		}
+		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 5}, &first); code != 200 || first.Until.IsZero() {
+			t.Fatalf("keepalive: %d %+v", code, first)
+		}
+		// A shorter keepalive does not cut the one in force, and the answer says which holds.
+		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 1}, &second); code != 200 || !second.Until.Equal(first.Until) {
+			t.Fatalf("second keepalive: %d, until %v, want the first's %v", code, second.Until, first.Until)
 		}
 		awakeWhile(t, "kept", func(<-chan struct{}) {})
 	})
