@@ -191,7 +191,10 @@ func BenchmarkWake(b *testing.B) {
 }
 
 func waitIP(b *testing.B, e *env, cid string) string {
-	for {
+	for deadline := time.Now().Add(time.Minute); ; {
+		if time.Now().After(deadline) {
+			b.Fatalf("container %s has no IP after a minute", cid)
+		}
 		info, err := e.docker.ContainerInspect(context.Background(), cid)
 		if err != nil {
 			b.Fatal(err)

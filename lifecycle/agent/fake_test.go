@@ -223,6 +223,7 @@ func TestFakeAgentsStream(t *testing.T) {
 				waitErr = cmd.Wait()
 				close(exited)
 			}()
+			defer func() { cmd.Process.Kill(); <-exited }() // gone even when a check fails
 			sc := bufio.NewScanner(r)
 			sc.Buffer(nil, 1<<20)
 			p := a.NewParser()
