@@ -45,8 +45,9 @@ type job struct {
 
 	cancelOnce sync.Once
 	cancelCh   chan struct{}
-	done       chan struct{}
-	preset     *Result // decided before the loop: the agent did not start
+	done       chan struct{} // closed by detach
+	more       chan struct{} // readers wait on it; guarded by Runner.mu (hub.go)
+	preset     *Result       // decided before the loop: the agent did not start
 
 	offset  int64 // bytes of the log consumed (complete lines only)
 	partial []byte
@@ -245,7 +246,7 @@ func (j *job) emit(ctx context.Context, events []agent.Event, offset int64) {
 		return
 	}
 	j.offset = offset
-	j.r.hub.notify(j.t.ID)
+	j.r.notify(j)
 }
 
 // finish records the result with the done event, and wakes every reader a last time.
@@ -266,7 +267,7 @@ func (j *job) finish(ctx context.Context, res Result) {
 		j.r.log.Error("finish task", "task", j.t.ID, "err", err)
 	}
 	j.r.removeManifest(j.t.ID)
-	j.r.hub.notify(j.t.ID)
+	j.r.notify(j)
 	if j.r.Ended != nil {
 		j.r.Ended(res.Status)
 	}

@@ -77,8 +77,7 @@ type Runner struct {
 
 	mu     sync.Mutex
 	closed bool
-	runs   map[string]*job
-	hub    hub
+	runs   map[string]*job // attached jobs, with their readers' channels (hub.go)
 }
 
 // New returns a Runner over sandboxes, keeping tasks in db and checkpoints under dataDir.
@@ -122,27 +121,12 @@ func (r *Runner) Running() int {
 	return len(r.runs)
 }
 
-// launch starts j's goroutine, owned by the runner: Close joins it, and while it runs the
-// sandbox counts as busy, so neither reaper stops it. A closed runner launches nothing:
-// the task stays running for the next process.
+// launch starts the goroutine of an attached job, owned by the runner: Close joins it,
+// and while it runs the sandbox counts as busy, so neither reaper stops it.
 func (r *Runner) launch(j *job) {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return
-	}
-	r.runs[j.t.ID] = j
-	r.wg.Add(1)
-	r.mu.Unlock()
 	release := r.sandboxes.Busy(j.t.SandboxID)
 	go func() {
-		defer r.wg.Done()
-		defer close(j.done)
-		defer func() {
-			r.mu.Lock()
-			delete(r.runs, j.t.ID)
-			r.mu.Unlock()
-		}()
+		defer r.detach(j)
 		defer release()
 		j.loop(r.base)
 	}()
@@ -164,6 +148,9 @@ func (r *Runner) Resume(ctx context.Context) error {
 		j := r.newJob(t, ad, nil)
 		if t.ExecID == "" {
 			j.fail("sandboxd_lost", "sandboxd stopped before the agent started")
+		}
+		if !r.attach(j) {
+			return nil // closed while booting: the next process resumes it
 		}
 		r.log.Info("resuming task", "sandbox", t.SandboxID, "task", t.ID, "offset", t.LogOffset)
 		r.launch(j)

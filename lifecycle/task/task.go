@@ -104,15 +104,22 @@ func (r *Runner) StartTask(ctx context.Context, id string, req Request) (store.T
 	if err := r.saveManifest(t.ID, mf); err != nil {
 		return store.Task{}, internal(err, "save the checkpoint")
 	}
-	if err := r.db.CreateTask(ctx, t); errors.Is(err, store.ErrConflict) {
+	// Attached before the row exists, so whoever learns the task's id finds its run.
+	j := r.newJob(t, ad, secretValues(req.Env))
+	if !r.attach(j) {
 		r.removeManifest(t.ID)
+		return store.Task{}, errorf(lifecycle.CodeUnavailable, "sandboxd is shutting down; try again once it is back")
+	}
+	if err := r.db.CreateTask(ctx, t); err != nil {
+		r.detach(j)
+		r.removeManifest(t.ID)
+		if !errors.Is(err, store.ErrConflict) {
+			return store.Task{}, internal(err, "record task")
+		}
 		if active, ok, _ := r.db.ActiveTask(ctx, id); ok {
 			return store.Task{}, activeConflict(active)
 		}
 		return store.Task{}, errorf(lifecycle.CodeConflict, "sandbox %s already runs a task", id)
-	} else if err != nil {
-		r.removeManifest(t.ID)
-		return store.Task{}, internal(err, "record task")
 	}
 	env := ad.Env()
 	for k, v := range req.Env {
@@ -121,10 +128,9 @@ func (r *Runner) StartTask(ctx context.Context, id string, req Request) (store.T
 	execID, err := r.sandboxes.StartLoggedExec(context.WithoutCancel(ctx), sb, lifecycle.Home+"/"+taskLog(t.ID),
 		ad.Command(req.Prompt, req.Model), env, agent.AppDir)
 	if err == nil {
-		t.ExecID = execID
+		t.ExecID, j.t.ExecID = execID, execID
 		err = r.db.SetTaskExec(ctx, t.ID, execID)
 	}
-	j := r.newJob(t, ad, secretValues(req.Env))
 	if err != nil {
 		// The row exists: finish it as failed through the runner's one exit, with the cause.
 		j.fail("internal", "could not start the agent: "+lifecycle.ErrorMessage(err))
@@ -189,9 +195,10 @@ func (r *Runner) ListTasks(ctx context.Context, id string, limit int) ([]store.T
 }
 
 // TaskEvents returns a task's events after seq, and a channel closed when more arrive (or
-// the task ends). Readers loop: read, send, wait.
+// the task ends). Readers loop: read, send, wait. The channel is nil for a task this
+// process does not run: nothing more will come, and the reader holds nothing.
 func (r *Runner) TaskEvents(ctx context.Context, taskID string, after int64, limit int) ([]store.TaskEvent, <-chan struct{}, error) {
-	wait := r.hub.wait(taskID) // before the read: an event stored in between still wakes us
+	wait := r.wait(taskID) // before the read: an event stored in between still wakes us
 	evs, err := r.db.TaskEvents(ctx, taskID, after, limit)
 	if err != nil {
 		return nil, nil, internal(err, "read task events")

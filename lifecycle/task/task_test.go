@@ -58,26 +58,6 @@ func TestScrub(t *testing.T) {
 	}
 }
 
-func TestHubWakesWaiters(t *testing.T) {
-	var h hub
-	w1, w2 := h.wait("t"), h.wait("t")
-	h.notify("t")
-	for _, w := range []<-chan struct{}{w1, w2} {
-		select {
-		case <-w:
-		default:
-			t.Fatal("a waiter was not woken")
-		}
-	}
-	if len(h.chans) != 0 {
-		t.Fatal("the hub keeps channels nobody waits on")
-	}
-	h.notify("nobody") // no waiter: nothing to do, no entry made
-	if len(h.chans) != 0 {
-		t.Fatal("notify made an entry")
-	}
-}
-
 // A FIFO the sandbox plants where the runner reads an agent's log is refused at once:
 // opening it must never hang a task runner.
 func TestPlantedFIFODoesNotBlock(t *testing.T) {
