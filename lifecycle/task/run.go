@@ -49,8 +49,16 @@ type job struct {
 	more       chan struct{} // readers wait on it; guarded by Runner.mu (hub.go)
 	preset     *Result       // decided before the loop: the agent did not start
 
-	offset  int64 // bytes of the log consumed (complete lines only)
+	// The log is read in order. Bytes [0, offset) are stored as events, with offset beside
+	// them; [offset, read) are parsed into pending, events not stored yet because the store
+	// failed (issue 10: an offset that moved apart from the read position made the next
+	// read start inside bytes already read); [read, read+len(partial)) is a line not yet
+	// complete. The parser sees each byte once, in order.
+	offset  int64
+	read    int64
+	pending []agent.Event
 	partial []byte
+	failing bool // the last store failed (logged once per outage)
 }
 
 func (r *Runner) newJob(t store.Task, ad agent.Adapter, secrets []string) *job {
@@ -63,7 +71,7 @@ func (r *Runner) newJob(t store.Task, ad agent.Adapter, secrets []string) *job {
 	}
 	// Longest first, so a secret containing another is scrubbed whole.
 	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-	return &job{r: r, t: t, parser: ad.NewParser(), secrets: secrets, offset: t.LogOffset,
+	return &job{r: r, t: t, parser: ad.NewParser(), secrets: secrets, offset: t.LogOffset, read: t.LogOffset,
 		cancelCh: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -87,7 +95,8 @@ func (j *job) loop(ctx context.Context) {
 	if j.offset > 0 {
 		j.replay(root) // a resumed run: rebuild the parser's state without emitting again
 	} else {
-		j.emit(ctx, []agent.Event{{Type: "status", Phase: "started", Text: j.t.Agent}}, j.offset)
+		j.pending = []agent.Event{{Type: "status", Phase: "started", Text: j.t.Agent}}
+		j.flush(ctx)
 	}
 
 	var reason string
@@ -173,38 +182,40 @@ func (j *job) outcome(reason string, code *int) Result {
 
 // consume reads the complete lines the agent wrote since the last call and stores their
 // events with the new offset. At the end (final) a last line without a newline counts too.
+// While the store fails, nothing more is read (final aside), so pending stays within one
+// read; the next call stores it first.
 func (j *job) consume(ctx context.Context, root *os.Root, final bool) {
+	if !j.flush(ctx) && !final {
+		return
+	}
 	f, _, err := lifecycle.OpenRegular(root, taskLog(j.t.ID)) // never a FIFO the sandbox planted
 	if err != nil {
 		return // not created yet
 	}
 	defer f.Close()
-	if _, err := f.Seek(j.offset+int64(len(j.partial)), io.SeekStart); err != nil {
+	if _, err := f.Seek(j.read+int64(len(j.partial)), io.SeekStart); err != nil {
 		return
 	}
 	buf, _ := io.ReadAll(io.LimitReader(f, 8<<20))
 	data := append(j.partial, buf...)
-	var events []agent.Event
 	consumed := 0
 	for {
 		i := bytes.IndexByte(data[consumed:], '\n')
 		if i < 0 {
 			break
 		}
-		events = append(events, j.parse(data[consumed:consumed+i])...)
+		j.pending = append(j.pending, j.parse(data[consumed:consumed+i])...)
 		consumed += i + 1
 	}
 	rest := data[consumed:]
 	if (final || len(rest) > maxLineBytes) && len(rest) > 0 {
-		events = append(events, j.parse(rest)...)
+		j.pending = append(j.pending, j.parse(rest)...)
 		consumed += len(rest)
 		rest = nil
 	}
 	j.partial = append([]byte(nil), rest...)
-	if consumed == 0 {
-		return
-	}
-	j.emit(ctx, events, j.offset+int64(consumed))
+	j.read += int64(consumed)
+	j.flush(ctx)
 }
 
 func (j *job) parse(line []byte) []agent.Event {
@@ -229,24 +240,36 @@ func (j *job) replay(root *os.Root) {
 	}
 }
 
-// emit stores events (scrubbed of secrets) with the log offset they bring the task to, and
-// wakes readers.
-func (j *job) emit(ctx context.Context, events []agent.Event, offset int64) {
-	out := make([]store.TaskEvent, 0, len(events))
+// flush stores the pending events (scrubbed of secrets) with the log offset they bring
+// the task to, in one transaction, and wakes readers. It reports whether nothing is left
+// to store; on failure everything stays as it was, to be tried again.
+func (j *job) flush(ctx context.Context) bool {
+	if len(j.pending) == 0 && j.read == j.offset {
+		return true
+	}
+	out := make([]store.TaskEvent, 0, len(j.pending))
 	now := j.r.now()
-	for _, e := range events {
+	for _, e := range j.pending {
 		b, err := json.Marshal(e)
 		if err != nil {
 			continue
 		}
 		out = append(out, store.TaskEvent{Type: e.Type, Data: json.RawMessage(scrub(string(b), j.secrets)), At: now})
 	}
-	if _, err := j.r.db.AppendTaskEvents(context.WithoutCancel(ctx), j.t.ID, out, offset); err != nil {
-		j.r.log.Error("store task events", "task", j.t.ID, "err", err)
-		return
+	if _, err := j.r.db.AppendTaskEvents(context.WithoutCancel(ctx), j.t.ID, out, j.read); err != nil {
+		if !j.failing {
+			j.r.log.Error("store task events; retrying each tick", "task", j.t.ID, "err", err)
+		}
+		j.failing = true
+		return false
 	}
-	j.offset = offset
+	if j.failing {
+		j.r.log.Info("task events stored again", "task", j.t.ID)
+	}
+	j.failing = false
+	j.offset, j.pending = j.read, nil
 	j.r.notify(j)
+	return true
 }
 
 // finish records the result with the done event, and wakes every reader a last time.
