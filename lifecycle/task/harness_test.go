@@ -73,10 +73,13 @@ type harness struct {
 	r     *Runner
 	ctx   context.Context
 	inUse atomic.Int32 // Busy marks not yet released
+	died  atomic.Bool  // the agent's exec ended without an exit file
 
 	mu      sync.Mutex
 	stopped bool             // the sandbox stopped
 	signals []syscall.Signal // sent to the agent
+	ended   []string         // statuses told to Runner.Ended
+	last    string           // the task started last
 }
 
 // newHarness opens the store and the runner; the caller defers close. Inside a synctest
@@ -126,7 +129,13 @@ func newHarness(t *testing.T) *harness {
 }
 
 func (h *harness) newRunner() *Runner {
-	return New(h.fake, h.db, h.data, slog.New(slog.NewTextHandler(h.t.Output(), nil)))
+	r := New(h.fake, h.db, h.data, slog.New(slog.NewTextHandler(h.t.Output(), nil)))
+	r.Ended = func(status string) {
+		h.mu.Lock()
+		h.ended = append(h.ended, status)
+		h.mu.Unlock()
+	}
+	return r
 }
 
 func (h *harness) close() {
@@ -140,6 +149,9 @@ func (h *harness) start(req Request) store.Task {
 	if err != nil {
 		h.t.Fatalf("start task: %v", err)
 	}
+	h.mu.Lock()
+	h.last = tk.ID
+	h.mu.Unlock()
 	return tk
 }
 
@@ -172,6 +184,12 @@ func (h *harness) setStopped() {
 	h.mu.Lock()
 	h.stopped = true
 	h.mu.Unlock()
+}
+
+func (h *harness) lastTask() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
 }
 
 func (h *harness) sent() []syscall.Signal {
