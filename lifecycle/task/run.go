@@ -102,6 +102,7 @@ func (j *job) loop(ctx context.Context) {
 	var reason string
 	var killedAt time.Time
 	hard := false
+	cancelled := j.cancelCh // wakes the loop once; nil after, or a closed channel would spin it
 	lastInspect := j.r.now()
 	tick := time.NewTimer(taskTick)
 	defer tick.Stop()
@@ -129,7 +130,7 @@ func (j *job) loop(ctx context.Context) {
 				}
 			}
 			if reason != "" {
-				killedAt = now
+				killedAt, cancelled = now, nil
 				j.kill(syscall.SIGTERM)
 			}
 		}
@@ -155,7 +156,7 @@ func (j *job) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return // sandboxd stops: the task stays running; the next boot resumes it
-		case <-j.cancelCh:
+		case <-cancelled:
 		case <-tick.C:
 		}
 	}
