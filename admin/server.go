@@ -45,12 +45,7 @@ type Sandboxes interface {
 	SetServices(ctx context.Context, id string, services []store.Service) (store.Sandbox, error)
 	Services(ctx context.Context, id string) ([]lifecycle.ServiceState, error)
 
-	// Coding agents.
-	StartTask(ctx context.Context, id string, req lifecycle.TaskRequest) (store.Task, error)
-	CancelTask(ctx context.Context, id, taskID string) (store.Task, error)
-	GetTask(ctx context.Context, id, taskID string) (store.Task, error)
-	ListTasks(ctx context.Context, id string, limit int) ([]store.Task, error)
-	TaskEvents(ctx context.Context, taskID string, after int64, limit int) ([]store.TaskEvent, <-chan struct{}, error)
+	// Images and the coding agents each carries.
 	Images(ctx context.Context) ([]lifecycle.ImageInfo, error)
 
 	// Busy marks work in flight on a sandbox (activity) until done is called.
@@ -78,6 +73,8 @@ type Server struct {
 	Metrics http.Handler
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Tasks runs coding agents (tasks.go); nil answers the task routes as unavailable.
+	Tasks Tasks
 
 	sandboxes Sandboxes
 	waker     Waker

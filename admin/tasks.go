@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,8 +10,28 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 )
+
+// Tasks is what the task handlers need from the task runner (lifecycle/task).
+type Tasks interface {
+	StartTask(ctx context.Context, id string, req task.Request) (store.Task, error)
+	CancelTask(ctx context.Context, id, taskID string) (store.Task, error)
+	GetTask(ctx context.Context, id, taskID string) (store.Task, error)
+	ListTasks(ctx context.Context, id string, limit int) ([]store.Task, error)
+	// TaskEvents returns a task's events after seq and a channel closed when more may be
+	// read; a nil channel means none will come from this process.
+	TaskEvents(ctx context.Context, taskID string, after int64, limit int) ([]store.TaskEvent, <-chan struct{}, error)
+}
+
+// tasks is s.Tasks, or an error when the API has no task runner.
+func (s *Server) tasks() (Tasks, error) {
+	if s.Tasks == nil {
+		return nil, &lifecycle.Error{Code: lifecycle.CodeUnavailable, Message: "tasks are not available on this server"}
+	}
+	return s.Tasks, nil
+}
 
 type taskBody struct {
 	Prompt  string            `json:"prompt"`
@@ -34,10 +55,14 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
 		return err
 	}
+	tasks, err := s.tasks()
+	if err != nil {
+		return err
+	}
 	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
 		return err
 	}
-	t, err := s.sandboxes.StartTask(r.Context(), id, lifecycle.TaskRequest{
+	t, err := tasks.StartTask(r.Context(), id, task.Request{
 		Prompt: b.Prompt, Agent: b.Agent, Model: b.Model, Timeout: time.Duration(b.Timeout), Env: b.Env,
 	})
 	if err != nil {
@@ -64,21 +89,21 @@ type taskView struct {
 	CreatedAt time.Time  `json:"created_at"`
 	Finished  *time.Time `json:"finished_at,omitempty"`
 	EventsURL string     `json:"events_url"`
-	lifecycle.TaskResult
+	task.Result
 	ID string `json:"id"`
 }
 
 func viewTask(t store.Task) taskView {
 	v := taskView{SandboxID: t.SandboxID, Agent: t.Agent, Model: t.Model, Prompt: t.Prompt, Status: t.Status,
 		CreatedAt: t.CreatedAt, EventsURL: eventsURL(t.SandboxID, t.ID), ID: t.ID}
-	json.Unmarshal(t.Result, &v.TaskResult)
-	v.TaskResult.Status = t.Status
+	json.Unmarshal(t.Result, &v.Result)
+	v.Result.Status = t.Status
 	if !t.FinishedAt.IsZero() {
 		f := t.FinishedAt
 		v.Finished = &f
 	}
 	if v.FilesChanged == nil {
-		v.FilesChanged = []lifecycle.FileChange{}
+		v.FilesChanged = []task.FileChange{}
 	}
 	if t.Status == store.TaskRunning {
 		v.DurationMS = time.Since(t.CreatedAt).Milliseconds()
@@ -99,7 +124,11 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.sandboxes.GetTask(r.Context(), id, taskID)
+	tasks, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	t, err := tasks.GetTask(r.Context(), id, taskID)
 	if err != nil {
 		return err
 	}
@@ -115,7 +144,11 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
 		return err
 	}
-	list, err := s.sandboxes.ListTasks(r.Context(), id, 100)
+	tasks, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	list, err := tasks.ListTasks(r.Context(), id, 100)
 	if err != nil {
 		return err
 	}
@@ -132,7 +165,11 @@ func (s *Server) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.sandboxes.CancelTask(r.Context(), id, taskID)
+	tasks, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	t, err := tasks.CancelTask(r.Context(), id, taskID)
 	if err != nil {
 		return err
 	}
@@ -148,7 +185,11 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.sandboxes.GetTask(r.Context(), id, taskID); err != nil {
+	tasks, err := s.tasks()
+	if err != nil {
+		return err
+	}
+	if _, err := tasks.GetTask(r.Context(), id, taskID); err != nil {
 		return err
 	}
 	after := int64(0)
@@ -173,7 +214,7 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 	defer tick.Stop()
 	ctx := r.Context()
 	for {
-		evs, more, err := s.sandboxes.TaskEvents(ctx, taskID, after, 500)
+		evs, more, err := tasks.TaskEvents(ctx, taskID, after, 500)
 		if err != nil {
 			fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(map[string]string{"message": lifecycle.ErrorMessage(err)}))
 			rc.Flush()
@@ -195,7 +236,7 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		if len(evs) == 0 {
 			// Nothing new: a finished task whose done event the client already has ends here.
-			if t, err := s.sandboxes.GetTask(ctx, id, taskID); err == nil && t.Status != store.TaskRunning {
+			if t, err := tasks.GetTask(ctx, id, taskID); err == nil && t.Status != store.TaskRunning {
 				return nil
 			}
 		}

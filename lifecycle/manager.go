@@ -1,6 +1,7 @@
 // Package lifecycle is the sandbox state machine over Docker: create, start, stop, remove,
 // exec, workspaces and container hardening, reconcile with the engine, activity and the
-// idle and memory-pressure reapers.
+// idle and memory-pressure reapers. Agent tasks run in package lifecycle/task, over the
+// few methods of agent_exec.go.
 //
 // SQLite (package store) holds what should exist; Docker is the truth of what runs. Every
 // change goes to the store first and to the route table last, so the edge never routes to a
@@ -73,9 +74,8 @@ type RouteSink interface {
 // Observer is told what the Manager does, for metrics. Every field is optional and must be
 // cheap and safe for concurrent use.
 type Observer struct {
-	Stopped   func(reason string)              // a sandbox stopped: api, idle or pressure
-	Timed     func(op string, d time.Duration) // create (to running) or start took d
-	TaskEnded func(status string)              // succeeded, failed or cancelled
+	Stopped func(reason string)              // a sandbox stopped: api, idle or pressure
+	Timed   func(op string, d time.Duration) // create (to running) or start took d
 }
 
 // Manager runs sandboxes on one Docker engine. It is safe for concurrent use.
@@ -106,13 +106,9 @@ type Manager struct {
 
 	networkOK atomic.Bool
 
-	// Task runners: owned here, joined by Run's end.
+	// Detached-exec watchers: owned here, joined by Run's end.
 	base       context.Context
 	cancelBase context.CancelFunc
-	tasksWG    sync.WaitGroup
-	runsMu     sync.Mutex
-	runs       map[string]*run
-	taskHub    hub
 
 	detachedExecs detachedSet
 }
@@ -153,7 +149,6 @@ func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Man
 		instance:  InstanceOf(cfg.DataDir),
 		sandboxes: map[string]*live{},
 		base:      base, cancelBase: cancel,
-		runs:          map[string]*run{},
 		detachedExecs: detachedSet{byID: map[string]*detachedEntry{}},
 	}
 }
@@ -364,11 +359,4 @@ func (m *Manager) CountByState() map[string]int {
 		out[l.sb.Status]++
 	}
 	return out
-}
-
-// RunningTasks is the number of tasks this process is running or watching.
-func (m *Manager) RunningTasks() int {
-	m.runsMu.Lock()
-	defer m.runsMu.Unlock()
-	return len(m.runs)
 }

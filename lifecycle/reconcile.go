@@ -30,10 +30,7 @@ func (m *Manager) Boot(ctx context.Context) error {
 	for _, sb := range rows {
 		m.remember(sb)
 	}
-	if err := m.reconcileAll(ctx, true); err != nil {
-		return err
-	}
-	return m.resumeTasks(ctx)
+	return m.reconcileAll(ctx, true)
 }
 
 // reconcileAll reconciles every sandbox. With wait false (the periodic sweep) sandboxes busy

@@ -27,10 +27,9 @@ func (m *Manager) Run(ctx context.Context, loops Loops) error {
 		loops.Pressure = 5 * time.Second
 	}
 	defer func() {
-		// Task runners and detached-exec watchers stop watching (their processes go on in
-		// the containers) and are joined.
+		// Detached-exec watchers stop watching (their processes go on in the containers)
+		// and are joined.
 		m.cancelBase()
-		m.tasksWG.Wait()
 		m.detachedExecs.wg.Wait()
 	}()
 	g, ctx := errgroup.WithContext(ctx)

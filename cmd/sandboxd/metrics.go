@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/wake"
 )
 
@@ -65,7 +66,7 @@ func newMetrics() *metrics {
 }
 
 // wire connects the hooks and the gauges read from live state.
-func (m *metrics) wire(mgr *lifecycle.Manager, w *wake.Waker, e *edge.Server) {
+func (m *metrics) wire(mgr *lifecycle.Manager, tasks *task.Runner, w *wake.Waker, e *edge.Server) {
 	w.Observe = func(_ string, outcome string, d time.Duration) {
 		m.wakes.WithLabelValues(outcome).Inc()
 		m.wakeSeconds.WithLabelValues(outcome).Observe(d.Seconds())
@@ -78,16 +79,16 @@ func (m *metrics) wire(mgr *lifecycle.Manager, w *wake.Waker, e *edge.Server) {
 		m.proxied[class].Inc()
 	}
 	mgr.Observe = lifecycle.Observer{
-		Stopped:   func(reason string) { m.reaperStops.WithLabelValues(reason).Inc() },
-		Timed:     func(op string, d time.Duration) { m.opSeconds.WithLabelValues(op).Observe(d.Seconds()) },
-		TaskEnded: func(status string) { m.tasksEnded.WithLabelValues(status).Inc() },
+		Stopped: func(reason string) { m.reaperStops.WithLabelValues(reason).Inc() },
+		Timed:   func(op string, d time.Duration) { m.opSeconds.WithLabelValues(op).Observe(d.Seconds()) },
 	}
+	tasks.Ended = func(status string) { m.tasksEnded.WithLabelValues(status).Inc() }
 	m.reg.MustRegister(
 		&stateCollector{mgr: mgr, desc: prometheus.NewDesc("sandboxd_sandboxes", "Sandboxes by state.", []string{"state"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sandboxd_open_websockets", Help: "WebSockets proxied to sandboxes now."},
 			func() float64 { return float64(e.OpenWebSockets()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sandboxd_tasks_running", Help: "Agent tasks running now."},
-			func() float64 { return float64(mgr.RunningTasks()) }),
+			func() float64 { return float64(tasks.Running()) }),
 	)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/sandboxd/sandboxd/admin"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 	"github.com/sandboxd/sandboxd/wake"
 	"golang.org/x/sync/errgroup"
@@ -110,6 +111,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	table := edge.NewTable()
 	mgr.Routes = routes{table}
+	tasks := task.New(mgr, db, cfg.DataDir, log)
+	defer tasks.Close() // a return before Run still joins the tasks Resume started
 
 	waker := wake.New(mgr)
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
@@ -122,8 +125,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = lifecycle.RelayPort
-	// Hooks are set before Boot: task runners it resumes report to them.
-	met.wire(mgr, waker, edgeSrv)
+	// Hooks are set before Boot and Resume: task runners it resumes report to them.
+	met.wire(mgr, tasks, waker, edgeSrv)
 
 	// Listen before the boot reconcile: a bind error surfaces at once, and requests that
 	// arrive while reconciling wait in the backlog instead of being refused.
@@ -145,6 +148,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = mgr.Boot(bootCtx)
+	if err == nil {
+		err = tasks.Resume(bootCtx) // after the reconcile: a task's sandbox must be known
+	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("boot reconcile: %w", err)
@@ -153,6 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	api := admin.New(mgr, waker, db, log)
 	api.Tokens = cfg.Tokens
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
+	api.Tasks = tasks
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
 	apiSrv := &http.Server{
@@ -173,6 +180,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
 	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
+	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
 	g.Go(func() error { return reload.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -258,5 +266,8 @@ var (
 	_ wake.Starter        = (*lifecycle.Manager)(nil)
 	_ edge.Waker          = (*wake.Waker)(nil)
 	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
+	_ admin.Tasks         = (*task.Runner)(nil)
+	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
+	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
 )

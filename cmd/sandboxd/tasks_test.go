@@ -172,6 +172,10 @@ func TestTaskEndToEnd(t *testing.T) {
 	if strings.Contains(d.logs.String(), providerKey) {
 		t.Fatal("the provider key appears in sandboxd's log")
 	}
+	// The task runner's hooks reach /metrics: both tasks counted once ended, none running.
+	eventually(t, 10*time.Second, "both tasks counted in /metrics", func() bool {
+		return scrape(t, d, `sandboxd_tasks_total{status="succeeded"}`) == 2 && scrape(t, d, `sandboxd_tasks_running`) == 0
+	})
 }
 
 // Replay from a middle id, and two subscribers at once see the same sequence.

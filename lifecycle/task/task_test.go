@@ -1,4 +1,4 @@
-package lifecycle
+package task
 
 import (
 	"context"
@@ -58,58 +58,32 @@ func TestScrub(t *testing.T) {
 	}
 }
 
-func TestHubWakesWaiters(t *testing.T) {
-	var h hub
-	w1, w2 := h.wait("t"), h.wait("t")
-	h.notify("t")
-	for _, w := range []<-chan struct{}{w1, w2} {
-		select {
-		case <-w:
-		default:
-			t.Fatal("a waiter was not woken")
-		}
+// A FIFO the sandbox plants where the runner reads an agent's log is refused at once:
+// opening it must never hang a task runner.
+func TestPlantedFIFODoesNotBlock(t *testing.T) {
+	ws := t.TempDir()
+	p := filepath.Join(ws, taskLog("01jabcdefghjkmnpqrstvwxyz0"))
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if len(h.chans) != 0 {
-		t.Fatal("the hub keeps channels nobody waits on")
+	root, err := os.OpenRoot(ws)
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.notify("nobody") // no waiter: nothing to do, no entry made
-	if len(h.chans) != 0 {
-		t.Fatal("notify made an entry")
-	}
-}
-
-// A FIFO the sandbox plants where sandboxd reads its files (sandbox-init's state, an agent's
-// log) is refused at once: opening it must never hang a handler or a task runner.
-func TestPlantedFIFOsDoNotBlock(t *testing.T) {
-	m := New(nil, nil, DefaultConfig(t.TempDir()), nil)
-	ws := m.workspaceDir("fifo")
-	for _, p := range []string{".sandboxd/state.json", taskLog("01jabcdefghjkmnpqrstvwxyz0")} {
-		os.MkdirAll(filepath.Dir(filepath.Join(ws, p)), 0o755)
-		if err := syscall.Mkfifo(filepath.Join(ws, p), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	defer root.Close()
 	done := make(chan struct{})
+	j := &job{t: store.Task{ID: "01jabcdefghjkmnpqrstvwxyz0"}}
 	go func() {
 		defer close(done)
-		if _, err := m.readState("fifo"); err == nil {
-			t.Error("readState read a FIFO")
-		}
-		root, err := os.OpenRoot(ws)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer root.Close()
-		r := &run{m: m, t: store.Task{ID: "01jabcdefghjkmnpqrstvwxyz0"}}
-		r.consume(context.Background(), root, true)
-		if r.offset != 0 {
-			t.Errorf("consumed %d bytes of a FIFO", r.offset)
-		}
+		j.consume(context.Background(), root, true)
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("reading a planted FIFO blocked")
+	}
+	if j.offset != 0 {
+		t.Errorf("consumed %d bytes of a FIFO", j.offset)
 	}
 }

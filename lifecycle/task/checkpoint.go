@@ -1,4 +1,4 @@
-package lifecycle
+package task
 
 import (
 	"encoding/json"
@@ -92,23 +92,23 @@ func changes(before, after manifest) []FileChange {
 
 // The manifest of a running task is kept under the data dir (host-owned), so a restarted
 // sandboxd can still compute the task's changes.
-func (m *Manager) manifestPath(taskID string) string {
-	return filepath.Join(m.cfg.DataDir, "tasks", taskID+".manifest.json")
+func (r *Runner) manifestPath(taskID string) string {
+	return filepath.Join(r.dataDir, "tasks", taskID+".manifest.json")
 }
 
-func (m *Manager) saveManifest(taskID string, mf manifest) error {
-	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, "tasks"), 0o700); err != nil {
+func (r *Runner) saveManifest(taskID string, mf manifest) error {
+	if err := os.MkdirAll(filepath.Join(r.dataDir, "tasks"), 0o700); err != nil {
 		return err
 	}
 	b, err := json.Marshal(mf)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(m.manifestPath(taskID), b, 0o600)
+	return os.WriteFile(r.manifestPath(taskID), b, 0o600)
 }
 
-func (m *Manager) loadManifest(taskID string) (manifest, error) {
-	b, err := os.ReadFile(m.manifestPath(taskID))
+func (r *Runner) loadManifest(taskID string) (manifest, error) {
+	b, err := os.ReadFile(r.manifestPath(taskID))
 	if err != nil {
 		return nil, err
 	}
