@@ -40,7 +40,7 @@ func TestWriteErrorStatus(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			s := New(nil, nil, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+			s := New(Deps{}, slog.New(slog.NewJSONHandler(&logs, nil)))
 			w := httptest.NewRecorder()
 			s.writeError(w, httptest.NewRequest("GET", "/v1/sandboxes/a", nil), c.err)
 			var body struct {

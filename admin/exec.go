@@ -2,9 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -14,6 +16,15 @@ import (
 
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
+
+// Execs runs commands in a running sandbox (the handler wakes it first).
+type Execs interface {
+	// Exec runs a command to its end and answers its output.
+	Exec(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error)
+	// ExecStream runs a command, writing its output as it comes; it writes nothing once it
+	// has returned.
+	ExecStream(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error)
+}
 
 type execBody struct {
 	Cmd     []string          `json:"cmd"`
@@ -84,7 +95,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 		return s.execStream(w, r, id, req, format)
 	}
 	start := time.Now()
-	res, err := s.sandboxes.Exec(r.Context(), id, req)
+	res, err := s.execs.Exec(r.Context(), id, req)
 	if err != nil {
 		return err
 	}
@@ -180,7 +191,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, id string, r
 		}
 	}()
 	start := time.Now()
-	st, err := s.sandboxes.ExecStream(r.Context(), id, req, stdout, stderr)
+	st, err := s.execs.ExecStream(r.Context(), id, req, stdout, stderr)
 	close(stopBeat)
 	<-beatDone
 	// ExecStream writes nothing once it has returned: from here this goroutine is the only

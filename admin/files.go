@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,12 @@ import (
 // The files API: paths are relative to the sandbox home, every operation is confined to
 // the workspace by lifecycle/files, and none of them wakes a sleeping sandbox: the
 // workspace is a host directory, read and written whether or not the container runs.
+
+// Workspaces opens a sandbox's workspace, whether or not the sandbox runs; an unknown
+// sandbox is a lifecycle not_found error.
+type Workspaces interface {
+	Workspace(ctx context.Context, id string) (*files.Workspace, error)
+}
 
 // maxFileBytes caps the content of one write (the prior system's 25 MiB): a larger body
 // answers 413 too_large and changes nothing.
@@ -172,7 +179,7 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, list bool) e
 			return badRequest("limit must be 1-%d", maxListLimit)
 		}
 	}
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -275,7 +282,7 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("a file path is required: ?path=workspace/app/file (or \"path\" in the JSON form)")
 	}
 	o.MaxBytes = maxFileBytes
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -334,7 +341,7 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) error {
 	if p == "" {
 		return badRequest("a path is required: ?path=workspace/app/file; the home itself cannot be deleted")
 	}
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -367,7 +374,7 @@ func (s *Server) moveFile(w http.ResponseWriter, r *http.Request) error {
 	if b.From == "" || b.To == "" {
 		return badRequest(`"from" and "to" are required`)
 	}
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,24 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
+// Sandboxes is what the sandbox routes need from the lifecycle manager. Every route that
+// names a sandbox also asks Get whether it exists before it wakes it or acts on it.
+type Sandboxes interface {
+	Create(ctx context.Context, req lifecycle.CreateRequest) (store.Sandbox, error)
+	Get(ctx context.Context, id string) (store.Sandbox, error)
+	List(ctx context.Context, o store.ListOptions) ([]store.Sandbox, error)
+	Stop(ctx context.Context, id string) error
+	Delete(ctx context.Context, id string) error
+	Purge(ctx context.Context, id string) error
+	Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
+	// Images answers GET /v1/images (tasks.go).
+	Images(ctx context.Context) ([]lifecycle.ImageInfo, error)
+
+	// The task routes reach their methods through this interface until tasks have their
+	// own package (issue 10); tasks_iface.go declares them.
+	tasks
+}
+
 // pathID is the {id} of the route, refused unless it is a well-formed sandbox id. The
 // router matched on the raw path, so "..%2F" arrives as it was sent and fails here.
 func pathID(r *http.Request) (string, error) {

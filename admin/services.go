@@ -1,11 +1,18 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
 )
+
+// Services reads and replaces the services sandbox-init keeps running in a sandbox.
+type Services interface {
+	SetServices(ctx context.Context, id string, services []store.Service) (store.Sandbox, error)
+	Services(ctx context.Context, id string) ([]lifecycle.ServiceState, error)
+}
 
 type serviceView struct {
 	store.Service
@@ -23,7 +30,7 @@ func (s *Server) getServices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.sandboxes.Services(r.Context(), id)
+	list, err := s.services.Services(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -51,7 +58,7 @@ func (s *Server) putServices(w http.ResponseWriter, r *http.Request) error {
 	if b.Services == nil {
 		b.Services = []store.Service{}
 	}
-	sb, err := s.sandboxes.SetServices(r.Context(), id, b.Services)
+	sb, err := s.services.SetServices(r.Context(), id, b.Services)
 	if err != nil {
 		return err
 	}
