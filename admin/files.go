@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -302,27 +301,8 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) error {
 
 // decodeFileBody is decode with the larger cap a file's content needs.
 func decodeFileBody(w http.ResponseWriter, r *http.Request, v *putFileBody) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFileJSONBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = terr
-			if err == nil {
-				err = errors.New("trailing data after the object")
-			}
-		}
-	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &tooBig):
-		return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", maxFileJSONBody)}
-	case err == io.EOF:
-		return badRequest(`a path is required: ?path=workspace/app/file with the content as the body, or a JSON body {"path","content"}`)
-	}
-	return badRequest(`malformed JSON: %v (without ?path= the body is {"path","content","append","mode","encoding"})`, err)
+	return decodeJSON(w, r, v, maxFileJSONBody,
+		`a path is required: ?path=workspace/app/file with the content as the body, or a JSON body {"path","content"}`)
 }
 
 // deleteFile answers DELETE /v1/sandboxes/{id}/files?path=P[&recursive]: a file, a

@@ -71,8 +71,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	if b.Visibility != "" && b.Visibility != "public" {
 		return badRequest(`visibility %q is not supported: previews are public`, b.Visibility)
 	}
-	if b.CPUs < 0 || b.Memory < 0 || b.MemoryHigh < 0 {
-		return badRequest("memory and cpus must be positive")
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}} {
+		if f.v < 0 {
+			return badRequest("%s must be positive; got %v", f.name, f.v)
+		}
 	}
 	req := lifecycle.CreateRequest{
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
@@ -253,7 +258,7 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, action string, o
 }
 
 type keepaliveBody struct {
-	Until    *time.Time `json:"until"`
+	Until    *timestamp `json:"until"`
 	Duration duration   `json:"duration"`
 	Seconds  float64    `json:"seconds"`
 }
@@ -276,7 +281,7 @@ func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
 	var until time.Time
 	switch {
 	case b.Until != nil:
-		until = *b.Until
+		until = time.Time(*b.Until)
 	case b.Duration > 0:
 		until = now.Add(time.Duration(b.Duration))
 	case b.Seconds > 0:
