@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,15 +120,17 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// sandboxStates are the states ?status= filters on.
+var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError}
+
 // listOptions reads ?status=&label=k=v&limit=&cursor=, and the prior system's
 // ?external_user_id=&external_project_id=.
 func listOptions(r *http.Request) (store.ListOptions, error) {
 	q := r.URL.Query()
 	o := store.ListOptions{Status: q.Get("status"), After: q.Get("cursor"), Labels: map[string]string{}, Limit: 100}
-	switch o.Status {
-	case "", store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError:
-	default:
-		return o, badRequest("status %q is not a sandbox state", o.Status)
+	if o.Status != "" && !slices.Contains(sandboxStates, o.Status) {
+		return o, badRequest("status %q is not a sandbox state: use %s or %s", o.Status,
+			strings.Join(sandboxStates[:len(sandboxStates)-1], ", "), sandboxStates[len(sandboxStates)-1])
 	}
 	for _, l := range q["label"] {
 		k, v, ok := strings.Cut(l, "=")
