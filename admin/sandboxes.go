@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -269,8 +270,11 @@ type keepaliveBody struct {
 // maxKeepalive caps how far ahead a keepalive may reach.
 const maxKeepalive = 24 * time.Hour
 
-// keepalive marks the sandbox active now; with {"until"}, {"duration"} or {"seconds"} it
-// also keeps it awake until then (at most 24h ahead). The body is optional.
+// keepalive keeps the sandbox awake: it marks it active now and, with {"until"},
+// {"duration"} or {"seconds"}, keeps it up until then (at most 24h ahead; a later one is
+// cut to 24h). The body is optional. A stopped sandbox is woken first, through the same
+// waker as exec: keeping a sandbox awake once answered 200 and left it asleep (issue 10).
+// The answer is the sandbox, running, with the keepalive in force.
 func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r)
 	if err != nil {
@@ -281,6 +285,41 @@ func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
+	until, err := keepaliveUntil(b, now)
+	if err != nil {
+		return err
+	}
+	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
+		return err
+	}
+	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
+		return err
+	}
+	sb, err := s.sandboxes.Keepalive(r.Context(), id, until)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.view(sb))
+	return nil
+}
+
+// keepaliveUntil is the time a keepalive body asks for, capped at now+maxKeepalive; zero
+// when it asks for none. Every field given must make sense, even one another overrides:
+// a bad body changes nothing.
+func keepaliveUntil(b keepaliveBody, now time.Time) (time.Time, error) {
+	if b.Until != nil && !time.Time(*b.Until).After(now) {
+		return time.Time{}, badRequest("until must be a time after now; got %s, which has passed",
+			time.Time(*b.Until).UTC().Format(time.RFC3339))
+	}
+	if b.Duration < 0 {
+		return time.Time{}, badRequest("duration must be positive, like \"1h\"; got %s", time.Duration(b.Duration))
+	}
+	// A float64 of seconds past what a Duration holds wraps around: {"seconds":1e300} once
+	// answered 200 with a keepalive_until in 1970.
+	if b.Seconds < 0 || b.Seconds >= math.MaxInt64/float64(time.Second) {
+		return time.Time{}, badRequest("seconds must be a positive number of seconds, like 3600 (at most %d are kept); got %v",
+			int(maxKeepalive/time.Second), b.Seconds)
+	}
 	var until time.Time
 	switch {
 	case b.Until != nil:
@@ -290,19 +329,10 @@ func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
 	case b.Seconds > 0:
 		until = now.Add(time.Duration(b.Seconds * float64(time.Second)))
 	}
-	if !until.IsZero() && until.After(now.Add(maxKeepalive)) {
+	if until.After(now.Add(maxKeepalive)) {
 		until = now.Add(maxKeepalive)
 	}
-	sb, err := s.sandboxes.Keepalive(r.Context(), id, until)
-	if err != nil {
-		return err
-	}
-	resp := map[string]any{"last_active_at": sb.LastActiveAt, "id": id}
-	if !sb.KeepaliveUntil.IsZero() {
-		resp["keepalive_until"] = sb.KeepaliveUntil
-	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return until, nil
 }
 
 // record appends to the audit log; a failure is logged, never fails the request.
