@@ -273,3 +273,51 @@ func TestExecStreamHeartbeat(t *testing.T) {
 		}
 	})
 }
+
+// The heartbeat follows Server.Heartbeat, under the synctest clock.
+func TestExecStreamHeartbeatInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := New(execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+			<-release
+			return lifecycle.ExecStatus{}, nil
+		}), nil)
+		s.Heartbeat = 2 * time.Second
+		w := &lockedRecorder{header: http.Header{}}
+		r := httptest.NewRequest("POST", "/v1/sandboxes/a/exec", nil)
+		done := make(chan error, 1)
+		go func() { done <- s.execStream(w, r, "a", lifecycle.ExecRequest{}, formatSSE) }()
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if _, body := w.state(); body != strings.Repeat(": ping\n\n", 3) {
+			t.Fatalf("after 7s of 2s heartbeats: %q", body)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// duration_ms is measured on the Server's clock, buffered or streamed.
+func TestExecDurationUsesClock(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2030, 1, 2, 15, 0, 0, 0, time.UTC)
+	advance := func() { mu.Lock(); clock = clock.Add(1500 * time.Millisecond); mu.Unlock() }
+	d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+		advance()
+		return lifecycle.ExecStatus{}, nil
+	})
+	d.Execs.(*fakeExecs).ExecFn = func(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error) {
+		advance()
+		return lifecycle.ExecResult{}, nil
+	}
+	s := New(d, nil)
+	s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	for _, format := range []string{"json", "ndjson"} {
+		code, body, _ := serverCall(t, s, "POST", "/v1/sandboxes/a/exec?format="+format, `{"cmd":["x"]}`)
+		if code != 200 || !strings.Contains(body, `"duration_ms":1500`) {
+			t.Fatalf("%s: %d %s", format, code, body)
+		}
+	}
+}

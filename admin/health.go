@@ -20,11 +20,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // so a probe storm costs one check.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	s.readyMu.Lock()
-	if time.Since(s.readyAt) > s.readyTTL {
+	if s.now().Sub(s.readyAt) > s.readyTTL {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		s.readyErr = s.health.Ping(ctx)
 		cancel()
-		s.readyAt = time.Now()
+		s.readyAt = s.now()
 	}
 	err := s.readyErr
 	s.readyMu.Unlock()

@@ -208,12 +208,12 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
 		return err
 	}
-	started := time.Now()
+	started := s.now()
 	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
 		return err
 	}
 	s.record(r, "sandbox.start", id, "")
-	wakeMS := time.Since(started).Milliseconds()
+	wakeMS := s.now().Sub(started).Milliseconds()
 	sb, err := s.sandboxes.Get(r.Context(), id)
 	if err != nil {
 		return err

@@ -38,6 +38,10 @@ type Server struct {
 	Metrics http.Handler
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Heartbeat is how often a quiet streaming exec sends a keep-alive so proxies do not
+	// close it; zero means 15s. (Task event streams use the 15s default until tasks.go,
+	// which moves with the task package, asks s.heartbeat().)
+	Heartbeat time.Duration
 
 	sandboxes  Sandboxes
 	execs      Execs
