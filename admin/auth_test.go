@@ -9,7 +9,7 @@ import (
 // The API refuses what a browser sends on another site's behalf, and without tokens it
 // answers only loopback Host names (DNS rebinding).
 func TestRefuseBrowser(t *testing.T) {
-	s := New(nil, nil, nil, nil)
+	s := New(Deps{}, nil)
 	s.LoopbackOnly = true
 	h := s.Handler()
 	cases := []struct {
@@ -44,7 +44,7 @@ func TestRefuseBrowser(t *testing.T) {
 }
 
 func TestBearerTokens(t *testing.T) {
-	s := New(nil, nil, nil, nil)
+	s := New(Deps{}, nil)
 	s.Tokens = map[string]string{"s3cret-one": "ci", "s3cret-two": "ops"}
 	h := s.Handler()
 	cases := []struct {

@@ -50,7 +50,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(after.Round(time.Second)/time.Second))))
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", string(lifecycle.ErrorCode(err)), "err", err)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
@@ -66,7 +66,15 @@ func publicError(err error) (status int, code, msg string) {
 		return ae.status, ae.code, ae.message
 	}
 	c := lifecycle.ErrorCode(err)
-	return statusOf[c], string(c), lifecycle.ErrorMessage(err)
+	status, ok := statusOf[c]
+	if !ok {
+		// A code this table lacks (one added to lifecycle without its status) is our bug,
+		// not the caller's: 500, and the message stays in the log, for nobody decided it
+		// was meant for callers. Without this it reached WriteHeader(0), which panics
+		// (issue 10, bug 4).
+		return http.StatusInternalServerError, string(lifecycle.CodeInternal), "internal error"
+	}
+	return status, string(c), lifecycle.ErrorMessage(err)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

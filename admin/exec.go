@@ -2,9 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -14,6 +16,15 @@ import (
 
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
+
+// Execs runs commands in a running sandbox (the handler wakes it first).
+type Execs interface {
+	// Exec runs a command to its end and answers its output.
+	Exec(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error)
+	// ExecStream runs a command, writing its output as it comes; it writes nothing once it
+	// has returned.
+	ExecStream(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error)
+}
 
 type execBody struct {
 	Cmd     []string          `json:"cmd"`
@@ -83,15 +94,15 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 		s.record(r, "sandbox.exec", id, first)
 		return s.execStream(w, r, id, req, format)
 	}
-	start := time.Now()
-	res, err := s.sandboxes.Exec(r.Context(), id, req)
+	start := s.now()
+	res, err := s.execs.Exec(r.Context(), id, req)
 	if err != nil {
 		return err
 	}
 	s.record(r, "sandbox.exec", id, first)
 	writeJSON(w, http.StatusOK, execView{
 		Stdout: string(res.Stdout), Stderr: string(res.Stderr), ExitCode: res.ExitCode,
-		TimedOut: res.TimedOut, Truncated: res.Truncated, DurationMS: time.Since(start).Milliseconds(),
+		TimedOut: res.TimedOut, Truncated: res.Truncated, DurationMS: s.now().Sub(start).Milliseconds(),
 	})
 	return nil
 }
@@ -136,10 +147,22 @@ func execFormat(r *http.Request) (string, error) {
 // command that cannot start still answers a plain JSON error with its status. The request's
 // context is the command's: a client that disconnects kills it, and so does a write that
 // fails or stalls for streamWriteTimeout.
+//
+// Times come from the Server's clock (Now, Heartbeat), so the heartbeat is tested under
+// testing/synctest; write deadlines alone use time.Now, for the connection measures them
+// against the wall clock.
 const (
-	heartbeatEvery     = 15 * time.Second
+	heartbeatEvery     = 15 * time.Second // Server.Heartbeat's default
 	streamWriteTimeout = 30 * time.Second
 )
+
+// heartbeat is how often a quiet stream sends a keep-alive.
+func (s *Server) heartbeat() time.Duration {
+	if s.Heartbeat > 0 {
+		return s.Heartbeat
+	}
+	return heartbeatEvery
+}
 
 type chunkEvent struct {
 	Stream     string `json:"stream,omitempty"` // NDJSON only: SSE names the stream in the event
@@ -168,7 +191,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, id string, r
 	beatDone := make(chan struct{})
 	go func() {
 		defer close(beatDone)
-		t := time.NewTicker(heartbeatEvery)
+		t := time.NewTicker(s.heartbeat())
 		defer t.Stop()
 		for {
 			select {
@@ -179,8 +202,8 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, id string, r
 			}
 		}
 	}()
-	start := time.Now()
-	st, err := s.sandboxes.ExecStream(r.Context(), id, req, stdout, stderr)
+	start := s.now()
+	st, err := s.execs.ExecStream(r.Context(), id, req, stdout, stderr)
 	close(stopBeat)
 	<-beatDone
 	// ExecStream writes nothing once it has returned: from here this goroutine is the only
@@ -201,7 +224,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, id string, r
 		es.send("error", errorEvent{code, msg})
 		return nil
 	}
-	es.send("exit", exitEvent{st.ExitCode, st.TimedOut, time.Since(start).Milliseconds()})
+	es.send("exit", exitEvent{st.ExitCode, st.TimedOut, s.now().Sub(start).Milliseconds()})
 	return nil
 }
 

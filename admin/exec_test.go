@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -15,32 +14,22 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/lifecycle"
-	"github.com/sandboxd/sandboxd/store"
 )
 
-// execFake runs ExecStream from a script; any other method but Get panics (nil interface).
-type execFake struct {
-	Sandboxes
-	stream func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error)
+// execDeps is an API whose sandboxes all run and whose ExecStream runs script.
+func execDeps(script func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error)) Deps {
+	return Deps{
+		Sandboxes: &fakeSandboxes{GetFn: running},
+		Execs: &fakeExecs{ExecStreamFn: func(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+			return script(stdout, stderr)
+		}},
+		Waker: &fakeWaker{WakeFn: awake},
+	}
 }
 
-func (f *execFake) Get(ctx context.Context, id string) (store.Sandbox, error) {
-	return store.Sandbox{ID: id, Status: store.StatusRunning}, nil
-}
-
-func (f *execFake) ExecStream(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
-	return f.stream(stdout, stderr)
-}
-
-type awakeWaker struct{}
-
-func (awakeWaker) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
-	return netip.AddrPort{}, nil
-}
-
-func postExec(t *testing.T, f *execFake, target, accept string) *http.Response {
+func postExec(t *testing.T, d Deps, target, accept string) *http.Response {
 	t.Helper()
-	srv := httptest.NewServer(New(f, awakeWaker{}, nil, nil).Handler())
+	srv := httptest.NewServer(New(d, nil).Handler())
 	t.Cleanup(srv.Close)
 	req, _ := http.NewRequest("POST", srv.URL+target, strings.NewReader(`{"cmd":["x"]}`))
 	if accept != "" {
@@ -82,7 +71,7 @@ func TestExecFormat(t *testing.T) {
 }
 
 func TestExecStreamSSEEvents(t *testing.T) {
-	f := &execFake{stream: func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+	d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
 		for _, w := range []struct {
 			w io.Writer
 			s string
@@ -95,8 +84,8 @@ func TestExecStreamSSEEvents(t *testing.T) {
 			}
 		}
 		return lifecycle.ExecStatus{ExitCode: 2}, nil
-	}}
-	resp := postExec(t, f, "/v1/sandboxes/a/exec", "text/event-stream")
+	})
+	resp := postExec(t, d, "/v1/sandboxes/a/exec", "text/event-stream")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" || resp.Header.Get("Cache-Control") != "no-cache" {
 		t.Fatalf("answer %d %v", resp.StatusCode, resp.Header)
 	}
@@ -129,12 +118,12 @@ func TestExecStreamSSEEvents(t *testing.T) {
 }
 
 func TestExecStreamNDJSONLines(t *testing.T) {
-	f := &execFake{stream: func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+	d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
 		io.WriteString(stdout, "a\n")
 		io.WriteString(stderr, "b\n")
 		return lifecycle.ExecStatus{ExitCode: 137, TimedOut: true}, nil
-	}}
-	resp := postExec(t, f, "/sandbox/a/exec?format=ndjson", "")
+	})
+	resp := postExec(t, d, "/sandbox/a/exec?format=ndjson", "")
 	var lines []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -149,10 +138,10 @@ func TestExecStreamNDJSONLines(t *testing.T) {
 func TestExecStreamErrors(t *testing.T) {
 	conflict := &lifecycle.Error{Code: lifecycle.CodeConflict, Message: "sandbox a is stopping, not running"}
 	t.Run("before any output", func(t *testing.T) {
-		f := &execFake{stream: func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+		d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
 			return lifecycle.ExecStatus{}, conflict
-		}}
-		resp := postExec(t, f, "/v1/sandboxes/a/exec", "text/event-stream")
+		})
+		resp := postExec(t, d, "/v1/sandboxes/a/exec", "text/event-stream")
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusConflict || resp.Header.Get("Content-Type") != "application/json" ||
 			!strings.Contains(string(b), `"code":"conflict"`) {
@@ -160,11 +149,11 @@ func TestExecStreamErrors(t *testing.T) {
 		}
 	})
 	t.Run("midway", func(t *testing.T) {
-		f := &execFake{stream: func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+		d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
 			io.WriteString(stdout, "x")
 			return lifecycle.ExecStatus{}, errors.New("engine fell over")
-		}}
-		resp := postExec(t, f, "/v1/sandboxes/a/exec", "text/event-stream")
+		})
+		resp := postExec(t, d, "/v1/sandboxes/a/exec", "text/event-stream")
 		b, _ := io.ReadAll(resp.Body)
 		want := "event: stdout\ndata: {\"data\":\"x\"}\n\nevent: error\ndata: {\"code\":\"internal\",\"message\":\"internal error\"}\n\n"
 		if resp.StatusCode != 200 || string(b) != want {
@@ -191,7 +180,7 @@ func TestIncompleteTail(t *testing.T) {
 // A page of another origin cannot open a shell (cross-site WebSocket hijacking), with or
 // without a token; programs and same-origin pages reach the terminal (426 here: no upgrade).
 func TestTerminalOrigin(t *testing.T) {
-	s := New(nil, nil, nil, nil)
+	s := New(Deps{}, nil)
 	s.Tokens = map[string]string{"s3cret": "ci"}
 	h := s.Handler()
 	cases := []struct {
@@ -254,12 +243,12 @@ func (w *lockedRecorder) state() (int, string) {
 func TestExecStreamHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		f := &execFake{stream: func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+		d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
 			<-release
 			io.WriteString(stdout, "late\n")
 			return lifecycle.ExecStatus{}, nil
-		}}
-		s := New(f, awakeWaker{}, nil, nil)
+		})
+		s := New(d, nil)
 		w := &lockedRecorder{header: http.Header{}}
 		r := httptest.NewRequest("POST", "/v1/sandboxes/a/exec", nil)
 		done := make(chan error, 1)
@@ -283,4 +272,52 @@ func TestExecStreamHeartbeat(t *testing.T) {
 			t.Fatalf("stream: %q", body)
 		}
 	})
+}
+
+// The heartbeat follows Server.Heartbeat, under the synctest clock.
+func TestExecStreamHeartbeatInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := New(execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+			<-release
+			return lifecycle.ExecStatus{}, nil
+		}), nil)
+		s.Heartbeat = 2 * time.Second
+		w := &lockedRecorder{header: http.Header{}}
+		r := httptest.NewRequest("POST", "/v1/sandboxes/a/exec", nil)
+		done := make(chan error, 1)
+		go func() { done <- s.execStream(w, r, "a", lifecycle.ExecRequest{}, formatSSE) }()
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if _, body := w.state(); body != strings.Repeat(": ping\n\n", 3) {
+			t.Fatalf("after 7s of 2s heartbeats: %q", body)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// duration_ms is measured on the Server's clock, buffered or streamed.
+func TestExecDurationUsesClock(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2030, 1, 2, 15, 0, 0, 0, time.UTC)
+	advance := func() { mu.Lock(); clock = clock.Add(1500 * time.Millisecond); mu.Unlock() }
+	d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+		advance()
+		return lifecycle.ExecStatus{}, nil
+	})
+	d.Execs.(*fakeExecs).ExecFn = func(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error) {
+		advance()
+		return lifecycle.ExecResult{}, nil
+	}
+	s := New(d, nil)
+	s.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	for _, format := range []string{"json", "ndjson"} {
+		code, body, _ := serverCall(t, s, "POST", "/v1/sandboxes/a/exec?format="+format, `{"cmd":["x"]}`)
+		if code != 200 || !strings.Contains(body, `"duration_ms":1500`) {
+			t.Fatalf("%s: %d %s", format, code, body)
+		}
+	}
 }

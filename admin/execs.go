@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -11,6 +13,14 @@ import (
 // Detached execs: POST .../exec with "detach":true starts one; these routes read its status
 // and its output (stdout and stderr together, as the command wrote them). Both work while
 // the sandbox sleeps and never wake it.
+
+// DetachedExecs starts commands that run on after the request, and reads their status and
+// output from the host, whether or not the sandbox runs.
+type DetachedExecs interface {
+	ExecDetached(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.DetachedExec, error)
+	DetachedStatus(ctx context.Context, id, execID string) (lifecycle.DetachedExec, error)
+	DetachedOutput(ctx context.Context, id, execID string) (io.ReadSeekCloser, time.Time, error)
+}
 
 type detachedView struct {
 	ExecID    string    `json:"exec_id"` // never "id": a sandbox's id is the only "id" key
@@ -34,7 +44,7 @@ func viewDetached(id string, d lifecycle.DetachedExec) detachedView {
 // execDetached starts a command that runs on after the answer: 202 with its exec id and
 // where to read its status and output. The sandbox is already awake.
 func (s *Server) execDetached(w http.ResponseWriter, r *http.Request, id string, req lifecycle.ExecRequest) error {
-	d, err := s.sandboxes.ExecDetached(r.Context(), id, req)
+	d, err := s.detached.ExecDetached(r.Context(), id, req)
 	if err != nil {
 		return err
 	}
@@ -52,7 +62,7 @@ func (s *Server) getExec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.sandboxes.DetachedStatus(r.Context(), id, mux.Vars(r)["execId"])
+	d, err := s.detached.DetachedStatus(r.Context(), id, mux.Vars(r)["execId"])
 	if err != nil {
 		return err
 	}
@@ -68,7 +78,7 @@ func (s *Server) getExecOutput(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, mod, err := s.sandboxes.DetachedOutput(r.Context(), id, mux.Vars(r)["execId"])
+	out, mod, err := s.detached.DetachedOutput(r.Context(), id, mux.Vars(r)["execId"])
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,8 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +21,12 @@ import (
 // The files API: paths are relative to the sandbox home, every operation is confined to
 // the workspace by lifecycle/files, and none of them wakes a sleeping sandbox: the
 // workspace is a host directory, read and written whether or not the container runs.
+
+// Workspaces opens a sandbox's workspace, whether or not the sandbox runs; an unknown
+// sandbox is a lifecycle not_found error.
+type Workspaces interface {
+	Workspace(ctx context.Context, id string) (*files.Workspace, error)
+}
 
 // maxFileBytes caps the content of one write (the prior system's 25 MiB): a larger body
 // answers 413 too_large and changes nothing.
@@ -172,7 +178,7 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, list bool) e
 			return badRequest("limit must be 1-%d", maxListLimit)
 		}
 	}
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -275,7 +281,7 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("a file path is required: ?path=workspace/app/file (or \"path\" in the JSON form)")
 	}
 	o.MaxBytes = maxFileBytes
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -295,27 +301,8 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) error {
 
 // decodeFileBody is decode with the larger cap a file's content needs.
 func decodeFileBody(w http.ResponseWriter, r *http.Request, v *putFileBody) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFileJSONBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = terr
-			if err == nil {
-				err = errors.New("trailing data after the object")
-			}
-		}
-	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &tooBig):
-		return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", maxFileJSONBody)}
-	case err == io.EOF:
-		return badRequest(`a path is required: ?path=workspace/app/file with the content as the body, or a JSON body {"path","content"}`)
-	}
-	return badRequest(`malformed JSON: %v (without ?path= the body is {"path","content","append","mode","encoding"})`, err)
+	return decodeJSON(w, r, v, maxFileJSONBody,
+		`a path is required: ?path=workspace/app/file with the content as the body, or a JSON body {"path","content"}`)
 }
 
 // deleteFile answers DELETE /v1/sandboxes/{id}/files?path=P[&recursive]: a file, a
@@ -334,7 +321,7 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) error {
 	if p == "" {
 		return badRequest("a path is required: ?path=workspace/app/file; the home itself cannot be deleted")
 	}
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -367,7 +354,7 @@ func (s *Server) moveFile(w http.ResponseWriter, r *http.Request) error {
 	if b.From == "" || b.To == "" {
 		return badRequest(`"from" and "to" are required`)
 	}
-	ws, err := s.sandboxes.Workspace(r.Context(), id)
+	ws, err := s.workspaces.Workspace(r.Context(), id)
 	if err != nil {
 		return err
 	}

@@ -23,22 +23,6 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-// filesFake serves workspaces from a temp dir. Only Workspace and Get are
-// implemented; any other method reaches the nil embedded interface and panics.
-type filesFake struct {
-	Sandboxes
-	workspace func(ctx context.Context, id string) (*files.Workspace, error)
-	get       func(ctx context.Context, id string) (store.Sandbox, error)
-}
-
-func (f *filesFake) Workspace(ctx context.Context, id string) (*files.Workspace, error) {
-	return f.workspace(ctx, id)
-}
-
-func (f *filesFake) Get(ctx context.Context, id string) (store.Sandbox, error) {
-	return f.get(ctx, id)
-}
-
 // filesNoWaker fails the test if anything tries to wake a sandbox.
 type filesNoWaker struct{ t *testing.T }
 
@@ -94,19 +78,16 @@ func newFilesEnv(t *testing.T) *filesEnv {
 	filesHostWrite(t, filepath.Join(base, "workspaces/other/secret.txt"), "other's secret")
 	filesHostWrite(t, filepath.Join(base, "secret.txt"), "top secret")
 	filesHostWrite(t, filepath.Join(base, "outdir/sub/file"), "outdir content")
-	fake := &filesFake{
-		workspace: func(ctx context.Context, id string) (*files.Workspace, error) {
+	workspaces := &fakeWorkspaces{
+		WorkspaceFn: func(ctx context.Context, id string) (*files.Workspace, error) {
 			if id != "demo" && id != "other" {
 				return nil, &lifecycle.Error{Code: lifecycle.CodeNotFound, Message: "sandbox " + id + " not found"}
 			}
 			return files.Open(filepath.Join(base, "workspaces", id), owner, owner)
 		},
-		get: func(ctx context.Context, id string) (store.Sandbox, error) {
-			return store.Sandbox{ID: id, Status: store.StatusStopped}, nil
-		},
 	}
 	audit := &filesAuditLog{}
-	srv := httptest.NewServer(New(fake, filesNoWaker{t}, audit, nil).Handler())
+	srv := httptest.NewServer(New(Deps{Workspaces: workspaces, Waker: filesNoWaker{t}, Audit: audit}, nil).Handler())
 	t.Cleanup(srv.Close)
 	return &filesEnv{base: base, demo: filepath.Join(base, "workspaces/demo"), api: srv.URL,
 		url: srv.URL + "/v1/sandboxes/demo", audit: audit}

@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// Pinger checks what readiness depends on (the database and the engine).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
@@ -15,11 +20,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // so a probe storm costs one check.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	s.readyMu.Lock()
-	if time.Since(s.readyAt) > s.readyTTL {
+	if s.now().Sub(s.readyAt) > s.readyTTL {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		s.readyErr = s.sandboxes.Ping(ctx)
+		s.readyErr = s.health.Ping(ctx)
 		cancel()
-		s.readyAt = time.Now()
+		s.readyAt = s.now()
 	}
 	err := s.readyErr
 	s.readyMu.Unlock()

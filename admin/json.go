@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	units "github.com/docker/go-units"
@@ -16,33 +17,47 @@ import (
 // maxBody caps JSON request bodies.
 const maxBody = 1 << 20
 
-// decode reads one JSON object into v: unknown fields, trailing data and oversized bodies
-// are errors. An empty body is allowed when optional is true.
+// decode reads one JSON object into v: unknown fields, trailing data and bodies over
+// maxBody are errors. An empty body is allowed when optional is true.
 func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	raw, err := io.ReadAll(body)
+	ifEmpty := "the body is empty: this request needs a JSON object"
+	if optional {
+		ifEmpty = ""
+	}
+	return decodeJSON(w, r, v, maxBody, ifEmpty)
+}
+
+// decodeJSON is the one path every JSON body takes: at most limit bytes, one object, no
+// unknown fields, nothing after it. An empty body answers ifEmpty, or is allowed when
+// ifEmpty is "". Its errors are plain sentences that name the field (jsonerr.go), never
+// the decoder's words about Go types. The body is decoded as it streams in, so a large
+// one (a file's content) is held once, not twice.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64, ifEmpty string) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errTrailing
+			var tooBig *http.MaxBytesError
+			if errors.As(terr, &tooBig) {
+				err = terr
+			}
+		}
+	}
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body is larger than %d bytes", maxBody)}
-	}
-	if err != nil {
-		return badRequest("read body: %v", err)
-	}
-	if len(strings.TrimSpace(string(raw))) == 0 {
-		if optional {
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", limit)}
+	case err == io.EOF: // nothing but white space
+		if ifEmpty == "" {
 			return nil
 		}
-		return badRequest("a JSON body is required")
+		return badRequest("%s", ifEmpty)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("malformed JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("malformed JSON: trailing data after the object")
-	}
-	return nil
+	return badRequest("%s", decodeMessage(err, reflect.TypeOf(v)))
 }
 
 // size is a byte count given as a number of bytes or a string like "4G" or "512m".
@@ -56,11 +71,11 @@ func (s *size) UnmarshalJSON(b []byte) error {
 	}
 	var str string
 	if err := json.Unmarshal(b, &str); err != nil {
-		return fmt.Errorf("a size is a number of bytes or a string like \"4G\"")
+		return badValue[size](b, "")
 	}
 	v, err := units.RAMInBytes(str)
 	if err != nil {
-		return fmt.Errorf("size %q: %v", str, err)
+		return badValue[size](b, "")
 	}
 	*s = size(v)
 	return nil
@@ -71,22 +86,58 @@ type duration time.Duration
 
 func (d *duration) UnmarshalJSON(b []byte) error {
 	var secs float64
-	if err := json.Unmarshal(b, &secs); err == nil {
-		*d = duration(secs * float64(time.Second))
+	if err := json.Unmarshal(b, &secs); err != nil {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return badValue[duration](b, "")
+		}
+		v, err := time.ParseDuration(str)
+		if err == nil {
+			*d = duration(v)
+			return nil
+		}
+		if secs, err = strconv.ParseFloat(str, 64); err != nil {
+			return badValue[duration](b, "")
+		}
+	}
+	// Seconds past what a Duration holds (about 292 years) would wrap around: {"seconds":
+	// 1e300} once kept a sandbox awake until 1970.
+	if math.IsNaN(secs) || math.Abs(secs) >= math.MaxInt64/float64(time.Second) {
+		return badValue[duration](b, "which is out of range")
+	}
+	*d = duration(secs * float64(time.Second))
+	return nil
+}
+
+// timestamp is a time in RFC 3339 form, "2030-01-02T15:04:05Z".
+type timestamp time.Time
+
+func (t *timestamp) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
 		return nil
 	}
 	var str string
 	if err := json.Unmarshal(b, &str); err != nil {
-		return fmt.Errorf("a duration is a string like \"15m\" or a number of seconds")
+		return badValue[timestamp](b, "")
 	}
-	if n, err := strconv.ParseFloat(str, 64); err == nil {
-		*d = duration(n * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(str)
+	v, err := time.Parse(time.RFC3339Nano, str)
 	if err != nil {
-		return fmt.Errorf("duration %q: %v", str, err)
+		return badValue[timestamp](b, "")
 	}
-	*d = duration(v)
+	*t = timestamp(v)
 	return nil
+}
+
+// badValue is the error of one of the types above. It is a json.UnmarshalTypeError so the
+// decoder fills in the field's name; Value carries what was sent (and why it fails, when
+// that is not plain), which decodeMessage shows after "got".
+func badValue[T any](got []byte, why string) error {
+	v := string(got)
+	if len(v) > 64 {
+		v = v[:61] + "..."
+	}
+	if why != "" {
+		v += ", " + why
+	}
+	return &json.UnmarshalTypeError{Value: v, Type: reflect.TypeFor[T]()}
 }

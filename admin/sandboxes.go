@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,20 @@ import (
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
 )
+
+// Sandboxes is what the sandbox routes need from the lifecycle manager. Every route that
+// names a sandbox also asks Get whether it exists before it wakes it or acts on it.
+type Sandboxes interface {
+	Create(ctx context.Context, req lifecycle.CreateRequest) (store.Sandbox, error)
+	Get(ctx context.Context, id string) (store.Sandbox, error)
+	List(ctx context.Context, o store.ListOptions) ([]store.Sandbox, error)
+	Stop(ctx context.Context, id string) error
+	Delete(ctx context.Context, id string) error
+	Purge(ctx context.Context, id string) error
+	Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
+	// Images answers GET /v1/images (tasks.go).
+	Images(ctx context.Context) ([]lifecycle.ImageInfo, error)
+}
 
 // pathID is the {id} of the route, refused unless it is a well-formed sandbox id. The
 // router matched on the raw path, so "..%2F" arrives as it was sent and fails here.
@@ -53,8 +69,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	if b.Visibility != "" && b.Visibility != "public" {
 		return badRequest(`visibility %q is not supported: previews are public`, b.Visibility)
 	}
-	if b.CPUs < 0 || b.Memory < 0 || b.MemoryHigh < 0 {
-		return badRequest("memory and cpus must be positive")
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}} {
+		if f.v < 0 {
+			return badRequest("%s must be positive; got %v", f.name, f.v)
+		}
 	}
 	req := lifecycle.CreateRequest{
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
@@ -96,15 +117,17 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// sandboxStates are the states ?status= filters on.
+var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError}
+
 // listOptions reads ?status=&label=k=v&limit=&cursor=, and the prior system's
 // ?external_user_id=&external_project_id=.
 func listOptions(r *http.Request) (store.ListOptions, error) {
 	q := r.URL.Query()
 	o := store.ListOptions{Status: q.Get("status"), After: q.Get("cursor"), Labels: map[string]string{}, Limit: 100}
-	switch o.Status {
-	case "", store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError:
-	default:
-		return o, badRequest("status %q is not a sandbox state", o.Status)
+	if o.Status != "" && !slices.Contains(sandboxStates, o.Status) {
+		return o, badRequest("status %q is not a sandbox state: use %s or %s", o.Status,
+			strings.Join(sandboxStates[:len(sandboxStates)-1], ", "), sandboxStates[len(sandboxStates)-1])
 	}
 	for _, l := range q["label"] {
 		k, v, ok := strings.Cut(l, "=")
@@ -181,12 +204,12 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
 		return err
 	}
-	started := time.Now()
+	started := s.now()
 	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
 		return err
 	}
 	s.record(r, "sandbox.start", id, "")
-	wakeMS := time.Since(started).Milliseconds()
+	wakeMS := s.now().Sub(started).Milliseconds()
 	sb, err := s.sandboxes.Get(r.Context(), id)
 	if err != nil {
 		return err
@@ -235,7 +258,7 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, action string, o
 }
 
 type keepaliveBody struct {
-	Until    *time.Time `json:"until"`
+	Until    *timestamp `json:"until"`
 	Duration duration   `json:"duration"`
 	Seconds  float64    `json:"seconds"`
 }
@@ -243,8 +266,11 @@ type keepaliveBody struct {
 // maxKeepalive caps how far ahead a keepalive may reach.
 const maxKeepalive = 24 * time.Hour
 
-// keepalive marks the sandbox active now; with {"until"}, {"duration"} or {"seconds"} it
-// also keeps it awake until then (at most 24h ahead). The body is optional.
+// keepalive keeps the sandbox awake: it marks it active now and, with {"until"},
+// {"duration"} or {"seconds"}, keeps it up until then (at most 24h ahead; a later one is
+// cut to 24h). The body is optional. A stopped sandbox is woken first, through the same
+// waker as exec: keeping a sandbox awake once answered 200 and left it asleep (issue 10).
+// The answer is the sandbox, running, with the keepalive in force.
 func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r)
 	if err != nil {
@@ -255,28 +281,54 @@ func (s *Server) keepalive(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	var until time.Time
-	switch {
-	case b.Until != nil:
-		until = *b.Until
-	case b.Duration > 0:
-		until = now.Add(time.Duration(b.Duration))
-	case b.Seconds > 0:
-		until = now.Add(time.Duration(b.Seconds * float64(time.Second)))
+	until, err := keepaliveUntil(b, now)
+	if err != nil {
+		return err
 	}
-	if !until.IsZero() && until.After(now.Add(maxKeepalive)) {
-		until = now.Add(maxKeepalive)
+	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
+		return err
+	}
+	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
+		return err
 	}
 	sb, err := s.sandboxes.Keepalive(r.Context(), id, until)
 	if err != nil {
 		return err
 	}
-	resp := map[string]any{"last_active_at": sb.LastActiveAt, "id": id}
-	if !sb.KeepaliveUntil.IsZero() {
-		resp["keepalive_until"] = sb.KeepaliveUntil
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, http.StatusOK, s.view(sb))
 	return nil
+}
+
+// keepaliveUntil is the time a keepalive body asks for, capped at now+maxKeepalive; zero
+// when it asks for none. Every field given must make sense, even one another overrides:
+// a bad body changes nothing.
+func keepaliveUntil(b keepaliveBody, now time.Time) (time.Time, error) {
+	if b.Until != nil && !time.Time(*b.Until).After(now) {
+		return time.Time{}, badRequest("until must be a time after now; got %s, which has passed",
+			time.Time(*b.Until).UTC().Format(time.RFC3339))
+	}
+	if b.Duration < 0 {
+		return time.Time{}, badRequest("duration must be positive, like \"1h\"; got %s", time.Duration(b.Duration))
+	}
+	// A float64 of seconds past what a Duration holds wraps around: {"seconds":1e300} once
+	// answered 200 with a keepalive_until in 1970.
+	if b.Seconds < 0 || b.Seconds >= math.MaxInt64/float64(time.Second) {
+		return time.Time{}, badRequest("seconds must be a positive number of seconds, like 3600 (at most %d are kept); got %v",
+			int(maxKeepalive/time.Second), b.Seconds)
+	}
+	var until time.Time
+	switch {
+	case b.Until != nil:
+		until = time.Time(*b.Until)
+	case b.Duration > 0:
+		until = now.Add(time.Duration(b.Duration))
+	case b.Seconds > 0:
+		until = now.Add(time.Duration(b.Seconds * float64(time.Second)))
+	}
+	if until.After(now.Add(maxKeepalive)) {
+		until = now.Add(maxKeepalive)
+	}
+	return until, nil
 }
 
 // record appends to the audit log; a failure is logged, never fails the request.

@@ -14,43 +14,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/oklog/ulid/v2"
-	"github.com/sandboxd/sandboxd/lifecycle"
-	"github.com/sandboxd/sandboxd/lifecycle/files"
 	"github.com/sandboxd/sandboxd/store"
 )
-
-// Sandboxes is what the API needs from the lifecycle manager.
-type Sandboxes interface {
-	Create(ctx context.Context, req lifecycle.CreateRequest) (store.Sandbox, error)
-	Get(ctx context.Context, id string) (store.Sandbox, error)
-	List(ctx context.Context, o store.ListOptions) ([]store.Sandbox, error)
-	Stop(ctx context.Context, id string) error
-	Delete(ctx context.Context, id string) error
-	Purge(ctx context.Context, id string) error
-	Exec(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error)
-	Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
-	Ping(ctx context.Context) error
-
-	// Streaming, detached and interactive commands.
-	ExecStream(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error)
-	ExecDetached(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.DetachedExec, error)
-	DetachedStatus(ctx context.Context, id, execID string) (lifecycle.DetachedExec, error)
-	DetachedOutput(ctx context.Context, id, execID string) (io.ReadSeekCloser, time.Time, error)
-	Terminal(ctx context.Context, id string, req lifecycle.TerminalRequest) (lifecycle.Terminal, error)
-
-	// Files: the workspace, whether or not the sandbox runs.
-	Workspace(ctx context.Context, id string) (*files.Workspace, error)
-
-	// Services that sandbox-init keeps running.
-	SetServices(ctx context.Context, id string, services []store.Service) (store.Sandbox, error)
-	Services(ctx context.Context, id string) ([]lifecycle.ServiceState, error)
-
-	// Images and the coding agents each carries.
-	Images(ctx context.Context) ([]lifecycle.ImageInfo, error)
-
-	// Busy marks work in flight on a sandbox (activity) until done is called.
-	Busy(id string) (done func())
-}
 
 // Waker brings a sandbox up; admin uses the edge's waker so starts share its admission.
 type Waker interface {
@@ -73,13 +38,21 @@ type Server struct {
 	Metrics http.Handler
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Tasks runs coding agents (tasks.go); nil answers the task routes as unavailable.
-	Tasks Tasks
+	// Heartbeat is how often a quiet streaming exec sends a keep-alive so proxies do not
+	// close it; zero means 15s.
+	Heartbeat time.Duration
 
-	sandboxes Sandboxes
-	waker     Waker
-	audit     Auditor
-	log       *slog.Logger
+	sandboxes  Sandboxes
+	execs      Execs
+	detached   DetachedExecs
+	terminals  Terminals
+	workspaces Workspaces
+	services   Services
+	taskRunner Tasks
+	health     Pinger
+	waker      Waker
+	audit      Auditor
+	log        *slog.Logger
 
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
 	// requests whose Host is not a loopback name: a DNS-rebinding page cannot borrow the
@@ -97,13 +70,32 @@ type Server struct {
 	readyTTL time.Duration
 }
 
-// New returns the API over sandboxes.
-func New(sandboxes Sandboxes, waker Waker, audit Auditor, log *slog.Logger) *Server {
+// Deps are what the API serves. Each interface is declared beside the handlers that use
+// it; one *lifecycle.Manager satisfies them all. sandboxd sets every one; a test sets those
+// its routes reach (a route whose dependency is nil panics, and the test shows which).
+type Deps struct {
+	Sandboxes  Sandboxes     // sandboxes.go: create, read, stop, delete, keepalive
+	Execs      Execs         // exec.go: commands, buffered or streamed
+	Detached   DetachedExecs // execs.go: commands that outlive the request
+	Terminals  Terminals     // terminal.go
+	Workspaces Workspaces    // files.go
+	Services   Services      // services.go
+	Tasks      Tasks         // tasks.go: coding agents; nil answers the task routes as unavailable
+	Health     Pinger        // health.go: readiness
+	Waker      Waker         // wakes a stopped sandbox before exec, terminal, task, keepalive
+	Audit      Auditor       // nil records nothing
+}
+
+// New returns the API over d; a nil log discards.
+func New(d Deps, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{sandboxes: sandboxes, waker: waker, audit: audit, log: log, readyTTL: 2 * time.Second,
-		stopping: make(chan struct{})}
+	return &Server{
+		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
+		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
+		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
+	}
 }
 
 // SetTokens replaces the API tokens (on SIGHUP).

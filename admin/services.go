@@ -1,14 +1,39 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
 )
 
+// Services reads and replaces the services sandbox-init keeps running in a sandbox.
+type Services interface {
+	SetServices(ctx context.Context, id string, services []store.Service) (store.Sandbox, error)
+	Services(ctx context.Context, id string) ([]lifecycle.ServiceState, error)
+}
+
+// imageService is the name sandbox-init gives the image's own command (its ENTRYPOINT and
+// CMD) when it runs it beside the declared services. lifecycle refuses it as a declared
+// name, so a service called this is always the image's.
+const imageService = "main"
+
+// imageServiceNote explains the one service nobody declared. Without it the list showed
+// {"name":"main","cmd":null}, which told nobody anything (issue 10).
+const imageServiceNote = "the image's own command (its ENTRYPOINT and CMD), which sandbox-init runs " +
+	"and restarts like the declared services; PUT .../services does not change it"
+
+// serviceView is a service as the API shows it. Source is "declared" (the create body or
+// PUT .../services) or "image"; the image's service has no cmd of ours to show.
 type serviceView struct {
-	store.Service
+	Name      string                 `json:"name"`
+	Source    string                 `json:"source"`
+	Note      string                 `json:"note,omitempty"`
+	Cmd       []string               `json:"cmd,omitempty"`
+	Cwd       string                 `json:"cwd,omitempty"`
+	Env       map[string]string      `json:"env,omitempty"`
+	Port      int                    `json:"port,omitempty"`
 	State     string                 `json:"state"`
 	PID       int                    `json:"pid,omitempty"`
 	Restarts  int                    `json:"restarts"`
@@ -17,20 +42,28 @@ type serviceView struct {
 	Error     string                 `json:"error,omitempty"`
 }
 
+func viewService(st lifecycle.ServiceState) serviceView {
+	v := serviceView{Name: st.Name, Source: "declared", Cmd: st.Cmd, Cwd: st.Cwd, Env: st.Env, Port: st.Port,
+		State: st.State, PID: st.PID, Restarts: st.Restarts, StartedAt: st.StartedAt, LastExit: st.LastExit, Error: st.Error}
+	if st.Name == imageService {
+		v.Source, v.Note = "image", imageServiceNote
+	}
+	return v
+}
+
 // getServices shows each service with its state, restarts and last exit.
 func (s *Server) getServices(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	list, err := s.sandboxes.Services(r.Context(), id)
+	list, err := s.services.Services(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	views := make([]serviceView, len(list))
 	for i, st := range list {
-		views[i] = serviceView{Service: st.Service, State: st.State, PID: st.PID, Restarts: st.Restarts,
-			StartedAt: st.StartedAt, LastExit: st.LastExit, Error: st.Error}
+		views[i] = viewService(st)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"services": views})
 	return nil
@@ -51,7 +84,7 @@ func (s *Server) putServices(w http.ResponseWriter, r *http.Request) error {
 	if b.Services == nil {
 		b.Services = []store.Service{}
 	}
-	sb, err := s.sandboxes.SetServices(r.Context(), id, b.Services)
+	sb, err := s.services.SetServices(r.Context(), id, b.Services)
 	if err != nil {
 		return err
 	}

@@ -25,12 +25,12 @@ type Tasks interface {
 	TaskEvents(ctx context.Context, taskID string, after int64, limit int) ([]store.TaskEvent, <-chan struct{}, error)
 }
 
-// tasks is s.Tasks, or an error when the API has no task runner.
+// tasks is the task runner, or an error when the API has none.
 func (s *Server) tasks() (Tasks, error) {
-	if s.Tasks == nil {
+	if s.taskRunner == nil {
 		return nil, &lifecycle.Error{Code: lifecycle.CodeUnavailable, Message: "tasks are not available on this server"}
 	}
-	return s.Tasks, nil
+	return s.taskRunner, nil
 }
 
 type taskBody struct {
@@ -93,7 +93,7 @@ type taskView struct {
 	ID string `json:"id"`
 }
 
-func viewTask(t store.Task) taskView {
+func viewTask(t store.Task, now time.Time) taskView {
 	v := taskView{SandboxID: t.SandboxID, Agent: t.Agent, Model: t.Model, Prompt: t.Prompt, Status: t.Status,
 		CreatedAt: t.CreatedAt, EventsURL: eventsURL(t.SandboxID, t.ID), ID: t.ID}
 	json.Unmarshal(t.Result, &v.Result)
@@ -106,7 +106,7 @@ func viewTask(t store.Task) taskView {
 		v.FilesChanged = []task.FileChange{}
 	}
 	if t.Status == store.TaskRunning {
-		v.DurationMS = time.Since(t.CreatedAt).Milliseconds()
+		v.DurationMS = now.Sub(t.CreatedAt).Milliseconds()
 	}
 	return v
 }
@@ -132,7 +132,7 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewTask(t))
+	writeJSON(w, http.StatusOK, viewTask(t, s.now()))
 	return nil
 }
 
@@ -154,7 +154,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	views := make([]taskView, len(list))
 	for i, t := range list {
-		views[i] = viewTask(t)
+		views[i] = viewTask(t, s.now())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tasks": views})
 	return nil
@@ -174,7 +174,7 @@ func (s *Server) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.record(r, "task.cancel", id, taskID)
-	writeJSON(w, http.StatusOK, viewTask(t))
+	writeJSON(w, http.StatusOK, viewTask(t, s.now()))
 	return nil
 }
 
@@ -210,7 +210,7 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	tick := time.NewTicker(heartbeatEvery) // as exec's streams: idle SSE through proxies
+	tick := time.NewTicker(s.heartbeat()) // as exec's streams: idle SSE through proxies
 	defer tick.Stop()
 	ctx := r.Context()
 	for {

@@ -42,6 +42,11 @@ const (
 	terminalMaxInput  = 64 << 10        // largest client message
 )
 
+// Terminals opens a shell on a PTY in a running sandbox (the handler wakes it first).
+type Terminals interface {
+	Terminal(ctx context.Context, id string, req lifecycle.TerminalRequest) (lifecycle.Terminal, error)
+}
+
 type terminalControl struct {
 	Type string `json:"type"`
 	Cols uint   `json:"cols"`
@@ -79,7 +84,7 @@ func (s *Server) terminal(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
 		return err
 	}
-	term, err := s.sandboxes.Terminal(r.Context(), id, req)
+	term, err := s.terminals.Terminal(r.Context(), id, req)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,17 @@ type answer struct {
 	retryAfter time.Duration // sent as Retry-After, in whole seconds, when positive
 }
 
+// unknownHost answers a Host that names no sandbox; one on the preview domain in the
+// wrong shape also hears what the right one is (issue 10: "s-demo.preview.localhost" got
+// no hint that it lacks the port).
+func unknownHost(host, domain string) answer {
+	msg := "no sandbox is served at this host"
+	if hint := hostHint(host, domain); hint != "" {
+		msg += "; " + hint
+	}
+	return answer{status: http.StatusNotFound, code: "unknown_host", message: msg}
+}
+
 func notFound(id string) answer {
 	return answer{status: http.StatusNotFound, code: "not_found", message: "sandbox " + id + " not found"}
 }

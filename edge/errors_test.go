@@ -39,6 +39,13 @@ func TestErrorAnswers(t *testing.T) {
 			status: 404, code: "unknown_host",
 		},
 		{
+			name:   "preview host in the wrong shape",
+			setup:  func(*harness, int) string { return "s-demo.preview." + testDomain },
+			status: 404, code: "unknown_host",
+			message: "no sandbox is served at this host; a preview host is s-<id>-<port>.preview." + testDomain +
+				", like s-demo-3000.preview." + testDomain,
+		},
+		{
 			name:   "unknown sandbox",
 			setup:  func(_ *harness, port int) string { return previewHost("nope", port) },
 			status: 404, code: "not_found", message: "sandbox nope not found",

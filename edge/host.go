@@ -41,6 +41,38 @@ func ParseHost(host, domain string) (id string, port int, ok bool) {
 	return lowerASCII(label[:i]), port, true
 }
 
+// hostHint says what a preview host looks like, for a host on the preview domain that
+// ParseHost refused ("s-demo.preview.localhost" lacks the port), or "" for a host that is
+// not ours. The example reuses the id and port of the host when they are well formed;
+// nothing else of the host is echoed.
+func hostHint(host, domain string) string {
+	host, ok := stripPort(host)
+	domain = strings.TrimSuffix(domain, ".")
+	if !ok || domain == "" {
+		return ""
+	}
+	host = strings.TrimSuffix(host, ".")
+	if !equalFoldASCII(host, domain) && (len(host) <= len(domain) ||
+		host[len(host)-len(domain)-1] != '.' || !equalFoldASCII(host[len(host)-len(domain):], domain)) {
+		return ""
+	}
+	id, port := "abc123", "3000"
+	first, _, _ := strings.Cut(host, ".")
+	if len(first) > 2 && lowerByte(first[0]) == 's' && first[1] == '-' {
+		label := first[2:]
+		if i := strings.LastIndexByte(label, '-'); i > 0 {
+			if p, ok := parsePort(label[i+1:]); ok {
+				label, port = label[:i], itoa(p) // "s-demo-3000.localhost": the .preview is missing
+			}
+		}
+		if validID(label) {
+			id = lowerASCII(label)
+		}
+	}
+	domain = lowerASCII(domain)
+	return "a preview host is s-<id>-<port>.preview." + domain + ", like s-" + id + "-" + port + ".preview." + domain
+}
+
 // stripPort removes a ":port" suffix. Bracketed IPv6 literals and names
 // with colons left are refused rather than misread.
 func stripPort(host string) (string, bool) {

@@ -122,3 +122,32 @@ func upperASCII(s string) string {
 	}
 	return string(b)
 }
+
+// A host on the preview domain that is not a preview host hears what one looks like, with
+// its own id and port when it has them; a host that is not ours hears nothing more.
+func TestHostHint(t *testing.T) {
+	const shape = "a preview host is s-<id>-<port>.preview.localhost, like "
+	tests := []struct{ host, domain, want string }{
+		{"s-demo.preview.localhost", "localhost", shape + "s-demo-3000.preview.localhost"},
+		{"s-demo.preview.localhost:8080", "localhost", shape + "s-demo-3000.preview.localhost"},
+		{"S-Demo.Preview.LOCALHOST.", "localhost", shape + "s-demo-3000.preview.localhost"},
+		{"s-demo-5173.localhost", "localhost", shape + "s-demo-5173.preview.localhost"},
+		{"s-my-app.preview.localhost", "localhost", shape + "s-my-app-3000.preview.localhost"},
+		{"s-demo-0.preview.localhost", "localhost", shape + "s-demo-0-3000.preview.localhost"},
+		{"demo.preview.localhost", "localhost", shape + "s-abc123-3000.preview.localhost"},
+		{"s-<script>.preview.localhost", "localhost", shape + "s-abc123-3000.preview.localhost"},
+		{"localhost:8080", "localhost", shape + "s-abc123-3000.preview.localhost"},
+		{"s-demo.preview.example.com", "Example.com", "a preview host is s-<id>-<port>.preview.example.com, like s-demo-3000.preview.example.com"},
+		{"example.com", "localhost", ""},
+		{"notlocalhost", "localhost", ""},
+		{"127.0.0.1:80", "localhost", ""},
+		{"[::1]:80", "localhost", ""},
+		{"", "localhost", ""},
+		{"s-demo.preview.localhost", "", ""},
+	}
+	for _, tc := range tests {
+		if got := hostHint(tc.host, tc.domain); got != tc.want {
+			t.Errorf("hostHint(%q, %q) = %q, want %q", tc.host, tc.domain, got, tc.want)
+		}
+	}
+}

@@ -76,7 +76,7 @@ func NewServer(domain string, table *Table, waker Waker, log *slog.Logger) *Serv
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, port, ok := ParseHost(r.Host, s.domain)
 	if !ok {
-		s.answer(w, r, answer{status: http.StatusNotFound, code: "unknown_host", message: "no sandbox is served at this host"})
+		s.answer(w, r, unknownHost(r.Host, s.domain))
 		return
 	}
 	e := s.table.lookup(id)

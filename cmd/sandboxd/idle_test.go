@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,4 +93,43 @@ func TestIdleStop(t *testing.T) {
 		}
 		awakeWhile(t, "kept", func(<-chan struct{}) {})
 	})
+}
+
+// Keepalive on a stopped sandbox wakes it and answers it running: "keep it awake" means
+// awake (issue 10: it answered 200 and left it stopped). A keepalive that asks for a time
+// already passed, or for seconds past any clock, is refused and wakes nothing.
+func TestKeepaliveWakesStopped(t *testing.T) {
+	e := newEnv(t)
+	d := e.start()
+	mustCreate(t, d, map[string]any{"id": "nap", "ports": []int{3000}})
+	var sb sandboxJSON
+	if code := call(t, "POST", d.API+"/v1/sandboxes/nap/stop", nil, &sb); code != http.StatusOK || sb.Status != "stopped" {
+		t.Fatalf("stop: %d %+v", code, sb)
+	}
+	for _, c := range []struct{ field, body string }{
+		{"seconds", `{"seconds":1e300}`}, {"seconds", `{"seconds":-1}`}, {"until", `{"until":"2001-01-01T00:00:00Z"}`},
+	} {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if code := call(t, "POST", d.API+"/v1/sandboxes/nap/keepalive", c.body, &e); code != http.StatusBadRequest ||
+			!strings.HasPrefix(e.Error.Message, c.field+" must") {
+			t.Fatalf("keepalive %s: %d %+v, want 400 naming %s", c.body, code, e, c.field)
+		}
+	}
+	if got, _ := getSandbox(t, d, "nap"); got.Status != "stopped" {
+		t.Fatalf("a refused keepalive changed the sandbox: %+v", got)
+	}
+	var kept struct {
+		sandboxJSON
+		Until time.Time `json:"keepalive_until"`
+	}
+	if code := call(t, "POST", d.API+"/sandbox/nap/keepalive", map[string]any{"seconds": 600}, &kept); code != http.StatusOK ||
+		kept.Status != "running" || kept.ID != "nap" || time.Until(kept.Until) < 5*time.Minute {
+		t.Fatalf("keepalive: %d %+v", code, kept)
+	}
+	if got, _ := getSandbox(t, d, "nap"); got.Status != "running" {
+		t.Fatalf("after keepalive: %+v", got)
+	}
+	mustPreview(t, d, "nap", 3000, "/", "hello from nap")
 }

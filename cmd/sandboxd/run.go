@@ -156,10 +156,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("boot reconcile: %w", err)
 	}
 
-	api := admin.New(mgr, waker, db, log)
+	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
+		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db}, log)
 	api.Tokens = cfg.Tokens
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
-	api.Tasks = tasks
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
 	apiSrv := &http.Server{

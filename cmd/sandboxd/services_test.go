@@ -10,10 +10,13 @@ import (
 )
 
 type serviceJSON struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
+	Name     string   `json:"name"`
+	Source   string   `json:"source"`
+	Note     string   `json:"note"`
+	Cmd      []string `json:"cmd"`
+	State    string   `json:"state"`
+	PID      int      `json:"pid"`
+	Restarts int      `json:"restarts"`
 	LastExit *struct {
 		Code int `json:"code"`
 	} `json:"last_exit"`
@@ -71,8 +74,12 @@ func TestServicesApplyLive(t *testing.T) {
 	mustPreview(t, d, "live", 3000, "/", "hello from live") // testkit's CMD, devserver on 3000
 	eventually(t, 20*time.Second, "web to run", func() bool { return services(t, d, "live")["web"].State == "running" })
 	before := services(t, d, "live")
-	if before["main"].State != "running" {
-		t.Fatalf("main: %+v", before["main"])
+	// The image's service says where it comes from, not "cmd":null.
+	if m := before["main"]; m.State != "running" || m.Source != "image" || m.Note == "" || m.Cmd != nil {
+		t.Fatalf("main: %+v", m)
+	}
+	if w := before["web"]; w.Source != "declared" || len(w.Cmd) != 1 || w.Cmd[0] != "devserver" {
+		t.Fatalf("web: %+v", w)
 	}
 	name := e.containerName("live")
 	info, err := e.docker.ContainerInspect(context.Background(), name)
