@@ -24,11 +24,25 @@ $(PREREQS):
 
 build: bin/sandboxd bin/sandbox-init
 
-bin/sandboxd: FORCE | prereqs-build
+# The binaries are rebuilt only when what goes into them changes: a Go file (tests aside),
+# an embedded file, go.mod or go.sum, a package directory's entries (a file removed), or
+# bin/.stamp (the version, the Go toolchain, the link flags). Add an embedded file's
+# extension here.
+SOURCES := $(shell find . \( -name .git -o -name bin -o -name testdata \) -prune -o \
+	\( -name '*.go' ! -name '*_test.go' -o -name '*.sql' \) -print)
+SOURCES += $(sort $(dir $(SOURCES))) go.mod go.sum bin/.stamp
+
+# The stamp is rewritten only when its line changes, so an unchanged one triggers nothing.
+bin/.stamp: FORCE | prereqs-build
+	@mkdir -p bin
+	@line="$(VERSION) $$($(GO) env GOVERSION 2>/dev/null) $(LDFLAGS)"; \
+	[ "$$(cat $@ 2>/dev/null)" = "$$line" ] || echo "$$line" >$@
+
+bin/sandboxd: $(SOURCES) | prereqs-build
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandboxd
 
 # sandbox-init is bind-mounted into containers of any image: static, no cgo.
-bin/sandbox-init: FORCE | prereqs-build
+bin/sandbox-init: $(SOURCES) | prereqs-build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandbox-init
 
 FORCE:
