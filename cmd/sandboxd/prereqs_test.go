@@ -17,7 +17,7 @@ import (
 // for its commands. No real apt runs, and the host's own tools stay out of sight.
 
 // basics are the real tools the script and make need to run at all; a fresh Debian has them.
-var basics = []string{"bash", "sh", "env", "ldd", "mktemp", "tail", "rm", "sed", "cat", "mkdir", "find", "make"}
+var basics = []string{"bash", "sh", "env", "ldd", "mktemp", "tail", "rm", "sed", "cat", "mkdir", "find", "make", "dirname"}
 
 // allCommands are the commands images/prereqs.sh checks for, all present on a set-up host.
 var allCommands = []string{"go", "gcc", "git", "make", "docker", "busybox", "bash-static", "debootstrap", "gpgv", "curl", "systemd-analyze"}
@@ -289,22 +289,26 @@ func TestPrereqsRefusesUnknownPurpose(t *testing.T) {
 	}
 }
 
-// make run, make test and make testkit take the step first: on a fresh machine, as a user,
-// each stops with the command to run before it builds anything or calls docker.
+// make run, make test and the rest take the step first, and so do the image scripts run by
+// hand (make install runs images/base/build.sh): on a fresh machine, as a user, each stops
+// with the command to run before it builds anything or calls docker.
 func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		target string
-		pkgs   string
+		argv []string
+		pkgs string
 	}{
-		{"run", "gcc git debootstrap gpgv curl"},
-		{"test", "gcc git busybox-static bash-static curl systemd"},
-		{"testkit", "busybox-static bash-static"},
-		{"image", "debootstrap gpgv curl"},
-		{"build", "gcc git"},
+		{[]string{"make", "run"}, "gcc git debootstrap gpgv curl"},
+		{[]string{"make", "test"}, "gcc git busybox-static bash-static curl systemd"},
+		{[]string{"make", "testkit"}, "busybox-static bash-static"},
+		{[]string{"make", "image"}, "debootstrap gpgv curl"},
+		{[]string{"make", "build"}, "gcc git"},
+		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd"},
+		{[]string{"images/testkit/build.sh"}, "busybox-static bash-static"},
+		{[]string{"images/base/build.sh"}, "debootstrap gpgv curl"},
 	}
 	for _, c := range cases {
-		t.Run(c.target, func(t *testing.T) {
+		t.Run(strings.Join(c.argv, " "), func(t *testing.T) {
 			t.Parallel()
 			h := newFakeHost(t, "1000", "go", "make")
 			// docker and go log any call: nothing may be built or run before the check.
@@ -312,16 +316,16 @@ func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
 			for _, name := range []string{"docker", "go"} {
 				h.stub(h.bin, name, `echo "`+name+` $*" >>`+calls+`; exit 1`)
 			}
-			out, code := h.run(h.env(), "make", "--no-print-directory", c.target)
+			out, code := h.run(h.env(), c.argv[0], c.argv[1:]...)
 			if code == 0 {
-				t.Fatalf("make %s succeeded on a fresh machine:\n%s", c.target, out)
+				t.Fatalf("%v succeeded on a fresh machine:\n%s", c.argv, out)
 			}
 			want := "sudo apt-get install -y --no-install-recommends " + c.pkgs + "\n"
 			if !strings.Contains(out, want) {
-				t.Errorf("make %s output lacks %q:\n%s", c.target, want, out)
+				t.Errorf("%v output lacks %q:\n%s", c.argv, want, out)
 			}
 			if b, err := os.ReadFile(calls); err == nil {
-				t.Errorf("make %s ran before its prerequisites were there:\n%s", c.target, b)
+				t.Errorf("%v ran before its prerequisites were there:\n%s", c.argv, b)
 			}
 		})
 	}
