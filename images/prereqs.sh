@@ -84,9 +84,9 @@ found() {
 # ldd fails on a static binary ("not a dynamic executable").
 have() {
 	local name=${1#static:} path
-	[ "$name" = go ] && name=${GO:-go}
+	if [ "$name" = go ]; then name=${GO:-go}; fi
 	path=$(found "$name") || return 1
-	[ "$name" = "$1" ] || ! ldd "$path" >/dev/null 2>&1
+	case $1 in static:*) ! ldd "$path" >/dev/null 2>&1 ;; esac
 }
 
 # missing lists the needs of the purposes that are not met, one
