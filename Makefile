@@ -14,41 +14,63 @@ export SANDBOXD_DATA_DIR ?= /var/lib/sandboxd
 
 all: build
 
+# prereqs-<purpose> installs the Debian packages a target needs when run as root, or prints
+# the sudo command and stops (images/prereqs.sh, which lists them). With everything present
+# it calls no apt and takes milliseconds.
+PREREQS := $(addprefix prereqs-,build testkit image run test bench)
+.PHONY: $(PREREQS)
+$(PREREQS):
+	@GO='$(GO)' images/prereqs.sh $(@:prereqs-%=%)
+
 build: bin/sandboxd bin/sandbox-init
 
-bin/sandboxd: FORCE
+# The binaries are rebuilt only when what goes into them changes: a Go file (tests aside),
+# an embedded file, go.mod or go.sum, a package directory's entries (a file removed), or
+# bin/.stamp (the version, the Go toolchain, the link flags). Add an embedded file's
+# extension here.
+SOURCES := $(shell find . \( -name .git -o -name bin -o -name testdata \) -prune -o \
+	\( -name '*.go' ! -name '*_test.go' -o -name '*.sql' \) -print)
+SOURCES += $(sort $(dir $(SOURCES))) go.mod go.sum bin/.stamp
+
+# The stamp is rewritten only when its line changes, so an unchanged one triggers nothing.
+bin/.stamp: FORCE | prereqs-build
+	@mkdir -p bin
+	@line="$(VERSION) $$($(GO) env GOVERSION 2>/dev/null) $(LDFLAGS)"; \
+	[ "$$(cat $@ 2>/dev/null)" = "$$line" ] || echo "$$line" >$@
+
+bin/sandboxd: $(SOURCES) | prereqs-build
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandboxd
 
 # sandbox-init is bind-mounted into containers of any image: static, no cgo.
-bin/sandbox-init: FORCE
+bin/sandbox-init: $(SOURCES) | prereqs-build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandbox-init
 
 FORCE:
 
 # run builds what is missing (the default image included) and serves in the foreground.
-run: build
+run: prereqs-run build
 	@docker image inspect sandboxd/base:latest >/dev/null 2>&1 || $(MAKE) image
 	./bin/sandboxd serve
 
-testkit:
+testkit: prereqs-testkit
 	images/testkit/build.sh
 
-image:
+image: prereqs-image
 	images/base/build.sh
 
-vet:
+vet: prereqs-build
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 # test runs everything, the real Docker engine included. With CI=true a missing engine
 # fails the run; elsewhere Docker tests skip with one loud line each.
-test: vet testkit test-go
+test: prereqs-test vet testkit test-go
 
-test-go:
+test-go: prereqs-test
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # bench prints the benchmark figures the issues ask for; compare ratios within one run.
-bench: testkit
+bench: prereqs-bench testkit
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./edge ./wake ./store
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./lifecycle ./cmd/sandboxd
 

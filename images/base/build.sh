@@ -18,6 +18,9 @@
 # While an agent is missing, every run tries npm again (the step is not taken
 # from the build cache), so a run with registry access completes the image.
 #
+# What it needs from Debian (debootstrap, gpgv, curl) images/prereqs.sh image
+# installs as root, or names.
+#
 # Usage: images/base/build.sh [--rebuild]
 #   --rebuild   make sandboxd/debian:trixie again even when it exists
 # Environment:
@@ -50,6 +53,7 @@ for arg in "$@"; do
 	esac
 done
 
+"$HERE/../prereqs.sh" image
 need docker docker.io
 need timeout coreutils
 

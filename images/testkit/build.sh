@@ -7,10 +7,12 @@
 # (the fake agent CLIs) by its Dockerfile.
 #
 # Usage: images/testkit/build.sh
-# Needs: docker, go, busybox-static, bash-static.
+# Needs: docker, go, busybox-static, bash-static (images/prereqs.sh testkit installs
+# the packages as root, or names them).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+"$HERE/../prereqs.sh" testkit
 ROOT=$(cd "$HERE/../.." && pwd)
 IMAGE=sandboxd/testkit:latest
 
