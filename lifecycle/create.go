@@ -30,10 +30,10 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if err != nil {
 		return store.Sandbox{}, err
 	}
-	// The caller leaving must not leave a half-made sandbox: finish or undo regardless.
-	ctx = context.WithoutCancel(ctx)
+	// The caller leaving must not leave a half-made sandbox: once the lock is held, finish
+	// or undo regardless.
 	began := time.Now()
-	unlock, err := m.lock(ctx, req.ID)
+	ctx, unlock, err := m.lockDetached(ctx, req.ID)
 	if err != nil {
 		return store.Sandbox{}, err
 	}

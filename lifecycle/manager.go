@@ -332,19 +332,31 @@ func (k *keyedMutex) tryLock(id string) (unlock func(), ok bool) {
 	}
 }
 
-// locked runs fn holding id's lock, on a context the caller leaving cannot cancel: an
-// operation that began finishes, so the sandbox is never left half-changed.
+// locked runs fn holding id's lock. The wait for the lock ends with ctx (a caller that gave
+// up, or a wake that timed out, must not stay queued behind a slow stop); fn runs on a
+// context the caller leaving cannot cancel: an operation that began finishes, so the
+// sandbox is never left half-changed.
 func (m *Manager) locked(ctx context.Context, id string, fn func(ctx context.Context) error) error {
 	if !ValidID(id) {
 		return errorf(CodeNotFound, "sandbox %q not found", id)
 	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
+	ctx, unlock, err := m.lockDetached(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	return fn(ctx)
+}
+
+// lockDetached takes id's lock, waiting at most until ctx ends, and returns the context
+// the operation runs on: ctx's values without its cancellation (issue 10: detaching before
+// the wait made the wait itself uncancellable).
+func (m *Manager) lockDetached(ctx context.Context, id string) (context.Context, func(), error) {
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return context.WithoutCancel(ctx), unlock, nil
 }
 
 func (m *Manager) lock(ctx context.Context, id string) (func(), error) {

@@ -43,8 +43,7 @@ func (m *Manager) SetServices(ctx context.Context, id string, services []store.S
 	if m.cfg.InitPath == "" {
 		return store.Sandbox{}, errorf(CodeInvalid, "services need sandbox-init (SANDBOXD_INIT_PATH)")
 	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
+	ctx, unlock, err := m.lockDetached(ctx, id)
 	if err != nil {
 		return store.Sandbox{}, err
 	}

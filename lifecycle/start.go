@@ -20,8 +20,8 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if ip, ok := m.Running(id); ok {
 		return ip, nil
 	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
+	// The wait for the lock ends with ctx; the start itself, once begun, does not.
+	ctx, unlock, err := m.lockDetached(ctx, id)
 	if err != nil {
 		return netip.Addr{}, err
 	}
