@@ -37,7 +37,7 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	began := time.Now()
 	ip, cid, err := m.start(ctx, sb)
 	if err != nil {
-		m.log.Error("start failed", "sandbox", id, "err", err)
+		// Returned, not logged: the waker runs every start and logs its failure once.
 		if _, serr := m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusError, ContainerID: cid, Error: ErrorMessage(err)}); serr != nil {
 			m.log.Error("record failed start", "sandbox", id, "err", serr)
 		}

@@ -150,7 +150,7 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 		return netip.Addr{}, fmt.Errorf("sandbox %s: %w", id, ErrTimeout)
 	default:
 		w.log().Warn("sandbox start failed", "id", id, "took", took, "err", err)
-		return netip.Addr{}, fmt.Errorf("start sandbox %s: %w", id, err)
+		return netip.Addr{}, &StartError{ID: id, Err: err}
 	}
 }
 

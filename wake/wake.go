@@ -65,8 +65,9 @@ type Waker struct {
 	// Dial opens the probe connections. Nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	// Log receives one record per start that ran and per skipped memory
-	// check. Nil means discard.
+	// Log receives one record per start that ran (a failed one included, so
+	// callers need not log a *StartError again) and per skipped memory check.
+	// Nil means discard.
 	Log *slog.Logger
 
 	// Observe, when set, is called once at the end of every Wake with the
@@ -119,7 +120,7 @@ func New(s Starter) *Waker {
 // *CapacityError when the start was refused, ErrTimeout when the start did
 // not complete in time, a *PortClosedError when the sandbox runs but nothing
 // accepted on the port in time, ctx.Err() when ctx was canceled, ErrClosed
-// after Close, and the Starter's error wrapped otherwise. A caller that
+// after Close, and a *StartError wrapping the Starter's error otherwise. A caller that
 // leaves does not stop a start already under way.
 func (w *Waker) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
 	began := time.Now()
