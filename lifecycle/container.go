@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
 	units "github.com/docker/go-units"
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -24,13 +24,11 @@ const (
 	LabelInstance = "sandboxd.instance"
 )
 
-// Paths inside every sandbox.
-const (
-	Home        = "/home/sandbox"
-	initTarget  = "/opt/sandboxd/init"
-	runTarget   = "/opt/sandboxd/run"
-	sandboxUser = "1000:1000"
-)
+// Home is the sandbox user's home inside every sandbox: the workspace, bind-mounted.
+const Home = initproto.Home
+
+// sandboxUser is the uid:gid every sandbox process runs as.
+const sandboxUser = "1000:1000"
 
 func (m *Manager) containerName(id string) string {
 	return "sandboxd-" + m.instance[:6] + "-" + id
@@ -122,11 +120,11 @@ func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCm
 		host.Init = &yes
 		return cfg, host
 	}
-	cfg.Entrypoint = []string{initTarget, "--"}
+	cfg.Entrypoint = initproto.Entrypoint()
 	cfg.Cmd = imageCmd
 	host.Mounts = append(host.Mounts,
-		mount.Mount{Type: mount.TypeBind, Source: m.cfg.InitPath, Target: initTarget, ReadOnly: true},
-		mount.Mount{Type: mount.TypeBind, Source: m.runDir(sb.ID), Target: runTarget, ReadOnly: true},
+		mount.Mount{Type: mount.TypeBind, Source: m.cfg.InitPath, Target: initproto.InitPath, ReadOnly: true},
+		mount.Mount{Type: mount.TypeBind, Source: m.runDir(sb.ID), Target: initproto.RunDir, ReadOnly: true},
 	)
 	return cfg, host
 }
@@ -149,24 +147,24 @@ func (m *Manager) imageCommand(ctx context.Context, image string) ([]string, err
 	return cmd, nil
 }
 
-// runDir is the host-owned directory mounted read-only at /opt/sandboxd/run: sandboxd
+// runDir is the host-owned directory mounted read-only at initproto.RunDir: sandboxd
 // writes the services there, where the sandbox cannot change them or plant a symlink.
 func (m *Manager) runDir(id string) string {
 	mustValid(id)
 	return filepath.Join(m.cfg.DataDir, "run", id)
 }
 
-// writeServices writes services.json atomically for sandbox-init to apply.
+// writeServices writes the services file atomically for sandbox-init to apply.
 func (m *Manager) writeServices(sb store.Sandbox) error {
 	dir := m.runDir(sb.ID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return internal(err, "create run dir")
 	}
-	services := sb.Services
-	if services == nil {
-		services = []store.Service{}
+	services := make([]initproto.Service, len(sb.Services))
+	for i, s := range sb.Services {
+		services[i] = initproto.Service{Name: s.Name, Cmd: s.Cmd, Cwd: s.Cwd, Env: s.Env, Port: s.Port}
 	}
-	body, err := json.Marshal(map[string]any{"services": services})
+	body, err := initproto.EncodeServices(services)
 	if err != nil {
 		return internal(err, "encode services")
 	}
@@ -186,7 +184,7 @@ func (m *Manager) writeServices(sb store.Sandbox) error {
 	if err := tmp.Close(); err != nil {
 		return internal(err, "write services")
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "services.json")); err != nil {
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, initproto.ServicesFile)); err != nil {
 		return internal(err, "write services")
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -22,10 +23,6 @@ var (
 	maxServices    = 16
 	maxIdleTimeout = 7 * 24 * time.Hour
 )
-
-// RelayPort is the port sandbox-init's loopback relay listens on inside every sandbox;
-// sandboxes cannot declare it.
-const RelayPort = 65535
 
 // ValidID reports whether id is a well-formed sandbox id. Every id is checked with it before
 // it reaches a path, a container name or a query.
@@ -134,7 +131,7 @@ func normalizePorts(declared []int, services []store.Service) ([]int, error) {
 		if p < 1 || p > 65535 {
 			return errorf(CodeInvalid, "port %d is out of range 1-65535", p)
 		}
-		if p == RelayPort {
+		if p == initproto.RelayPort {
 			return errorf(CodeInvalid, "port %d is reserved for sandboxd", p)
 		}
 		if !seen[p] {

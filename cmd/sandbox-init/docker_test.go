@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // TestDockerPID1 runs the binary as PID 1 of a container hardened the way
@@ -69,9 +71,9 @@ func TestDockerPID1(t *testing.T) {
 
 	// Services come up; "web" is running once httpd listens.
 	st := &initProc{t: t, home: home}
-	st.waitService("web", func(s *serviceState) bool { return s.State == stateRunning })
-	st.waitService("zombie", func(s *serviceState) bool { return s.Restarts >= 4 })
-	st.waitService("orphan", func(s *serviceState) bool { return s.Restarts >= 4 })
+	st.waitService("web", func(s *initproto.ServiceState) bool { return s.State == stateRunning })
+	st.waitService("zombie", func(s *initproto.ServiceState) bool { return s.Restarts >= 4 })
+	st.waitService("orphan", func(s *initproto.ServiceState) bool { return s.Restarts >= 4 })
 	st.waitRunning("main")
 
 	t.Run("pid 1 and zombies", func(t *testing.T) {

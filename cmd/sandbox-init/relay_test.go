@@ -259,26 +259,6 @@ func TestRelayServeStopsConnections(t *testing.T) {
 	}
 }
 
-func TestParseRelayLine(t *testing.T) {
-	for line, want := range map[string]int{
-		"RELAY 1": 1, "RELAY 80": 80, "RELAY 65535": 65535, "RELAY 0080": 80,
-		"RELAY 0": -1, "RELAY 65536": -1, "RELAY -1": -1, "RELAY +80": -1, "RELAY 80 ": -1,
-		"RELAY  80": -1, "RELAY": -1, "RELAY ": -1, "RELAY 0x50": -1, "RELAY 99999999999999999999": -1,
-		"relay 80": -1, "80": -1, "": -1, "RELAY ::1:80": -1,
-	} {
-		got, err := parseRelayLine(line)
-		if want < 0 {
-			if err == nil {
-				t.Errorf("%q: got port %d, want an error", line, got)
-			}
-			continue
-		}
-		if err != nil || got != want {
-			t.Errorf("%q: got %d, %v; want %d", line, got, err, want)
-		}
-	}
-}
-
 func TestLoopbackOnly(t *testing.T) {
 	for addr, ok := range map[string]bool{
 		"127.0.0.1:80": true, "[::1]:80": true, "127.1.2.3:80": true,

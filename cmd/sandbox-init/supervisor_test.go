@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 func sh(script string) []string { return []string{"/bin/sh", "-c", script} }
@@ -25,7 +27,7 @@ func TestRestartsWithBackoff(t *testing.T) {
 	)
 	p := startInit(t, home, config)
 
-	crash := p.waitService("crash", func(s *serviceState) bool { return s.Restarts >= 3 })
+	crash := p.waitService("crash", func(s *initproto.ServiceState) bool { return s.Restarts >= 3 })
 	if crash.LastExit == nil || crash.LastExit.Code != 3 || crash.LastExit.Signal != "" {
 		t.Errorf("crash last_exit = %+v, want code 3", crash.LastExit)
 	}
@@ -61,7 +63,7 @@ func TestRestartsWithBackoff(t *testing.T) {
 		}
 	}
 
-	killed := p.waitService("killed", func(s *serviceState) bool { return s.LastExit != nil })
+	killed := p.waitService("killed", func(s *initproto.ServiceState) bool { return s.LastExit != nil })
 	if killed.LastExit.Code != 137 || killed.LastExit.Signal != "SIGKILL" {
 		t.Errorf("killed last_exit = %+v, want 137 SIGKILL", killed.LastExit)
 	}
@@ -93,7 +95,7 @@ func TestReloadAppliesDiff(t *testing.T) {
 	p.waitRunning("added")
 	waitFor(t, 10*time.Second, "gone to leave the state file", func() bool { return p.service("gone") == nil })
 	waitFor(t, 10*time.Second, "gone's process to be reaped", func() bool { return gone(gonePID) })
-	ch := p.waitService("change", func(s *serviceState) bool { return s.State == stateRunning && s.PID != changePID })
+	ch := p.waitService("change", func(s *initproto.ServiceState) bool { return s.State == stateRunning && s.PID != changePID })
 	if ch.Restarts != 0 {
 		t.Errorf("changed service restarts = %d, want 0 for its new spec", ch.Restarts)
 	}
@@ -252,7 +254,7 @@ func TestOrphansReaped(t *testing.T) {
 	syscall.Kill(orphan, syscall.SIGKILL)
 	waitFor(t, 10*time.Second, "the killed orphan to be reaped", func() bool { return gone(orphan) })
 
-	p.waitService("churn", func(s *serviceState) bool { return s.Restarts >= 4 })
+	p.waitService("churn", func(s *initproto.ServiceState) bool { return s.Restarts >= 4 })
 	// Zombies come and go as churn runs; none may stay.
 	zombies := childZombies(initPID)
 	for _, z := range zombies {
@@ -302,7 +304,7 @@ func TestServiceEnvironmentAndCwd(t *testing.T) {
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	web := p.waitService("web", func(s *serviceState) bool { return s.PID > 0 })
+	web := p.waitService("web", func(s *initproto.ServiceState) bool { return s.PID > 0 })
 	if web.Error != "" {
 		t.Errorf("error kept after a good start: %q", web.Error)
 	}
@@ -346,7 +348,7 @@ func TestStartingUntilPortListens(t *testing.T) {
 	config := filepath.Join(home, "services.json")
 	writeConfig(t, config, Spec{Name: "web", Cmd: []string{"sleep", "1000"}, Port: port})
 	p := startInit(t, home, config)
-	web := p.waitService("web", func(s *serviceState) bool { return s.PID > 0 })
+	web := p.waitService("web", func(s *initproto.ServiceState) bool { return s.PID > 0 })
 	if web.State != stateStarting || web.Port != port {
 		t.Fatalf("before the port listens: %+v, want starting", web)
 	}
@@ -355,7 +357,7 @@ func TestStartingUntilPortListens(t *testing.T) {
 		t.Skipf("port %d was taken meanwhile: %v", port, err)
 	}
 	defer ln.Close()
-	p.waitService("web", func(s *serviceState) bool { return s.State == stateRunning })
+	p.waitService("web", func(s *initproto.ServiceState) bool { return s.State == stateRunning })
 }
 
 func TestSignalsForwarded(t *testing.T) {

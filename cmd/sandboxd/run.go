@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
 	"github.com/sandboxd/sandboxd/edge"
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
 	"github.com/sandboxd/sandboxd/wake"
@@ -118,10 +119,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
 	// when the relay reaches it.
-	waker.Dial = (&edge.Dialer{RelayPort: lifecycle.RelayPort}).DialContext
+	waker.Dial = (&edge.Dialer{RelayPort: initproto.RelayPort}).DialContext
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
-	edgeSrv.RelayPort = lifecycle.RelayPort
+	edgeSrv.RelayPort = initproto.RelayPort
 	// Hooks are set before Boot: task runners it resumes report to them.
 	met.wire(mgr, waker, edgeSrv)
 
