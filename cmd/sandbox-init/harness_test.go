@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/internal/initproto"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // The integration tests run the real binary as a child process (not as PID
@@ -200,7 +201,7 @@ func (p *initProc) service(name string) *initproto.ServiceState {
 func (p *initProc) waitService(name string, ok func(*initproto.ServiceState) bool) initproto.ServiceState {
 	p.t.Helper()
 	var got *initproto.ServiceState
-	waitFor(p.t, 10*time.Second, "service "+name, func() bool {
+	testutil.Eventually(p.t, 10*time.Second, "service "+name, func() bool {
 		got = p.service(name)
 		return got != nil && ok(got)
 	})
@@ -217,21 +218,6 @@ func (p *initProc) waitRunning(name string) initproto.ServiceState {
 func (p *initProc) logOf(name string) string {
 	data, _ := os.ReadFile(filepath.Join(p.home, ".sandboxd", "logs", name+".log"))
 	return string(data)
-}
-
-// waitFor polls cond until it holds, failing the test after timeout. It
-// waits on files and processes, not on time: the timeout only bounds it.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
 }
 
 // writeConfig replaces the config file by rename, as sandboxd does.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // startTestRelay serves a relay on 127.0.0.1 for the test's duration and
@@ -277,7 +279,7 @@ func TestRelayInBinary(t *testing.T) {
 	p := startInit(t, home, filepath.Join(home, "none.json"))
 	re := regexp.MustCompile(`relay listening on (127\.0\.0\.1:\d+)`)
 	var addr string
-	waitFor(t, 5*time.Second, "the relay address", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the relay address", func() bool {
 		m := re.FindStringSubmatch(p.stderr.String())
 		if m != nil {
 			addr = m[1]
@@ -310,7 +312,7 @@ func TestRelayBindFailureIsNotFatal(t *testing.T) {
 	p.waitRunning("a")
 	// stderr reaches the buffer through os/exec's copying goroutine, so the line may
 	// trail the state file that says "a" runs.
-	waitFor(t, 5*time.Second, "the relay error in the log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the relay error in the log", func() bool {
 		return strings.Contains(p.stderr.String(), "continuing without it")
 	})
 }

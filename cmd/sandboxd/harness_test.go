@@ -298,16 +298,4 @@ func getSandbox(t testing.TB, d *daemon, id string) (sandboxJSON, int) {
 	return sb, code
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline, not ordering
-	}
-}
-
 func describe(v any) string { b, _ := json.Marshal(v); return fmt.Sprintf("%s", b) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/image"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 )
@@ -244,7 +245,7 @@ func TestTaskCancelTimeoutConflict(t *testing.T) {
 	if cancelled.Status != "cancelled" || time.Since(start) > 6*time.Second {
 		t.Fatalf("cancel took %s: %+v", time.Since(start), cancelled)
 	}
-	eventually(t, 10*time.Second, "no agent process left", func() bool {
+	testutil.Eventually(t, 10*time.Second, "no agent process left", func() bool {
 		return !strings.Contains(mustExec(t, d, "ctl", "ps", "-o", "args").Stdout, "sleep=120")
 	})
 
