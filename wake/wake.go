@@ -70,6 +70,12 @@ type Waker struct {
 	// Nil means discard.
 	Log *slog.Logger
 
+	// Now is the clock that measures starts and Wake calls (for Log and
+	// Observe); nil means time.Now. Deadlines, probe backoff and the bound on
+	// a caller's hold run on the runtime's timers, which testing/synctest
+	// fakes: the tests of this package's timer logic run in synctest bubbles.
+	Now func() time.Time
+
 	// Observe, when set, is called once at the end of every Wake with the
 	// sandbox id, the outcome (one of the Outcome constants) and how long
 	// the call took. It must be cheap and safe for concurrent use.
@@ -123,10 +129,10 @@ func New(s Starter) *Waker {
 // after Close, and a *StartError wrapping the Starter's error otherwise. A caller that
 // leaves does not stop a start already under way.
 func (w *Waker) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
-	began := time.Now()
+	began := w.now()
 	ap, started, err := w.wake(ctx, id, port)
 	if w.Observe != nil {
-		w.Observe(id, outcome(started, err), time.Since(began))
+		w.Observe(id, outcome(started, err), w.now().Sub(began))
 	}
 	return ap, err
 }
@@ -181,6 +187,13 @@ func (w *Waker) Close() error {
 	w.cancel()
 	w.wg.Wait()
 	return nil
+}
+
+func (w *Waker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
 }
 
 func (w *Waker) timeout() time.Duration     { return orDefault(w.Timeout, 60*time.Second) }
