@@ -37,8 +37,7 @@ type config struct {
 	ProbeWindow   time.Duration
 	ActivityEvery time.Duration
 	LogLevel      string
-	EnvFile       string // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
-	TestHook      string
+	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 }
 
@@ -112,7 +111,6 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.EnvFile = v
 			return nil
 		}},
-		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", strParser(&c.TestHook)},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
 

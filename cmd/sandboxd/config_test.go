@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -51,5 +52,19 @@ func TestTokensAreSecretToName(t *testing.T) {
 	}
 	if c.Tokens["abc123"] != "ci" || c.Tokens["def:456"] != "ops" || len(c.Tokens) != 2 {
 		t.Fatalf("tokens = %v", c.Tokens)
+	}
+}
+
+// The hook that blocks sandboxd forever is for in-process tests only (testHooks); the
+// binary has no flag or variable that reaches it (issue 10).
+func TestNoTestHookInTheBinary(t *testing.T) {
+	none := func(string) string { return "" }
+	if _, err := loadConfig([]string{"--test-hook", "start.begin"}, none, io.Discard); err == nil {
+		t.Fatal("--test-hook was accepted")
+	}
+	var usage bytes.Buffer
+	loadConfig([]string{"-h"}, none, &usage)
+	if !strings.Contains(usage.String(), "SANDBOXD_DATA_DIR") || strings.Contains(strings.ToUpper(usage.String()), "HOOK") {
+		t.Errorf("the usage mentions a hook (or is not the usage):\n%s", usage.String())
 	}
 }

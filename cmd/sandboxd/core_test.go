@@ -129,7 +129,7 @@ func TestCrashMidOperation(t *testing.T) {
 	for _, point := range []string{"create.recorded", "create.container", "stop.stopping"} {
 		t.Run(point, func(t *testing.T) {
 			e := newEnv(t)
-			p := e.startProcess(map[string]string{"SANDBOXD_TEST_HOOK": point})
+			p := e.startHooked(point, nil)
 			id := "crash"
 			hookReached := p.logs.expect(`"point":"` + point + `"`)
 			if strings.HasPrefix(point, "stop") {

@@ -37,6 +37,20 @@ commands:
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return runWith(ctx, args, getenv, stderr, testHooks{})
+}
+
+// testHooks are what only this package's tests can set: the production binary has no flag
+// or variable that reaches them (issue 10). The crash tests run the test binary itself as
+// sandboxd (harness_test.go) to kill it at a hook.
+type testHooks struct {
+	// lifecycle is lifecycle.Manager.Hook: called at named points of create, start and
+	// stop. Nil in production.
+	lifecycle func(point string)
+}
+
+// runWith is run with test hooks.
+func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command")
@@ -46,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintln(stderr, "sandboxd", buildVersion())
 		return nil
 	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
+		return serve(ctx, args[1:], getenv, stderr, hooks)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -69,7 +83,7 @@ func buildVersion() string {
 	return version
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -101,14 +115,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
 	mgr := lifecycle.New(db, docker, lcfg, log)
-	if cfg.TestHook != "" {
-		mgr.Hook = func(point string) {
-			if point == cfg.TestHook {
-				log.Warn("test hook reached; blocking", "point", point)
-				<-make(chan struct{})
-			}
-		}
-	}
+	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
 	mgr.Routes = routes{table}
 
