@@ -32,7 +32,7 @@ type Config struct {
 	InitPath string // host path of sandbox-init, run as PID 1; "" uses Docker's own init
 
 	Memory      int64 // default memory limit in bytes
-	MaxMemory   int64
+	MaxMemory   int64 // largest memory limit a sandbox may ask for; 0 means this host's MemTotal
 	NanoCPUs    int64 // default CPU limit
 	MaxNanoCPUs int64
 	Pids        int64
@@ -47,7 +47,7 @@ type Config struct {
 func DefaultConfig(dataDir string) Config {
 	return Config{
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
-		Memory: 4 << 30, MaxMemory: 64 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
+		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
 	}
 }
@@ -99,6 +99,8 @@ type Manager struct {
 	log      *slog.Logger
 	instance string // label value scoping containers to this data dir
 
+	maxMemoryIsHost bool // cfg.MaxMemory is the host's MemTotal, not the operator's
+
 	locks keyedMutex
 
 	mu        sync.RWMutex
@@ -148,8 +150,10 @@ func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Man
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	base, cancel := context.WithCancel(context.Background())
+	var fromHost bool
+	cfg.MaxMemory, fromHost = maxMemory(cfg.MaxMemory)
 	return &Manager{
-		db: db, docker: docker, cfg: cfg, log: log,
+		db: db, docker: docker, cfg: cfg, log: log, maxMemoryIsHost: fromHost,
 		instance:  InstanceOf(cfg.DataDir),
 		sandboxes: map[string]*live{},
 		base:      base, cancelBase: cancel,

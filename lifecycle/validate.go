@@ -55,11 +55,8 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	if !imagePattern.MatchString(req.Image) {
 		return errorf(CodeInvalid, "image %q is not a valid image reference", req.Image)
 	}
-	switch {
-	case req.MemoryBytes == 0:
-		req.MemoryBytes = m.cfg.Memory
-	case req.MemoryBytes < 64<<20 || req.MemoryBytes > m.cfg.MaxMemory:
-		return errorf(CodeInvalid, "memory must be between 64MiB and %dMiB", m.cfg.MaxMemory>>20)
+	if err := m.checkMemory(req); err != nil {
+		return err
 	}
 	switch {
 	case req.NanoCPUs == 0:
@@ -108,6 +105,26 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return err
 	}
 	req.Ports = ports
+	return nil
+}
+
+// minMemory is the smallest memory limit a sandbox may have: below it, sandbox-init and a
+// shell barely start.
+const minMemory = 64 << 20
+
+// checkMemory fills in the default memory limit, or checks the one asked for against the
+// minimum and the ceiling, naming both in its error.
+func (m *Manager) checkMemory(req *CreateRequest) error {
+	switch {
+	case req.MemoryBytes == 0:
+		req.MemoryBytes = m.cfg.Memory
+	case req.MemoryBytes < minMemory:
+		return errorf(CodeInvalid, "memory %s is less than the minimum of %s", formatBytes(req.MemoryBytes), formatBytes(minMemory))
+	case req.MemoryBytes > m.cfg.MaxMemory && m.maxMemoryIsHost:
+		return errorf(CodeInvalid, "memory %s is more than this host's %s", formatBytes(req.MemoryBytes), formatBytes(m.cfg.MaxMemory))
+	case req.MemoryBytes > m.cfg.MaxMemory:
+		return errorf(CodeInvalid, "memory %s is more than the limit of %s", formatBytes(req.MemoryBytes), formatBytes(m.cfg.MaxMemory))
+	}
 	return nil
 }
 

@@ -90,7 +90,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, level)
+	for _, w := range cfg.Warnings {
+		log.Warn(w.msg, w.args...)
+	}
 	notify := newNotifier(getenv, log) // nil unless systemd's NOTIFY_SOCKET is set
 	if cfg.InitPath == "" {
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
