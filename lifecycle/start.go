@@ -10,9 +10,10 @@ import (
 )
 
 // Start starts a sandbox's container and returns its IP. A running sandbox answers from
-// memory at once; a stop in progress is waited for, then the sandbox starts again. A
-// container that vanished is recreated from the stored spec. A failed start leaves the
-// sandbox in state error with the reason, until the next Start succeeds.
+// memory at once. A stop in progress is waited for, until ctx ends (then the error is
+// unavailable and nothing was done); once the lock is held, the start runs to its end
+// whatever ctx does. A container that vanished is recreated from the stored spec. A failed
+// start leaves the sandbox in state error with the reason, until the next Start succeeds.
 func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if !ValidID(id) {
 		return netip.Addr{}, errorf(CodeNotFound, "sandbox %q not found", id)
