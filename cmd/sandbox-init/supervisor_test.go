@@ -299,9 +299,10 @@ func TestServiceEnvironmentAndCwd(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, "the missing cwd in the log", func() bool {
 		return strings.Contains(p.logOf("web"), "failed to start: cwd "+app+": no such directory; retry in")
 	})
-	if st := p.service("web"); st == nil || st.State != stateBackoff || !strings.Contains(st.Error, "no such directory") {
-		t.Errorf("state while cwd is missing: %+v", st)
-	}
+	// The state file is written after the log line: wait for it too.
+	p.waitService("web", func(s *initproto.ServiceState) bool {
+		return s.State == stateBackoff && strings.Contains(s.Error, "no such directory")
+	})
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
 	}
