@@ -49,7 +49,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if after > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(after.Round(time.Second)/time.Second))))
 	}
-	if status >= 500 && status != http.StatusServiceUnavailable {
+	if status >= 500 && status != http.StatusServiceUnavailable && !wakeLogged(err) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", string(lifecycle.ErrorCode(err)), "err", err)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})

@@ -31,3 +31,10 @@ func wakeRetryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// wakeLogged reports a start failure the waker has already logged: the error funnel does
+// not log it again (issue 10, bug 5).
+func wakeLogged(err error) bool {
+	var se *wake.StartError
+	return errors.As(err, &se)
+}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // BenchmarkProxy and BenchmarkDirect GET the same loopback app, through the
@@ -164,7 +166,7 @@ func BenchmarkWebSocketMemory(b *testing.B) {
 		for _, c := range conns {
 			c.Close()
 		}
-		eventually(b, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
+		testutil.Eventually(b, 10*time.Second, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
 	}
 	measure := func(dialer *websocket.Dialer, url string) (heap, stack, total, goroutines float64) {
 		before := sampleMemory()

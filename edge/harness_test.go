@@ -143,15 +143,3 @@ func previewHost(id string, port int) string {
 func (h *harness) wsDialer() *websocket.Dialer {
 	return &websocket.Dialer{NetDialContext: h.dialEdge, HandshakeTimeout: 10 * time.Second}
 }
-
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

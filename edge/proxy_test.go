@@ -15,6 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 func TestProxyGET(t *testing.T) {
@@ -222,7 +225,7 @@ func TestBytesCounted(t *testing.T) {
 	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	// The last write to the backend is counted when it returns, which may trail the answer.
-	eventually(t, "the 15000 bytes of both bodies counted", func() bool { return counter.Load() >= 15000 })
+	testutil.Eventually(t, 10*time.Second, "the 15000 bytes of both bodies counted", func() bool { return counter.Load() >= 15000 })
 	if n := counter.Load(); n > 16000 {
 		t.Fatalf("counted %d bytes; want the 15000 of both bodies plus headers", n)
 	}

@@ -4,23 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // Dialer connects to a port of a sandbox. A dev server that listens only on 127.0.0.1 or
 // ::1 inside the sandbox (Vite's default) refuses connections to the container IP; then the
 // Dialer asks sandbox-init's relay, which listens on RelayPort of the container IP, to
-// connect to the loopback port for it: it sends "RELAY <port>\n" and gets "OK\n" (or
-// "ERR <reason>\n") before the bytes flow. The app needs no flag and sees an ordinary
+// connect to the loopback port for it, with the handshake of initproto: one request line,
+// one answer line, then the bytes flow. The app needs no flag and sees an ordinary
 // loopback connection.
 type Dialer struct {
 	// Timeout bounds each connect, and the relay's answer. Zero means 5s.
 	Timeout time.Duration
-	// RelayPort is sandbox-init's relay port; 0 disables the fallback.
+	// RelayPort is sandbox-init's relay port (initproto.RelayPort); 0 disables the
+	// fallback.
 	RelayPort int
 }
 
@@ -35,8 +39,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err == nil || d.RelayPort == 0 || !errors.Is(err, syscall.ECONNREFUSED) {
 		return c, err
 	}
-	host, port, splitErr := net.SplitHostPort(addr)
-	if splitErr != nil || port == strconv.Itoa(d.RelayPort) {
+	host, portText, splitErr := net.SplitHostPort(addr)
+	port, atoiErr := strconv.Atoi(portText)
+	if splitErr != nil || atoiErr != nil || port == d.RelayPort {
 		return nil, err
 	}
 	rc, rerr := nd.DialContext(ctx, network, net.JoinHostPort(host, strconv.Itoa(d.RelayPort)))
@@ -48,17 +53,21 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	} else {
 		rc.SetDeadline(time.Now().Add(timeout))
 	}
-	if _, werr := fmt.Fprintf(rc, "RELAY %s\n", port); werr != nil {
+	if _, werr := io.WriteString(rc, initproto.RelayRequest(port)); werr != nil {
 		rc.Close()
 		return nil, err
 	}
 	// Read the answer a byte at a time: anything after the newline is the app's and must
 	// stay in the connection.
-	line, rerr := readLine(rc, 64)
-	if rerr != nil || line != "OK" {
+	line, rerr := readLine(rc, initproto.RelayMaxAnswer)
+	if rerr == nil {
+		rerr = initproto.ParseRelayAnswer(line)
+	}
+	if rerr != nil {
 		rc.Close()
-		if strings.HasPrefix(line, "ERR ") {
-			return nil, fmt.Errorf("%w (relay: %s)", err, strings.TrimPrefix(line, "ERR "))
+		var refused *initproto.RelayError
+		if errors.As(rerr, &refused) {
+			return nil, fmt.Errorf("%w (relay: %s)", err, refused.Reason)
 		}
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // fakeCerts is a Certificates that becomes Ready when told.
@@ -187,7 +189,7 @@ func TestCertFiles(t *testing.T) {
 		go func() { done <- f.Run(ctx) }()
 		e1, e2 := selfSigned(t, "e.test")
 		write(e1, e2)
-		eventually(t, "the new certificate is served", func() bool { return serial(f) == leafSerial(e1, e2) })
+		testutil.Eventually(t, 10*time.Second, "the new certificate is served", func() bool { return serial(f) == leafSerial(e1, e2) })
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v", err)

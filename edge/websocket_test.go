@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // echoWS is a WebSocket echo app; it closes after a "bye" message.
@@ -68,9 +70,9 @@ func TestWebSocketEcho(t *testing.T) {
 	}
 	// A write to the backend is counted once it returns, which can be after the echo it
 	// caused has reached the client: the count catches up, it does not lead.
-	eventually(t, "240000 bytes of frames counted", func() bool { return counter.Load()-afterHandshake >= 2*20*6000 })
+	testutil.Eventually(t, 10*time.Second, "240000 bytes of frames counted", func() bool { return counter.Load()-afterHandshake >= 2*20*6000 })
 	c.Close() // the client leaves
-	eventually(t, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
+	testutil.Eventually(t, 10*time.Second, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
 }
 
 func TestWebSocketBackendCloses(t *testing.T) {
@@ -83,7 +85,7 @@ func TestWebSocketBackendCloses(t *testing.T) {
 	if _, _, err := c.ReadMessage(); !closedByPeer(err) {
 		t.Fatalf("read after the app closed: %v", err)
 	}
-	eventually(t, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
+	testutil.Eventually(t, 10*time.Second, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
 }
 
 func TestWebSocketToSleepingSandbox(t *testing.T) {
@@ -119,7 +121,7 @@ func TestShutdownClosesWebSockets(t *testing.T) {
 			t.Errorf("conn %d: read after Shutdown: %v", i, err)
 		}
 	}
-	eventually(t, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
+	testutil.Eventually(t, 10*time.Second, "no open WebSocket", func() bool { return h.edge.OpenWebSockets() == 0 })
 }
 
 // closedByPeer reports whether a read failed because the other side closed

@@ -7,13 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/oklog/ulid/v2"
 	"github.com/sandboxd/sandboxd/store"
 )
-
-// dockerTimeout bounds every Engine API call but stop, which has its own grace.
-const dockerTimeout = 30 * time.Second
 
 // Create validates req, records the sandbox, seeds its workspace and starts its container.
 // Bad input changes nothing. A failure after the row exists removes what was made, so a
@@ -30,10 +26,10 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if err != nil {
 		return store.Sandbox{}, err
 	}
-	// The caller leaving must not leave a half-made sandbox: finish or undo regardless.
-	ctx = context.WithoutCancel(ctx)
+	// The caller leaving must not leave a half-made sandbox: once the lock is held, finish
+	// or undo regardless.
 	began := time.Now()
-	unlock, err := m.lock(ctx, req.ID)
+	ctx, unlock, err := m.lockDetached(ctx, req.ID)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
@@ -110,14 +106,4 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 	}
 	m.removeRunDir(id)
 	m.forget(id)
-}
-
-// startContainer starts cid and returns its IP on the sandboxd network.
-func (m *Manager) startContainer(ctx context.Context, cid string) (string, error) {
-	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
-	defer cancel()
-	if err := m.docker.ContainerStart(cctx, cid, container.StartOptions{}); err != nil {
-		return "", internal(err, "start container %s", shortID(cid))
-	}
-	return m.containerIP(ctx, cid)
 }

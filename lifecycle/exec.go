@@ -13,6 +13,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // ExecRequest is a command to run in a sandbox as the sandbox user.
@@ -79,7 +81,7 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	cmd := req.Cmd
 	if m.cfg.InitPath != "" {
 		// sandbox-init makes the command a process-group leader, so a kill reaches its children.
-		cmd = append([]string{initTarget, "exec", "--"}, cmd...)
+		cmd = initproto.ExecCommand("", cmd...)
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
@@ -161,21 +163,6 @@ func execEnv(vars map[string]string) []string {
 	}
 	sort.Strings(env)
 	return env
-}
-
-// createLoggedExec creates (does not start) an exec of argv as the sandbox user through
-// sandbox-init's logging wrapper: its output is appended to logFile (a path inside the
-// sandbox) and its exit code written to logFile+".exit", so the command's fate is known
-// without holding a connection to it. Detached execs and agent tasks run this way.
-func (m *Manager) createLoggedExec(ctx context.Context, cid, logFile string, argv []string, env map[string]string, cwd string) (string, error) {
-	cmd := append([]string{initTarget, "exec", "--log", logFile, "--"}, argv...)
-	created, err := m.docker.ContainerExecCreate(ctx, cid, container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: execEnv(env), WorkingDir: cwd,
-	})
-	if err != nil {
-		return "", internal(err, "create exec in container %s", shortID(cid))
-	}
-	return created.ID, nil
 }
 
 // execCwd resolves a request's cwd: relative to the home, or absolute; "" is the home.

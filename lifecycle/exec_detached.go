@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
 	"github.com/oklog/ulid/v2"
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -46,9 +46,6 @@ const (
 	// run (it restarted since): the command may still run; its exit file will tell.
 	DetachedUnknown = "unknown"
 )
-
-// detachedDir is where sandbox-init keeps detached execs' logs, relative to the home.
-const detachedDir = ".sandboxd/exec"
 
 // maxDetachedKept bounds the finished execs remembered per Manager; running ones are always
 // kept (the sandbox's pids limit bounds them).
@@ -299,12 +296,13 @@ func (m *Manager) openDetached(id, execID string) (*os.Root, *detachedEntry, err
 	return root, e, nil
 }
 
-func detachedLog(execID string) string { return path.Join(detachedDir, execID+".log") }
+func detachedLog(execID string) string { return initproto.ExecLog(execID) }
 
-// readExitFile reads the exit code sandbox-init's `exec --log logFile` wrote to
-// logFile+".exit": decimal, no newline. ok is false while there is none.
+// readExitFile reads the exit code sandbox-init's `exec --log logFile` wrote to its exit
+// file. ok is false while there is none.
 func readExitFile(root *os.Root, logFile string) (code int, ok bool, err error) {
-	f, _, err := openRegular(root, logFile+".exit")
+	name := initproto.ExitFile(logFile)
+	f, _, err := openRegular(root, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
@@ -312,13 +310,13 @@ func readExitFile(root *os.Root, logFile string) (code int, ok bool, err error) 
 		return 0, false, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 32))
+	b, err := io.ReadAll(io.LimitReader(f, initproto.MaxExitSize))
 	if err != nil {
-		return 0, false, internal(err, "read %s.exit", logFile)
+		return 0, false, internal(err, "read %s", name)
 	}
-	code, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	code, err = initproto.ParseExitCode(b)
 	if err != nil {
-		return 0, false, errorf(CodeInternal, "%s.exit holds %q", logFile, b)
+		return 0, false, internal(err, "read %s", name)
 	}
 	return code, true, nil
 }

@@ -33,7 +33,7 @@ type Config struct {
 	InitPath string // host path of sandbox-init, run as PID 1; "" uses Docker's own init
 
 	Memory      int64 // default memory limit in bytes
-	MaxMemory   int64
+	MaxMemory   int64 // largest memory limit a sandbox may ask for; 0 means this host's MemTotal
 	NanoCPUs    int64 // default CPU limit
 	MaxNanoCPUs int64
 	Pids        int64
@@ -48,7 +48,7 @@ type Config struct {
 func DefaultConfig(dataDir string) Config {
 	return Config{
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
-		Memory: 4 << 30, MaxMemory: 64 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
+		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
 	}
 }
@@ -99,6 +99,8 @@ type Manager struct {
 	log      *slog.Logger
 	instance string // label value scoping containers to this data dir
 
+	maxMemoryIsHost bool // cfg.MaxMemory is the host's MemTotal, not the operator's
+
 	locks keyedMutex
 
 	mu        sync.RWMutex
@@ -144,8 +146,10 @@ func New(db *store.DB, docker *client.Client, cfg Config, log *slog.Logger) *Man
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	base, cancel := context.WithCancel(context.Background())
+	var fromHost bool
+	cfg.MaxMemory, fromHost = maxMemory(cfg.MaxMemory)
 	return &Manager{
-		db: db, docker: docker, cfg: cfg, log: log,
+		db: db, docker: docker, cfg: cfg, log: log, maxMemoryIsHost: fromHost,
 		instance:  InstanceOf(cfg.DataDir),
 		sandboxes: map[string]*live{},
 		base:      base, cancelBase: cancel,
@@ -327,19 +331,31 @@ func (k *keyedMutex) tryLock(id string) (unlock func(), ok bool) {
 	}
 }
 
-// locked runs fn holding id's lock, on a context the caller leaving cannot cancel: an
-// operation that began finishes, so the sandbox is never left half-changed.
+// locked runs fn holding id's lock. The wait for the lock ends with ctx (a caller that gave
+// up, or a wake that timed out, must not stay queued behind a slow stop); fn runs on a
+// context the caller leaving cannot cancel: an operation that began finishes, so the
+// sandbox is never left half-changed.
 func (m *Manager) locked(ctx context.Context, id string, fn func(ctx context.Context) error) error {
 	if !ValidID(id) {
 		return errorf(CodeNotFound, "sandbox %q not found", id)
 	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
+	ctx, unlock, err := m.lockDetached(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	return fn(ctx)
+}
+
+// lockDetached takes id's lock, waiting at most until ctx ends, and returns the context
+// the operation runs on: ctx's values without its cancellation (issue 10: detaching before
+// the wait made the wait itself uncancellable).
+func (m *Manager) lockDetached(ctx context.Context, id string) (context.Context, func(), error) {
+	unlock, err := m.lock(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return context.WithoutCancel(ctx), unlock, nil
 }
 
 func (m *Manager) lock(ctx context.Context, id string) (func(), error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -163,7 +164,7 @@ func TestContainerIsHardened(t *testing.T) {
 		{"nofile", len(hc.Ulimits) == 1 && hc.Ulimits[0].Name == "nofile" && hc.Ulimits[0].Hard == h.cfg.NoFile, hc.Ulimits},
 		{"not privileged", !hc.Privileged, hc.Privileged},
 		{"network", string(hc.NetworkMode) == h.cfg.Network, hc.NetworkMode},
-		{"sandbox-init is PID 1", len(info.Config.Entrypoint) > 0 && info.Config.Entrypoint[0] == initTarget, info.Config.Entrypoint},
+		{"sandbox-init is PID 1", len(info.Config.Entrypoint) > 0 && info.Config.Entrypoint[0] == initproto.InitPath, info.Config.Entrypoint},
 		{"labels", info.Config.Labels[LabelManaged] == "true" && info.Config.Labels[LabelID] == "hard", info.Config.Labels},
 	}
 	for _, c := range checks {
@@ -240,7 +241,7 @@ func TestBadCreateChangesNothing(t *testing.T) {
 		{"long id", CreateRequest{ID: "a123456789012345678901234567890123456789x"}, CodeInvalid},
 		{"port 0", CreateRequest{ID: "bad2", Ports: []int{0}}, CodeInvalid},
 		{"port 70000", CreateRequest{ID: "bad3", Ports: []int{70000}}, CodeInvalid},
-		{"relay port", CreateRequest{ID: "bad4", Ports: []int{RelayPort}}, CodeInvalid},
+		{"relay port", CreateRequest{ID: "bad4", Ports: []int{initproto.RelayPort}}, CodeInvalid},
 		{"duplicate port", CreateRequest{ID: "bad5", Ports: []int{3000, 3000}}, CodeInvalid},
 		{"env name", CreateRequest{ID: "bad6", Env: map[string]string{"A=B": "x"}}, CodeInvalid},
 		{"memory", CreateRequest{ID: "bad7", MemoryBytes: 1}, CodeInvalid},

@@ -2,13 +2,14 @@ package lifecycle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
+	"time"
 
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -23,7 +24,7 @@ type ServiceState struct {
 	Error     string
 }
 
-// ServiceExit is how a service's process last ended.
+// ServiceExit is how a service's process last ended, as the API shows it.
 type ServiceExit struct {
 	Code   int    `json:"code"`
 	Signal string `json:"signal,omitempty"`
@@ -43,8 +44,7 @@ func (m *Manager) SetServices(ctx context.Context, id string, services []store.S
 	if m.cfg.InitPath == "" {
 		return store.Sandbox{}, errorf(CodeInvalid, "services need sandbox-init (SANDBOXD_INIT_PATH)")
 	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
+	ctx, unlock, err := m.lockDetached(ctx, id)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
@@ -85,20 +85,6 @@ func portServices(ports []int) []store.Service {
 	return out
 }
 
-// stateFile is what sandbox-init writes to ~/.sandboxd/state.json.
-type stateFile struct {
-	Services []struct {
-		Name      string       `json:"name"`
-		State     string       `json:"state"`
-		PID       int          `json:"pid"`
-		Restarts  int          `json:"restarts"`
-		StartedAt string       `json:"started_at"`
-		LastExit  *ServiceExit `json:"last_exit"`
-		Port      int          `json:"port"`
-		Error     string       `json:"error"`
-	} `json:"services"`
-}
-
 // Services returns a sandbox's declared services, and the image's own command as "main",
 // with their state as sandbox-init last reported it.
 func (m *Manager) Services(ctx context.Context, id string) ([]ServiceState, error) {
@@ -121,38 +107,91 @@ func (m *Manager) Services(ctx context.Context, id string) ([]ServiceState, erro
 	for _, s := range st.Services {
 		i := slices.IndexFunc(out, func(o ServiceState) bool { return o.Name == s.Name })
 		if i < 0 {
-			if s.Name != "main" {
+			if s.Name != initproto.MainService {
 				continue // gone from the config; sandbox-init is stopping it
 			}
-			out = append(out, ServiceState{Service: store.Service{Name: "main", Port: s.Port}})
+			out = append(out, ServiceState{Service: store.Service{Name: initproto.MainService, Port: s.Port}})
 			i = len(out) - 1
 		}
 		o := &out[i]
-		o.State, o.PID, o.Restarts, o.StartedAt, o.LastExit, o.Error = s.State, s.PID, s.Restarts, s.StartedAt, s.LastExit, s.Error
+		o.State, o.PID, o.Restarts, o.StartedAt, o.LastExit, o.Error = s.State, s.PID, s.Restarts, timestamp(s.StartedAt), serviceExit(s.LastExit), s.Error
 	}
 	return out, nil
 }
 
+// timestamp is t as the API shows it: RFC 3339 with nanoseconds, "" when unset.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func serviceExit(e *initproto.Exit) *ServiceExit {
+	if e == nil {
+		return nil
+	}
+	return &ServiceExit{Code: e.Code, Signal: e.Signal, At: timestamp(e.At)}
+}
+
 // readState reads sandbox-init's state file through os.Root: the workspace belongs to the
 // sandbox, which may have put a symlink anywhere in it.
-func (m *Manager) readState(id string) (stateFile, error) {
-	var st stateFile
+func (m *Manager) readState(id string) (initproto.State, error) {
 	root, err := os.OpenRoot(m.workspaceDir(id))
 	if err != nil {
-		return st, err
+		return initproto.State{}, err
 	}
 	defer root.Close()
-	f, _, err := openRegular(root, ".sandboxd/state.json") // a FIFO there must not hang us
+	f, _, err := openRegular(root, initproto.StateFile) // a FIFO there must not hang us
 	if errors.Is(err, fs.ErrNotExist) {
-		return st, nil
+		return initproto.State{}, nil
 	}
 	if err != nil {
-		return st, err
+		return initproto.State{}, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
-		return st, err
+	return initproto.DecodeState(f)
+}
+
+// runDir is the host-owned directory mounted read-only at initproto.RunDir: sandboxd
+// writes the services there, where the sandbox cannot change them or plant a symlink.
+func (m *Manager) runDir(id string) string {
+	mustValid(id)
+	return filepath.Join(m.cfg.DataDir, "run", id)
+}
+
+// writeServices writes the services file atomically for sandbox-init to apply.
+func (m *Manager) writeServices(sb store.Sandbox) error {
+	dir := m.runDir(sb.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return internal(err, "create run dir")
 	}
-	return st, json.Unmarshal(b, &st)
+	services := make([]initproto.Service, len(sb.Services))
+	for i, s := range sb.Services {
+		services[i] = initproto.Service{Name: s.Name, Cmd: s.Cmd, Cwd: s.Cwd, Env: s.Env, Port: s.Port}
+	}
+	body, err := initproto.EncodeServices(services)
+	if err != nil {
+		return internal(err, "encode services")
+	}
+	tmp, err := os.CreateTemp(dir, ".services-*.json")
+	if err != nil {
+		return internal(err, "write services")
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(body); err != nil {
+		tmp.Close()
+		return internal(err, "write services")
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return internal(err, "write services")
+	}
+	if err := tmp.Close(); err != nil {
+		return internal(err, "write services")
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, initproto.ServicesFile)); err != nil {
+		return internal(err, "write services")
+	}
+	return nil
 }

@@ -10,9 +10,10 @@ import (
 )
 
 // Start starts a sandbox's container and returns its IP. A running sandbox answers from
-// memory at once; a stop in progress is waited for, then the sandbox starts again. A
-// container that vanished is recreated from the stored spec. A failed start leaves the
-// sandbox in state error with the reason, until the next Start succeeds.
+// memory at once. A stop in progress is waited for, until ctx ends (then the error is
+// unavailable and nothing was done); once the lock is held, the start runs to its end
+// whatever ctx does. A container that vanished is recreated from the stored spec. A failed
+// start leaves the sandbox in state error with the reason, until the next Start succeeds.
 func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if !ValidID(id) {
 		return netip.Addr{}, errorf(CodeNotFound, "sandbox %q not found", id)
@@ -20,8 +21,8 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if ip, ok := m.Running(id); ok {
 		return ip, nil
 	}
-	ctx = context.WithoutCancel(ctx)
-	unlock, err := m.lock(ctx, id)
+	// The wait for the lock ends with ctx; the start itself, once begun, does not.
+	ctx, unlock, err := m.lockDetached(ctx, id)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -37,7 +38,7 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	began := time.Now()
 	ip, cid, err := m.start(ctx, sb)
 	if err != nil {
-		m.log.Error("start failed", "sandbox", id, "err", err)
+		// Returned, not logged: the waker runs every start and logs its failure once.
 		if _, serr := m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusError, ContainerID: cid, Error: ErrorMessage(err)}); serr != nil {
 			m.log.Error("record failed start", "sandbox", id, "err", serr)
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -42,20 +40,6 @@ func (m *Manager) stopLocked(ctx context.Context, id, reason string) error {
 		m.Observe.Stopped(reason)
 	}
 	return err
-}
-
-func (m *Manager) stopContainer(ctx context.Context, cid string) error {
-	if cid == "" {
-		return nil
-	}
-	grace := int(m.cfg.StopTimeout.Seconds())
-	cctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout+dockerTimeout)
-	defer cancel()
-	err := m.docker.ContainerStop(cctx, cid, container.StopOptions{Timeout: &grace})
-	if err != nil && !errdefs.IsNotFound(err) {
-		return internal(err, "stop container %s", shortID(cid))
-	}
-	return nil
 }
 
 // Delete removes a sandbox's container and row. Its workspace stays on disk, so the id can
@@ -98,20 +82,6 @@ func (m *Manager) purge(ctx context.Context, id string) error {
 	}
 	if !hadRow && !existed {
 		return errorf(CodeNotFound, "sandbox %s not found", id)
-	}
-	return nil
-}
-
-// removeContainers force-removes every container of ours labelled with id.
-func (m *Manager) removeContainers(ctx context.Context, id string) error {
-	byID, err := m.listContainers(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, c := range byID[id] {
-		if err := m.removeContainer(ctx, c.ID); err != nil {
-			return err
-		}
 	}
 	return nil
 }

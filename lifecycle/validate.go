@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -22,10 +23,6 @@ var (
 	maxServices    = 16
 	maxIdleTimeout = 7 * 24 * time.Hour
 )
-
-// RelayPort is the port sandbox-init's loopback relay listens on inside every sandbox;
-// sandboxes cannot declare it.
-const RelayPort = 65535
 
 // ValidID reports whether id is a well-formed sandbox id. Every id is checked with it before
 // it reaches a path, a container name or a query.
@@ -58,11 +55,8 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	if !imagePattern.MatchString(req.Image) {
 		return errorf(CodeInvalid, "image %q is not a valid image reference", req.Image)
 	}
-	switch {
-	case req.MemoryBytes == 0:
-		req.MemoryBytes = m.cfg.Memory
-	case req.MemoryBytes < 64<<20 || req.MemoryBytes > m.cfg.MaxMemory:
-		return errorf(CodeInvalid, "memory must be between 64MiB and %dMiB", m.cfg.MaxMemory>>20)
+	if err := m.checkMemory(req); err != nil {
+		return err
 	}
 	switch {
 	case req.NanoCPUs == 0:
@@ -114,6 +108,26 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	return nil
 }
 
+// minMemory is the smallest memory limit a sandbox may have: below it, sandbox-init and a
+// shell barely start.
+const minMemory = 64 << 20
+
+// checkMemory fills in the default memory limit, or checks the one asked for against the
+// minimum and the ceiling, naming both in its error.
+func (m *Manager) checkMemory(req *CreateRequest) error {
+	switch {
+	case req.MemoryBytes == 0:
+		req.MemoryBytes = m.cfg.Memory
+	case req.MemoryBytes < minMemory:
+		return errorf(CodeInvalid, "memory %s is less than the minimum of %s", formatBytes(req.MemoryBytes), formatBytes(minMemory))
+	case req.MemoryBytes > m.cfg.MaxMemory && m.maxMemoryIsHost:
+		return errorf(CodeInvalid, "memory %s is more than this host's %s", formatBytes(req.MemoryBytes), formatBytes(m.cfg.MaxMemory))
+	case req.MemoryBytes > m.cfg.MaxMemory:
+		return errorf(CodeInvalid, "memory %s is more than the limit of %s", formatBytes(req.MemoryBytes), formatBytes(m.cfg.MaxMemory))
+	}
+	return nil
+}
+
 // validEnv checks the env of an exec, terminal or task: names as for create, values
 // without NUL.
 func validEnv(env map[string]string) error {
@@ -134,7 +148,7 @@ func normalizePorts(declared []int, services []store.Service) ([]int, error) {
 		if p < 1 || p > 65535 {
 			return errorf(CodeInvalid, "port %d is out of range 1-65535", p)
 		}
-		if p == RelayPort {
+		if p == initproto.RelayPort {
 			return errorf(CodeInvalid, "port %d is reserved for sandboxd", p)
 		}
 		if !seen[p] {

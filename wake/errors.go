@@ -28,6 +28,17 @@ func (e *CapacityError) Error() string {
 	return fmt.Sprintf("wake: no capacity: %s (retry after %s)", e.Reason, e.RetryAfter)
 }
 
+// StartError is a start that the Starter failed. The Waker logs it once, when the start
+// ends, however many callers it is returned to: callers answer it without logging it again.
+type StartError struct {
+	ID  string
+	Err error // the Starter's error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("start sandbox %s: %v", e.ID, e.Err) }
+
+func (e *StartError) Unwrap() error { return e.Err }
+
 // PortClosedError reports a sandbox that runs but where nothing accepted a
 // connection on Port before the deadline or the probe window.
 type PortClosedError struct {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"sync/atomic"
-	"testing"
-	"time"
 )
 
 // fakeStarter is a Starter made of function fields.
@@ -65,18 +63,6 @@ func (w *Waker) flights() (starts, probes int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.starts), len(w.probes)
-}
-
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // plenty is a MemAvailable with room for anything.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 )
 
 // startFlight is one start of one sandbox, shared by all its callers.
@@ -132,9 +131,9 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 	defer cancel()
 	defer context.AfterFunc(w.base, cancel)()
 
-	began := time.Now()
+	began := w.now()
 	ip, err := w.starter.Start(ctx, id)
-	took := time.Since(began)
+	took := w.now().Sub(began)
 	if err == nil && !ip.IsValid() {
 		err = errors.New("starter returned no IP address")
 	}
@@ -150,7 +149,7 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 		return netip.Addr{}, fmt.Errorf("sandbox %s: %w", id, ErrTimeout)
 	default:
 		w.log().Warn("sandbox start failed", "id", id, "took", took, "err", err)
-		return netip.Addr{}, fmt.Errorf("start sandbox %s: %w", id, err)
+		return netip.Addr{}, &StartError{ID: id, Err: err}
 	}
 }
 

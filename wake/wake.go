@@ -65,9 +65,16 @@ type Waker struct {
 	// Dial opens the probe connections. Nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	// Log receives one record per start that ran and per skipped memory
-	// check. Nil means discard.
+	// Log receives one record per start that ran (a failed one included, so
+	// callers need not log a *StartError again) and per skipped memory check.
+	// Nil means discard.
 	Log *slog.Logger
+
+	// Now is the clock that measures starts and Wake calls (for Log and
+	// Observe); nil means time.Now. Deadlines, probe backoff and the bound on
+	// a caller's hold run on the runtime's timers, which testing/synctest
+	// fakes: the tests of this package's timer logic run in synctest bubbles.
+	Now func() time.Time
 
 	// Observe, when set, is called once at the end of every Wake with the
 	// sandbox id, the outcome (one of the Outcome constants) and how long
@@ -119,13 +126,13 @@ func New(s Starter) *Waker {
 // *CapacityError when the start was refused, ErrTimeout when the start did
 // not complete in time, a *PortClosedError when the sandbox runs but nothing
 // accepted on the port in time, ctx.Err() when ctx was canceled, ErrClosed
-// after Close, and the Starter's error wrapped otherwise. A caller that
+// after Close, and a *StartError wrapping the Starter's error otherwise. A caller that
 // leaves does not stop a start already under way.
 func (w *Waker) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
-	began := time.Now()
+	began := w.now()
 	ap, started, err := w.wake(ctx, id, port)
 	if w.Observe != nil {
-		w.Observe(id, outcome(started, err), time.Since(began))
+		w.Observe(id, outcome(started, err), w.now().Sub(began))
 	}
 	return ap, err
 }
@@ -180,6 +187,13 @@ func (w *Waker) Close() error {
 	w.cancel()
 	w.wg.Wait()
 	return nil
+}
+
+func (w *Waker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
 }
 
 func (w *Waker) timeout() time.Duration     { return orDefault(w.Timeout, 60*time.Second) }

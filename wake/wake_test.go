@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -31,32 +32,40 @@ func newWaker(t *testing.T, s Starter) *Waker {
 }
 
 func TestWakeManyCallersOneStart(t *testing.T) {
-	_, port := listen(t)
-	s := newGatedStarter()
-	w := newWaker(t, s)
+	synctest.Test(t, func(t *testing.T) {
+		s := newGatedStarter()
+		w := newWaker(t, s)
+		var open atomic.Bool
+		var dials atomic.Int32
+		open.Store(true)
+		w.Dial = pipeDial(&open, &dials)
 
-	const callers = 100
-	want := netip.AddrPortFrom(loopback, uint16(port))
-	errs := make(chan error, callers)
-	for range callers {
-		go func() {
-			ap, err := w.Wake(t.Context(), "sb1", port)
-			if err == nil && ap != want {
-				err = errors.New("got " + ap.String())
-			}
-			errs <- err
-		}()
-	}
-	eventually(t, "all callers wait on one start", func() bool { return w.waiting("sb1") == callers })
-	close(s.gate)
-	for range callers {
-		if err := <-errs; err != nil {
-			t.Error(err)
+		const callers = 100
+		want := netip.AddrPortFrom(loopback, 3000)
+		errs := make(chan error, callers)
+		for range callers {
+			go func() {
+				ap, err := w.Wake(t.Context(), "sb1", 3000)
+				if err == nil && ap != want {
+					err = errors.New("got " + ap.String())
+				}
+				errs <- err
+			}()
 		}
-	}
-	if n := s.calls.Load(); n != 1 {
-		t.Errorf("Start called %d times, want 1", n)
-	}
+		synctest.Wait() // every caller is blocked: on the start, or on its way to it
+		if n := w.waiting("sb1"); n != callers {
+			t.Errorf("%d callers wait on the start, want all %d", n, callers)
+		}
+		close(s.gate)
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if n := s.calls.Load(); n != 1 {
+			t.Errorf("Start called %d times, want 1", n)
+		}
+	})
 }
 
 func TestWakePortOpensLater(t *testing.T) {
@@ -104,7 +113,10 @@ func TestWakePortOpensLater(t *testing.T) {
 }
 
 func TestWakeCallerLeavesStartCompletes(t *testing.T) {
-	_, port := listen(t)
+	synctest.Test(t, testWakeCallerLeavesStartCompletes)
+}
+
+func testWakeCallerLeavesStartCompletes(t *testing.T) {
 	s := newGatedStarter()
 	finished := make(chan error, 1)
 	inner := s.start
@@ -119,6 +131,10 @@ func TestWakeCallerLeavesStartCompletes(t *testing.T) {
 	var outcomes []string
 	var mu sync.Mutex
 	w := newWaker(t, s)
+	var open atomic.Bool
+	var dials atomic.Int32
+	open.Store(true)
+	w.Dial = pipeDial(&open, &dials)
 	w.Observe = func(id, outcome string, d time.Duration) {
 		mu.Lock()
 		outcomes = append(outcomes, outcome)
@@ -128,17 +144,18 @@ func TestWakeCallerLeavesStartCompletes(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	returned := make(chan error, 1)
 	go func() {
-		_, err := w.Wake(ctx, "sb1", port)
+		_, err := w.Wake(ctx, "sb1", 3000)
 		returned <- err
 	}()
 	<-s.started
 	cancel()
+	synctest.Wait()
 	select {
 	case err := <-returned:
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Wake after cancel = %v, want context.Canceled", err)
 		}
-	case <-time.After(5 * time.Second):
+	default:
 		t.Fatal("Wake did not return after its context was canceled")
 	}
 	close(s.gate)
@@ -156,7 +173,10 @@ func TestWakeCallerLeavesStartCompletes(t *testing.T) {
 }
 
 func TestWakeMaxStarts(t *testing.T) {
-	_, port := listen(t)
+	synctest.Test(t, testWakeMaxStarts)
+}
+
+func testWakeMaxStarts(t *testing.T) {
 	var inFlight, peak atomic.Int32
 	s := newGatedStarter()
 	inner := s.start
@@ -170,22 +190,26 @@ func TestWakeMaxStarts(t *testing.T) {
 	s.running = func(string) (netip.Addr, bool) { return netip.Addr{}, false }
 	w := newWaker(t, s)
 	w.MaxStarts = 3
+	var open atomic.Bool
+	var dials atomic.Int32
+	open.Store(true)
+	w.Dial = pipeDial(&open, &dials)
 
 	ids := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	errs := make(chan error, len(ids))
 	for _, id := range ids {
 		go func() {
-			_, err := w.Wake(t.Context(), id, port)
+			_, err := w.Wake(t.Context(), id, 3000)
 			errs <- err
 		}()
 	}
 	for range 3 {
 		<-s.started
 	}
-	eventually(t, "every start is queued or running", func() bool {
-		n, _ := w.flights()
-		return n == len(ids) && len(w.slots()) == 3
-	})
+	synctest.Wait() // every start is queued or running
+	if n, _ := w.flights(); n != len(ids) || len(w.slots()) != 3 {
+		t.Errorf("%d start flights, %d slots taken; want %d and 3", n, len(w.slots()), len(ids))
+	}
 	select {
 	case id := <-s.started:
 		t.Fatalf("start of %s began beyond MaxStarts", id)
@@ -318,5 +342,21 @@ func TestWakeClose(t *testing.T) {
 	}
 	if n, p := w.flights(); n != 0 || p != 0 {
 		t.Errorf("after Close: %d starts, %d probes left", n, p)
+	}
+}
+
+func TestWakeMeasuresWithNow(t *testing.T) {
+	s := newGatedStarter()
+	s.up.Store(true)
+	w := newWaker(t, s)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w.Now = func() time.Time { clock = clock.Add(time.Second); return clock }
+	var took time.Duration
+	w.Observe = func(_, _ string, d time.Duration) { took = d }
+	if _, err := w.Wake(t.Context(), "sb1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if took != time.Second {
+		t.Errorf("Observe got %s, want the 1s the injected clock moved", took)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -9,26 +8,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
-// mainName is the service that runs the image's own command. It never comes
-// from services.json, so the name is reserved there.
-const mainName = "main"
+// mainName is the service that runs the image's own command; the name is
+// reserved in the services file.
+const mainName = initproto.MainService
 
-// maxConfigSize bounds how much of services.json is read; sandboxd writes a
-// few KiB at most, anything larger is a mistake, not a config.
-const maxConfigSize = 4 << 20
-
-// Spec is one declared service, as sandboxd writes it into services.json:
-//
-//	{"name":"web","cmd":["devserver"],"cwd":"workspace/app","env":{"PORT":"4000"},"port":4000}
-type Spec struct {
-	Name string            `json:"name"`
-	Cmd  []string          `json:"cmd"`           // argv; a shell line is ["bash","-lc","..."]
-	Cwd  string            `json:"cwd,omitempty"` // relative to HOME, absolute allowed; "" is HOME
-	Env  map[string]string `json:"env,omitempty"` // added to the login environment
-	Port int               `json:"port,omitempty"`
-}
+// Spec is one declared service, as sandboxd writes it into the services file
+// (initproto.Service), with what sandbox-init does with it.
+type Spec initproto.Service
 
 // equal reports whether a and b describe the same process: any difference
 // means a restart.
@@ -97,19 +87,18 @@ func (a Spec) check() error {
 	return nil
 }
 
-// parseConfig decodes services.json. A file that does not decode is an
+// parseConfig decodes the services file. A file that does not decode is an
 // error (the caller runs zero services); a service that fails its checks is
 // skipped and described in problems, and the rest still run. The first of
 // two services with the same name wins.
 func parseConfig(data []byte) (specs []Spec, problems []string, err error) {
-	var f struct {
-		Services []Spec `json:"services"`
+	declared, err := initproto.DecodeServices(data)
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("decode: %w", err)
-	}
-	seen := make(map[string]bool, len(f.Services))
-	for i, s := range f.Services {
+	seen := make(map[string]bool, len(declared))
+	for i, d := range declared {
+		s := Spec(d)
 		if err := s.check(); err != nil {
 			problems = append(problems, fmt.Sprintf("services[%d] skipped: %v", i, err))
 			continue
@@ -131,12 +120,12 @@ func loadConfig(path string) ([]Spec, []string, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, initproto.MaxServicesSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(data) > maxConfigSize {
-		return nil, nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigSize)
+	if len(data) > initproto.MaxServicesSize {
+		return nil, nil, fmt.Errorf("%s: larger than %d bytes", path, initproto.MaxServicesSize)
 	}
 	specs, problems, err := parseConfig(data)
 	if err != nil {

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // TestDockerPID1 runs the binary as PID 1 of a container hardened the way
@@ -69,9 +72,9 @@ func TestDockerPID1(t *testing.T) {
 
 	// Services come up; "web" is running once httpd listens.
 	st := &initProc{t: t, home: home}
-	st.waitService("web", func(s *serviceState) bool { return s.State == stateRunning })
-	st.waitService("zombie", func(s *serviceState) bool { return s.Restarts >= 4 })
-	st.waitService("orphan", func(s *serviceState) bool { return s.Restarts >= 4 })
+	st.waitService("web", func(s *initproto.ServiceState) bool { return s.State == stateRunning })
+	st.waitService("zombie", func(s *initproto.ServiceState) bool { return s.Restarts >= 4 })
+	st.waitService("orphan", func(s *initproto.ServiceState) bool { return s.Restarts >= 4 })
 	st.waitRunning("main")
 
 	t.Run("pid 1 and zombies", func(t *testing.T) {
@@ -84,7 +87,7 @@ func TestDockerPID1(t *testing.T) {
 			if p.state != 'Z' {
 				continue
 			}
-			waitFor(t, 5*time.Second, fmt.Sprintf("zombie %d (%s) to be reaped", pid, p.comm), func() bool {
+			testutil.Eventually(t, 5*time.Second, fmt.Sprintf("zombie %d (%s) to be reaped", pid, p.comm), func() bool {
 				q, ok := dk.procs(t, name)[pid]
 				return !ok || q.state != 'Z'
 			})
@@ -95,7 +98,7 @@ func TestDockerPID1(t *testing.T) {
 
 	t.Run("orphan reparented to pid 1 and reaped", func(t *testing.T) {
 		var orphan int
-		waitFor(t, 10*time.Second, "orphan.pid", func() bool {
+		testutil.Eventually(t, 10*time.Second, "orphan.pid", func() bool {
 			data, _ := os.ReadFile(filepath.Join(home, "orphan.pid"))
 			orphan, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 			return orphan > 0
@@ -104,7 +107,7 @@ func TestDockerPID1(t *testing.T) {
 			t.Fatalf("orphan %d: %+v, want a sleep whose parent is PID 1", orphan, p)
 		}
 		dk.run(t, 30*time.Second, "exec", name, "kill", "-9", strconv.Itoa(orphan))
-		waitFor(t, 5*time.Second, "the orphan to be reaped", func() bool {
+		testutil.Eventually(t, 5*time.Second, "the orphan to be reaped", func() bool {
 			_, ok := dk.procs(t, name)[orphan]
 			return !ok
 		})
@@ -132,7 +135,7 @@ func TestDockerPID1(t *testing.T) {
 	t.Run("exec makes a group leader", func(t *testing.T) {
 		dk.run(t, 30*time.Second, "exec", "-d", name, "/opt/sandboxd/init", "exec", "--", "sleep", "4242")
 		var pid int
-		waitFor(t, 10*time.Second, "the exec'd sleep", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the exec'd sleep", func() bool {
 			for p, st := range dk.procs(t, name) {
 				if st.comm == "sleep" && st.args == "sleep 4242" {
 					pid = p

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // defaultHome is the sandbox's persistent home, bind-mounted by sandboxd.
-const defaultHome = "/home/sandbox"
+const defaultHome = initproto.Home
 
 // defaultPath is PATH when the container's environment has none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -10,8 +10,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // Exit codes of "exec" for a command it could not run, as a shell has them.
@@ -85,7 +86,7 @@ func execReplace(argv []string, stderr io.Writer) int {
 // execLogged runs argv as a child with its output in logPath and returns its
 // exit code, which it also writes to logPath.exit.
 func execLogged(logPath string, argv []string, stderr io.Writer) int {
-	exitPath := logPath + ".exit"
+	exitPath := initproto.ExitFile(logPath)
 	finish := func(code int) int {
 		if err := writeExitCode(exitPath, code); err != nil {
 			fmt.Fprintf(stderr, "sandbox-init: exec: %v\n", err)
@@ -177,7 +178,7 @@ func openExecLog(path string) (*os.File, error) {
 // writeExitCode replaces path with code in decimal (no newline), atomically:
 // sandboxd polls for the file, so it must never see it half written.
 func writeExitCode(path string, code int) error {
-	if err := replaceFile(path, []byte(strconv.Itoa(code)), 0o600); err != nil {
+	if err := replaceFile(path, initproto.FormatExitCode(code), 0o600); err != nil {
 		return fmt.Errorf("exit file: %w", err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // runBinary runs sandbox-init with args to completion and returns its exit
@@ -89,7 +91,7 @@ func TestExecLogForwardsSignals(t *testing.T) {
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 
-	waitFor(t, 5*time.Second, "the command to start", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the command to start", func() bool {
 		data, _ := os.ReadFile(logPath)
 		return string(data) == "ready\n"
 	})
@@ -155,7 +157,7 @@ func TestExecIsGroupAndSessionLeader(t *testing.T) {
 			pid := cmd.Process.Pid
 
 			var st procStat
-			waitFor(t, 5*time.Second, "sleep to replace sandbox-init", func() bool {
+			testutil.Eventually(t, 5*time.Second, "sleep to replace sandbox-init", func() bool {
 				var ok bool
 				st, ok = readProcStat(pid)
 				select {

@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // The integration tests run the real binary as a child process (not as PID
@@ -170,12 +173,12 @@ func (p *initProc) signal(sig syscall.Signal) {
 }
 
 // readState returns the state file, or nil when it is not there yet.
-func (p *initProc) readState() *stateFile {
+func (p *initProc) readState() *initproto.State {
 	data, err := os.ReadFile(filepath.Join(p.home, ".sandboxd", "state.json"))
 	if err != nil {
 		return nil
 	}
-	var st stateFile
+	var st initproto.State
 	if err := json.Unmarshal(data, &st); err != nil {
 		p.t.Fatalf("state file: %v\n%s", err, data) // written atomically: never partial
 	}
@@ -183,7 +186,7 @@ func (p *initProc) readState() *stateFile {
 }
 
 // service returns the named service from the state file, or nil.
-func (p *initProc) service(name string) *serviceState {
+func (p *initProc) service(name string) *initproto.ServiceState {
 	if st := p.readState(); st != nil {
 		for i := range st.Services {
 			if st.Services[i].Name == name {
@@ -195,10 +198,10 @@ func (p *initProc) service(name string) *serviceState {
 }
 
 // waitService waits until the named service satisfies ok, and returns it.
-func (p *initProc) waitService(name string, ok func(*serviceState) bool) serviceState {
+func (p *initProc) waitService(name string, ok func(*initproto.ServiceState) bool) initproto.ServiceState {
 	p.t.Helper()
-	var got *serviceState
-	waitFor(p.t, 10*time.Second, "service "+name, func() bool {
+	var got *initproto.ServiceState
+	testutil.Eventually(p.t, 10*time.Second, "service "+name, func() bool {
 		got = p.service(name)
 		return got != nil && ok(got)
 	})
@@ -206,30 +209,15 @@ func (p *initProc) waitService(name string, ok func(*serviceState) bool) service
 }
 
 // waitRunning waits until the named service runs, and returns it.
-func (p *initProc) waitRunning(name string) serviceState {
+func (p *initProc) waitRunning(name string) initproto.ServiceState {
 	p.t.Helper()
-	return p.waitService(name, func(s *serviceState) bool { return s.State == stateRunning && s.PID > 0 })
+	return p.waitService(name, func(s *initproto.ServiceState) bool { return s.State == stateRunning && s.PID > 0 })
 }
 
 // logOf returns the named service's log.
 func (p *initProc) logOf(name string) string {
 	data, _ := os.ReadFile(filepath.Join(p.home, ".sandboxd", "logs", name+".log"))
 	return string(data)
-}
-
-// waitFor polls cond until it holds, failing the test after timeout. It
-// waits on files and processes, not on time: the timeout only bounds it.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
 }
 
 // writeConfig replaces the config file by rename, as sandboxd does.

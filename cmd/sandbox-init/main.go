@@ -29,7 +29,9 @@
 // before the image's command, so that one starting with "exec", "version"
 // or "-" is not taken for this program's own.
 //
-// It is a static binary (CGO_ENABLED=0) built from the standard library only.
+// Its contract with sandboxd (these paths, the files and the relay's handshake) is
+// declared once, in internal/initproto. It is a static binary (CGO_ENABLED=0) built from
+// the standard library and that package only.
 package main
 
 import (

@@ -10,21 +10,22 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
-// Relay protocol limits.
+// Relay timing.
 const (
-	relayMaxHeader     = 32 // bytes, newline included
 	relayHeaderTimeout = 5 * time.Second
 	relayDialTimeout   = time.Second
 )
 
 // relay joins connections from sandboxd's edge to servers listening on the
 // container's loopback, which the edge cannot reach directly (a dev server
-// bound to localhost). The client sends one line, "RELAY <port>\n"; the
-// relay dials 127.0.0.1:<port>, then [::1]:<port>, answers "OK\n" and copies
-// bytes both ways until each side has closed, or answers "ERR <reason>\n"
-// and closes. Only loopback addresses are ever dialed.
+// bound to localhost), with the handshake of initproto: the relay dials
+// 127.0.0.1:<port>, then [::1]:<port>, answers OK and copies bytes both ways
+// until each side has closed, or answers ERR and closes. Only loopback
+// addresses are ever dialed.
 type relay struct {
 	HeaderTimeout time.Duration // time to read the header; zero: 5s
 	DialTimeout   time.Duration // per address; zero: 1s
@@ -94,20 +95,19 @@ func (r *relay) handle(ctx context.Context, c net.Conn, self int) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(or(r.HeaderTimeout, relayHeaderTimeout)))
 	port, err := readRelayHeader(c)
-	var bad badHeaderError
 	switch {
-	case errors.As(err, &bad):
-		io.WriteString(c, "ERR "+bad.reason+"\n")
+	case errors.Is(err, initproto.ErrBadRelayRequest), errors.Is(err, initproto.ErrBadRelayPort):
+		io.WriteString(c, initproto.RelayRefusal(err.Error()))
 		return
 	case err != nil: // too long, too slow or gone: not worth an answer
 		return
 	case port == self:
-		io.WriteString(c, "ERR port is the relay's own\n")
+		io.WriteString(c, initproto.RelayRefusal("port is the relay's own"))
 		return
 	}
 	b, err := r.dial(ctx, port)
 	if err != nil {
-		io.WriteString(c, "ERR "+err.Error()+"\n")
+		io.WriteString(c, initproto.RelayRefusal(err.Error()))
 		return
 	}
 	defer b.Close()
@@ -115,7 +115,7 @@ func (r *relay) handle(ctx context.Context, c net.Conn, self int) {
 		return
 	}
 	defer r.untrack(b)
-	if _, err := io.WriteString(c, "OK\n"); err != nil {
+	if _, err := io.WriteString(c, initproto.RelayOK+"\n"); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -162,20 +162,15 @@ func dialReason(err error) string {
 	return "unreachable"
 }
 
-// badHeaderError is a header that arrived whole but does not parse; it is
-// answered with ERR.
-type badHeaderError struct{ reason string }
-
-func (e badHeaderError) Error() string { return e.reason }
-
-// errHeaderTooLong is a header without a newline in its first 32 bytes.
+// errHeaderTooLong is a header without a newline in its first
+// initproto.RelayMaxRequest bytes.
 var errHeaderTooLong = errors.New("relay header too long")
 
-// readRelayHeader reads "RELAY <port>\n" (a "\r" before the newline is
-// tolerated). It reads one byte at a time so that bytes the client sends
-// after the header stay in the socket for the backend.
+// readRelayHeader reads the request line and parses it with initproto. It
+// reads one byte at a time so that bytes the client sends after the header
+// stay in the socket for the backend.
 func readRelayHeader(c io.Reader) (int, error) {
-	var buf [relayMaxHeader]byte
+	var buf [initproto.RelayMaxRequest]byte
 	n := 0
 	for {
 		if n == len(buf) {
@@ -189,31 +184,7 @@ func readRelayHeader(c io.Reader) (int, error) {
 		}
 		n++
 	}
-	line := string(buf[:n])
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
-	}
-	return parseRelayLine(line)
-}
-
-// parseRelayLine parses the header without its newline. The port must be
-// plain decimal digits, 1..65535.
-func parseRelayLine(line string) (int, error) {
-	const prefix = "RELAY "
-	if len(line) <= len(prefix) || line[:len(prefix)] != prefix {
-		return 0, badHeaderError{"bad request"}
-	}
-	digits := line[len(prefix):]
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return 0, badHeaderError{"bad port"}
-		}
-	}
-	port, err := strconv.Atoi(digits)
-	if err != nil || port < 1 || port > 65535 {
-		return 0, badHeaderError{"bad port"}
-	}
-	return port, nil
+	return initproto.ParseRelayRequest(string(buf[:n]))
 }
 
 // join copies between a and b in both directions. When one side finishes

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // startTestRelay serves a relay on 127.0.0.1 for the test's duration and
@@ -259,26 +261,6 @@ func TestRelayServeStopsConnections(t *testing.T) {
 	}
 }
 
-func TestParseRelayLine(t *testing.T) {
-	for line, want := range map[string]int{
-		"RELAY 1": 1, "RELAY 80": 80, "RELAY 65535": 65535, "RELAY 0080": 80,
-		"RELAY 0": -1, "RELAY 65536": -1, "RELAY -1": -1, "RELAY +80": -1, "RELAY 80 ": -1,
-		"RELAY  80": -1, "RELAY": -1, "RELAY ": -1, "RELAY 0x50": -1, "RELAY 99999999999999999999": -1,
-		"relay 80": -1, "80": -1, "": -1, "RELAY ::1:80": -1,
-	} {
-		got, err := parseRelayLine(line)
-		if want < 0 {
-			if err == nil {
-				t.Errorf("%q: got port %d, want an error", line, got)
-			}
-			continue
-		}
-		if err != nil || got != want {
-			t.Errorf("%q: got %d, %v; want %d", line, got, err, want)
-		}
-	}
-}
-
 func TestLoopbackOnly(t *testing.T) {
 	for addr, ok := range map[string]bool{
 		"127.0.0.1:80": true, "[::1]:80": true, "127.1.2.3:80": true,
@@ -297,7 +279,7 @@ func TestRelayInBinary(t *testing.T) {
 	p := startInit(t, home, filepath.Join(home, "none.json"))
 	re := regexp.MustCompile(`relay listening on (127\.0\.0\.1:\d+)`)
 	var addr string
-	waitFor(t, 5*time.Second, "the relay address", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the relay address", func() bool {
 		m := re.FindStringSubmatch(p.stderr.String())
 		if m != nil {
 			addr = m[1]
@@ -330,7 +312,7 @@ func TestRelayBindFailureIsNotFatal(t *testing.T) {
 	p.waitRunning("a")
 	// stderr reaches the buffer through os/exec's copying goroutine, so the line may
 	// trail the state file that says "a" runs.
-	waitFor(t, 5*time.Second, "the relay error in the log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the relay error in the log", func() bool {
 		return strings.Contains(p.stderr.String(), "continuing without it")
 	})
 }

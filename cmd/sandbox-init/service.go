@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // Restart backoff: the delay starts at backoffMin and doubles on every quick
@@ -52,7 +54,7 @@ type service struct {
 	inst      *instance // the current or last process; nil before the first start
 	attempts  int       // starts tried since the spec last changed
 	startedAt time.Time
-	lastExit  *exitStatus
+	lastExit  *initproto.Exit
 	err       string // why the last start failed
 	backoff   backoff
 

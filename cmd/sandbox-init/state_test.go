@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // testSupervisor is a supervisor that runs nothing, for its bookkeeping.
@@ -40,7 +42,7 @@ func TestStateFileContents(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC)
 	s := testSupervisor(t, now)
 	started := now.Add(-time.Minute)
-	exit := &exitStatus{Code: 3, At: now.Add(-2 * time.Minute)}
+	exit := &initproto.Exit{Code: 3, At: now.Add(-2 * time.Minute)}
 	s.services = map[string]*service{
 		"web": {spec: Spec{Name: "web", Cmd: []string{"devserver"}, Port: 4000}, state: stateRunning,
 			inst: &instance{pid: 123, alive: true}, attempts: 5, startedAt: started, lastExit: exit},
@@ -48,7 +50,7 @@ func TestStateFileContents(t *testing.T) {
 			inst: &instance{pid: 99, alive: true}, attempts: 1, startedAt: started},
 		"crash": {spec: Spec{Name: "crash", Cmd: []string{"x"}}, state: stateBackoff,
 			inst: &instance{pid: 50}, attempts: 2, startedAt: started,
-			lastExit: &exitStatus{Code: 137, Signal: "SIGKILL", At: now}},
+			lastExit: &initproto.Exit{Code: 137, Signal: "SIGKILL", At: now}},
 		"broken": {spec: Spec{Name: "broken", Cmd: []string{"nope"}}, state: stateBackoff,
 			attempts: 3, err: `exec "nope": not found`},
 	}
@@ -157,14 +159,14 @@ func TestExitStatusOf(t *testing.T) {
 	// terminating signal in bits 0-6.
 	tests := []struct {
 		ws   syscall.WaitStatus
-		want exitStatus
+		want initproto.Exit
 		text string
 	}{
-		{ws: 0, want: exitStatus{Code: 0, At: at}, text: "code 0"},
-		{ws: 3 << 8, want: exitStatus{Code: 3, At: at}, text: "code 3"},
-		{ws: 9, want: exitStatus{Code: 137, Signal: "SIGKILL", At: at}, text: "killed by signal 9"},
-		{ws: 15, want: exitStatus{Code: 143, Signal: "SIGTERM", At: at}, text: "killed by signal 15"},
-		{ws: 6 | 0x80, want: exitStatus{Code: 134, Signal: "SIGABRT", At: at}, text: "killed by signal 6"}, // core dumped
+		{ws: 0, want: initproto.Exit{Code: 0, At: at}, text: "code 0"},
+		{ws: 3 << 8, want: initproto.Exit{Code: 3, At: at}, text: "code 3"},
+		{ws: 9, want: initproto.Exit{Code: 137, Signal: "SIGKILL", At: at}, text: "killed by signal 9"},
+		{ws: 15, want: initproto.Exit{Code: 143, Signal: "SIGTERM", At: at}, text: "killed by signal 15"},
+		{ws: 6 | 0x80, want: initproto.Exit{Code: 134, Signal: "SIGABRT", At: at}, text: "killed by signal 6"}, // core dumped
 	}
 	for _, tt := range tests {
 		got := exitStatusOf(tt.ws, at)

@@ -11,8 +11,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
 )
 
 // Supervisor timing.
@@ -51,9 +54,9 @@ func runSupervisor(args []string, getenv func(string) string, stdout io.Writer, 
 			"       sandbox-init version\n")
 		fs.PrintDefaults()
 	}
-	configPath := fs.String("config", "/opt/sandboxd/run/services.json", "declared services `file`")
-	statePath := fs.String("state", filepath.Join(home, ".sandboxd", "state.json"), "state `file` written for sandboxd")
-	relayAddr := fs.String("relay", ":65535", "relay listen `address` (empty: no relay)")
+	configPath := fs.String("config", initproto.ServicesPath(), "declared services `file`")
+	statePath := fs.String("state", filepath.Join(home, initproto.StateFile), "state `file` written for sandboxd")
+	relayAddr := fs.String("relay", ":"+strconv.Itoa(initproto.RelayPort), "relay listen `address` (empty: no relay)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -324,7 +327,7 @@ func (s *supervisor) sorted() []*service {
 // newLog returns the log of service name.
 func (s *supervisor) newLog(name string) *logFile {
 	return &logFile{
-		Path:    filepath.Join(s.opt.Home, ".sandboxd", "logs", name+".log"),
+		Path:    filepath.Join(s.opt.Home, initproto.ServiceLog(name)),
 		OnError: func(err error) { s.log.Printf("%s: %v", name, err) },
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/initproto"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 func sh(script string) []string { return []string{"/bin/sh", "-c", script} }
@@ -25,11 +28,11 @@ func TestRestartsWithBackoff(t *testing.T) {
 	)
 	p := startInit(t, home, config)
 
-	crash := p.waitService("crash", func(s *serviceState) bool { return s.Restarts >= 3 })
+	crash := p.waitService("crash", func(s *initproto.ServiceState) bool { return s.Restarts >= 3 })
 	if crash.LastExit == nil || crash.LastExit.Code != 3 || crash.LastExit.Signal != "" {
 		t.Errorf("crash last_exit = %+v, want code 3", crash.LastExit)
 	}
-	waitFor(t, 10*time.Second, "three exits in crash.log", func() bool {
+	testutil.Eventually(t, 10*time.Second, "three exits in crash.log", func() bool {
 		return strings.Count(p.logOf("crash"), "exited: code 3") >= 3
 	})
 	// Each run leaves its start, its output and its exit, in order, and the
@@ -61,11 +64,11 @@ func TestRestartsWithBackoff(t *testing.T) {
 		}
 	}
 
-	killed := p.waitService("killed", func(s *serviceState) bool { return s.LastExit != nil })
+	killed := p.waitService("killed", func(s *initproto.ServiceState) bool { return s.LastExit != nil })
 	if killed.LastExit.Code != 137 || killed.LastExit.Signal != "SIGKILL" {
 		t.Errorf("killed last_exit = %+v, want 137 SIGKILL", killed.LastExit)
 	}
-	waitFor(t, 5*time.Second, "the signal exit in killed.log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the signal exit in killed.log", func() bool {
 		return strings.Contains(p.logOf("killed"), "[sandbox-init] killed exited: killed by signal 9")
 	})
 }
@@ -91,20 +94,20 @@ func TestReloadAppliesDiff(t *testing.T) {
 	p.signal(syscall.SIGHUP)
 
 	p.waitRunning("added")
-	waitFor(t, 10*time.Second, "gone to leave the state file", func() bool { return p.service("gone") == nil })
-	waitFor(t, 10*time.Second, "gone's process to be reaped", func() bool { return gone(gonePID) })
-	ch := p.waitService("change", func(s *serviceState) bool { return s.State == stateRunning && s.PID != changePID })
+	testutil.Eventually(t, 10*time.Second, "gone to leave the state file", func() bool { return p.service("gone") == nil })
+	testutil.Eventually(t, 10*time.Second, "gone's process to be reaped", func() bool { return gone(gonePID) })
+	ch := p.waitService("change", func(s *initproto.ServiceState) bool { return s.State == stateRunning && s.PID != changePID })
 	if ch.Restarts != 0 {
 		t.Errorf("changed service restarts = %d, want 0 for its new spec", ch.Restarts)
 	}
-	waitFor(t, 10*time.Second, "the old change process to be reaped", func() bool { return gone(changePID) })
+	testutil.Eventually(t, 10*time.Second, "the old change process to be reaped", func() bool { return gone(changePID) })
 	if got := p.service("keep"); got == nil || got.PID != keepPID || got.Restarts != 0 {
 		t.Errorf("unchanged service: %+v, want pid %d untouched", got, keepPID)
 	}
 	if got := p.service("main"); got == nil || got.PID != mainPID {
 		t.Errorf("main: %+v, want pid %d untouched", got, mainPID)
 	}
-	waitFor(t, 5*time.Second, "gone's stop in its log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "gone's stop in its log", func() bool {
 		return strings.Contains(p.logOf("gone"), "[sandbox-init] stop gone (SIGTERM)\n[sandbox-init] gone exited: killed by signal 15\n")
 	})
 	if !strings.HasPrefix(p.logOf("gone"), "[sandbox-init] start gone (attempt 1)\ngone up\n") {
@@ -126,11 +129,11 @@ func TestReloadByPollingAndZeroServices(t *testing.T) {
 	config := filepath.Join(home, "run", "services.json") // no file, no main
 	p := startInit(t, home, config)
 
-	waitFor(t, 10*time.Second, "an empty state file", func() bool {
+	testutil.Eventually(t, 10*time.Second, "an empty state file", func() bool {
 		st := p.readState()
 		return st != nil && len(st.Services) == 0
 	})
-	waitFor(t, 5*time.Second, "the config error in the log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the config error in the log", func() bool {
 		return strings.Contains(p.stderr.String(), "no such file or directory: no declared services")
 	})
 
@@ -144,7 +147,7 @@ func TestReloadByPollingAndZeroServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Rename(config+".tmp", config)
-	waitFor(t, 10*time.Second, "late to be removed", func() bool {
+	testutil.Eventually(t, 10*time.Second, "late to be removed", func() bool {
 		st := p.readState()
 		return st != nil && len(st.Services) == 0 && gone(pid)
 	})
@@ -186,7 +189,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 		t.Errorf("took %s to stop, want well under Docker's 10s", d)
 	}
 	for _, pid := range pids {
-		waitFor(t, 5*time.Second, fmt.Sprintf("pid %d to be gone", pid), func() bool { return gone(pid) })
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("pid %d to be gone", pid), func() bool { return gone(pid) })
 	}
 	final := p.readState()
 	if final == nil {
@@ -210,7 +213,7 @@ func TestShutdownKillsStubbornService(t *testing.T) {
 	writeConfig(t, config, Spec{Name: "stubborn", Cmd: sh(`trap '' TERM; echo ready; while :; do sleep 0.1; done`)})
 	p := startInit(t, home, config)
 	p.waitRunning("stubborn")
-	waitFor(t, 5*time.Second, "stubborn to be ready", func() bool { return strings.Contains(p.logOf("stubborn"), "ready\n") })
+	testutil.Eventually(t, 5*time.Second, "stubborn to be ready", func() bool { return strings.Contains(p.logOf("stubborn"), "ready\n") })
 
 	start := time.Now()
 	p.signal(syscall.SIGTERM)
@@ -220,7 +223,7 @@ func TestShutdownKillsStubbornService(t *testing.T) {
 	if d := time.Since(start); d < shutdownTimeout-500*time.Millisecond || d > shutdownTimeout+shutdownGrace {
 		t.Errorf("stopped after %s, want SIGKILL at about %s", d, shutdownTimeout)
 	}
-	waitFor(t, 5*time.Second, "the kill in the log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the kill in the log", func() bool {
 		return strings.Contains(p.logOf("stubborn"), "[sandbox-init] stubborn exited: killed by signal 9")
 	})
 }
@@ -240,23 +243,23 @@ func TestOrphansReaped(t *testing.T) {
 	initPID := p.cmd.Process.Pid
 
 	var orphan int
-	waitFor(t, 10*time.Second, "orphan.pid", func() bool {
+	testutil.Eventually(t, 10*time.Second, "orphan.pid", func() bool {
 		data, _ := os.ReadFile(filepath.Join(home, "orphan.pid"))
 		orphan, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 		return orphan > 0
 	})
-	waitFor(t, 10*time.Second, "the orphan to be reparented to sandbox-init", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the orphan to be reparented to sandbox-init", func() bool {
 		st, ok := readProcStat(orphan)
 		return ok && st.ppid == initPID
 	})
 	syscall.Kill(orphan, syscall.SIGKILL)
-	waitFor(t, 10*time.Second, "the killed orphan to be reaped", func() bool { return gone(orphan) })
+	testutil.Eventually(t, 10*time.Second, "the killed orphan to be reaped", func() bool { return gone(orphan) })
 
-	p.waitService("churn", func(s *serviceState) bool { return s.Restarts >= 4 })
+	p.waitService("churn", func(s *initproto.ServiceState) bool { return s.Restarts >= 4 })
 	// Zombies come and go as churn runs; none may stay.
 	zombies := childZombies(initPID)
 	for _, z := range zombies {
-		waitFor(t, 5*time.Second, fmt.Sprintf("zombie %d to be reaped", z), func() bool {
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("zombie %d to be reaped", z), func() bool {
 			st, ok := readProcStat(z)
 			return !ok || st.state != 'Z'
 		})
@@ -293,20 +296,21 @@ func TestServiceEnvironmentAndCwd(t *testing.T) {
 	p := startInit(t, home, config)
 
 	// The directory does not exist yet: retried like a crash.
-	waitFor(t, 5*time.Second, "the missing cwd in the log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the missing cwd in the log", func() bool {
 		return strings.Contains(p.logOf("web"), "failed to start: cwd "+app+": no such directory; retry in")
 	})
-	if st := p.service("web"); st == nil || st.State != stateBackoff || !strings.Contains(st.Error, "no such directory") {
-		t.Errorf("state while cwd is missing: %+v", st)
-	}
+	// The state file is written after the log line: wait for it too.
+	p.waitService("web", func(s *initproto.ServiceState) bool {
+		return s.State == stateBackoff && strings.Contains(s.Error, "no such directory")
+	})
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	web := p.waitService("web", func(s *serviceState) bool { return s.PID > 0 })
+	web := p.waitService("web", func(s *initproto.ServiceState) bool { return s.PID > 0 })
 	if web.Error != "" {
 		t.Errorf("error kept after a good start: %q", web.Error)
 	}
-	waitFor(t, 5*time.Second, "the env in the log", func() bool { return strings.Contains(p.logOf("web"), "SHELL=") })
+	testutil.Eventually(t, 5*time.Second, "the env in the log", func() bool { return strings.Contains(p.logOf("web"), "SHELL=") })
 
 	log := p.logOf("web")
 	for _, want := range []string{"cwd=" + app, "HOME=" + home, "PORT=4000", "LOGNAME=", "USER=", "PATH="} {
@@ -346,7 +350,7 @@ func TestStartingUntilPortListens(t *testing.T) {
 	config := filepath.Join(home, "services.json")
 	writeConfig(t, config, Spec{Name: "web", Cmd: []string{"sleep", "1000"}, Port: port})
 	p := startInit(t, home, config)
-	web := p.waitService("web", func(s *serviceState) bool { return s.PID > 0 })
+	web := p.waitService("web", func(s *initproto.ServiceState) bool { return s.PID > 0 })
 	if web.State != stateStarting || web.Port != port {
 		t.Fatalf("before the port listens: %+v, want starting", web)
 	}
@@ -355,7 +359,7 @@ func TestStartingUntilPortListens(t *testing.T) {
 		t.Skipf("port %d was taken meanwhile: %v", port, err)
 	}
 	defer ln.Close()
-	p.waitService("web", func(s *serviceState) bool { return s.State == stateRunning })
+	p.waitService("web", func(s *initproto.ServiceState) bool { return s.State == stateRunning })
 }
 
 func TestSignalsForwarded(t *testing.T) {
@@ -364,10 +368,10 @@ func TestSignalsForwarded(t *testing.T) {
 	config := filepath.Join(home, "services.json")
 	writeConfig(t, config, Spec{Name: "usr", Cmd: sh(`trap 'echo got USR1' USR1; echo ready; while :; do sleep 0.1; done`)})
 	p := startInit(t, home, config)
-	waitFor(t, 5*time.Second, "usr to be ready", func() bool { return strings.Contains(p.logOf("usr"), "ready\n") })
+	testutil.Eventually(t, 5*time.Second, "usr to be ready", func() bool { return strings.Contains(p.logOf("usr"), "ready\n") })
 	pid := p.service("usr").PID
 	p.signal(syscall.SIGUSR1)
-	waitFor(t, 5*time.Second, "the trap to run", func() bool { return strings.Contains(p.logOf("usr"), "got USR1\n") })
+	testutil.Eventually(t, 5*time.Second, "the trap to run", func() bool { return strings.Contains(p.logOf("usr"), "got USR1\n") })
 	if got := p.service("usr"); got.PID != pid {
 		t.Errorf("usr restarted on USR1: %+v", got)
 	}

@@ -37,9 +37,17 @@ type config struct {
 	ProbeWindow   time.Duration
 	ActivityEvery time.Duration
 	LogLevel      string
-	EnvFile       string // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
-	TestHook      string
+	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
+
+	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
+	Warnings []warning
+}
+
+// warning is a log record of loadConfig's, for serve to log.
+type warning struct {
+	msg  string
+	args []any
 }
 
 // setting is one variable: its name, flag, default and how to parse it.
@@ -112,7 +120,6 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.EnvFile = v
 			return nil
 		}},
-		{"SANDBOXD_TEST_HOOK", "test-hook", "", "tests only: block forever at this named point", strParser(&c.TestHook)},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
 
@@ -130,13 +137,16 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	explicit := map[string]bool{} // set by the operator, not defaulted
 	for _, s := range settings {
 		v, from := s.def, s.env
 		if e := getenv(s.env); e != "" {
 			v = e
+			explicit[s.env] = true
 		}
 		if given[s.flag] {
 			v, from = *flags[s.env], "--"+s.flag
+			explicit[s.env] = true
 		}
 		if err := s.parse(v); err != nil {
 			return nil, fmt.Errorf("%s=%q: %v", from, v, err)
@@ -150,12 +160,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
 	}
-	// A container cannot raise nofile past the engine's own hard limit (runc fails with
-	// "error setting rlimit"); sandboxd runs beside dockerd, so its limit is the best guess.
 	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < uint64(c.NoFile) {
-		fmt.Fprintf(stderr, "sandboxd: SANDBOXD_NOFILE=%d is above this host's hard limit; using %d\n", c.NoFile, lim.Max)
-		c.NoFile = int64(lim.Max)
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		c.capNoFile(lim.Max, explicit["SANDBOXD_NOFILE"])
 	}
 	if c.InitPath == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -167,6 +174,22 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
 	}
 	return c, nil
+}
+
+// capNoFile lowers NoFile to hard, the host's hard limit of open files: a container cannot
+// raise nofile past the engine's own (runc fails with "error setting rlimit"), and sandboxd
+// runs beside dockerd, so its limit is the best guess. Only a value the operator set is
+// worth a warning; the default is documented as capped (issue 10: every start with the
+// defaults printed one, in plain text among the JSON logs).
+func (c *config) capNoFile(hard uint64, explicit bool) {
+	if hard >= uint64(c.NoFile) {
+		return
+	}
+	if explicit {
+		c.Warnings = append(c.Warnings, warning{"SANDBOXD_NOFILE is above this host's hard limit of open files; sandboxes get the limit",
+			[]any{"nofile", c.NoFile, "limit", hard}})
+	}
+	c.NoFile = int64(hard)
 }
 
 // apiAuth validates SANDBOXD_API_TOKENS and SANDBOXD_API_AUTH_DISABLED for an API on

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -51,5 +52,55 @@ func TestTokensAreSecretToName(t *testing.T) {
 	}
 	if c.Tokens["abc123"] != "ci" || c.Tokens["def:456"] != "ops" || len(c.Tokens) != 2 {
 		t.Fatalf("tokens = %v", c.Tokens)
+	}
+}
+
+// The hook that blocks sandboxd forever is for in-process tests only (testHooks); the
+// binary has no flag or variable that reaches it (issue 10).
+func TestNoTestHookInTheBinary(t *testing.T) {
+	none := func(string) string { return "" }
+	if _, err := loadConfig([]string{"--test-hook", "start.begin"}, none, io.Discard); err == nil {
+		t.Fatal("--test-hook was accepted")
+	}
+	var usage bytes.Buffer
+	loadConfig([]string{"-h"}, none, &usage)
+	if !strings.Contains(usage.String(), "SANDBOXD_DATA_DIR") || strings.Contains(strings.ToUpper(usage.String()), "HOOK") {
+		t.Errorf("the usage mentions a hook (or is not the usage):\n%s", usage.String())
+	}
+}
+
+// The nofile default is capped at the host's hard limit without a word (it is documented
+// so); a value the operator set above it is a warning, logged as JSON by serve (issue 10:
+// every start with the defaults printed a plain-text warning among the JSON logs).
+func TestNoFileCap(t *testing.T) {
+	tests := []struct {
+		name     string
+		nofile   int64
+		hard     uint64
+		explicit bool
+		want     int64
+		warnings int
+	}{
+		{"default under the limit", 65536, 1 << 20, false, 65536, 0},
+		{"default above the limit", 65536, 4096, false, 4096, 0},
+		{"set above the limit", 100000, 65536, true, 65536, 1},
+		{"set under the limit", 4096, 65536, true, 4096, 0},
+	}
+	for _, tc := range tests {
+		c := &config{NoFile: tc.nofile}
+		c.capNoFile(tc.hard, tc.explicit)
+		if c.NoFile != tc.want || len(c.Warnings) != tc.warnings {
+			t.Errorf("%s: nofile %d with %d warnings, want %d with %d", tc.name, c.NoFile, len(c.Warnings), tc.want, tc.warnings)
+		}
+	}
+}
+
+func TestConfigPrintsNothingWithDefaults(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := loadConfig(nil, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("loadConfig with the defaults printed %q; warnings go through the JSON logger", out.String())
 	}
 }

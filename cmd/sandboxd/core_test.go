@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
@@ -128,7 +129,7 @@ func TestCrashMidOperation(t *testing.T) {
 	for _, point := range []string{"create.recorded", "create.container", "stop.stopping"} {
 		t.Run(point, func(t *testing.T) {
 			e := newEnv(t)
-			p := e.startProcess(map[string]string{"SANDBOXD_TEST_HOOK": point})
+			p := e.startHooked(point, nil)
 			id := "crash"
 			hookReached := p.logs.expect(`"point":"` + point + `"`)
 			if strings.HasPrefix(point, "stop") {
@@ -212,7 +213,7 @@ func TestReconcileWithEngine(t *testing.T) {
 	if err := e.docker.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the row to follow the destroyed container", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the row to follow the destroyed container", func() bool {
 		sb, _ := getSandbox(t, d, "gone")
 		return sb.Status == "stopped"
 	})
@@ -227,7 +228,7 @@ func TestReconcileWithEngine(t *testing.T) {
 	if err := e.docker.ContainerStart(context.Background(), name, container.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the row to adopt the container started behind sandboxd's back", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the row to adopt the container started behind sandboxd's back", func() bool {
 		sb, _ := getSandbox(t, d, "gone")
 		return sb.Status == "running"
 	})

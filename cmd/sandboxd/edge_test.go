@@ -242,7 +242,7 @@ func checkAnswer(t *testing.T, d *daemon, host string, status int, code, text st
 func TestWakeTimeoutAnswer(t *testing.T) {
 	e := newEnv(t)
 	e.vars["SANDBOXD_WAKE_TIMEOUT"] = "1s"
-	p := e.startProcess(map[string]string{"SANDBOXD_TEST_HOOK": "start.begin"})
+	p := e.startHooked("start.begin", nil)
 	mustCreate(t, p.daemon, map[string]any{"id": "slow", "ports": []int{3000}})
 	if code := call(t, "POST", p.API+"/v1/sandboxes/slow/stop", nil, nil); code != 200 {
 		t.Fatalf("stop: %d", code)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // sseEvent is one server-sent event.
@@ -86,7 +88,7 @@ func streamExec(t *testing.T, ctx context.Context, url, accept string, body any)
 // waitGone polls ps in the sandbox through the buffered API until no process matches.
 func waitGone(t *testing.T, d *daemon, id, pattern string) {
 	t.Helper()
-	eventually(t, 15*time.Second, pattern+" gone from "+id, func() bool { return !running(t, d, id, pattern) })
+	testutil.Eventually(t, 15*time.Second, pattern+" gone from "+id, func() bool { return !running(t, d, id, pattern) })
 }
 
 // running says whether a process in the sandbox has pattern in its command line.
@@ -234,7 +236,7 @@ func TestDetachedExecHTTP(t *testing.T) {
 		t.Fatalf("status while gated: %d %v", code, st)
 	}
 	mustExec(t, d, "detach", "touch", "go")
-	eventually(t, 15*time.Second, "the exec to exit", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the exec to exit", func() bool {
 		call(t, "GET", d.API+statusURL, nil, &st)
 		return st["status"] == "exited"
 	})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,10 +21,36 @@ import (
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 )
 
+// hookEnv, set in the environment of this test binary, makes it run as sandboxd with
+// lifecycle's hook blocking forever at the point it names (startHooked). Only this test
+// binary reads it: the production sandboxd has no such variable or flag.
+const hookEnv = "SANDBOXD_TEST_CHILD_HOOK"
+
 func TestMain(m *testing.M) {
+	if point := os.Getenv(hookEnv); point != "" {
+		os.Exit(hookedSandboxd(point))
+	}
 	code := m.Run()
 	dockertest.RemoveBuilt()
 	os.Exit(code)
+}
+
+// hookedSandboxd is main with a lifecycle hook that announces point in the log and blocks
+// there forever, so a crash test can kill -9 the process at that instant.
+func hookedSandboxd(point string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hooks := testHooks{lifecycle: func(p string) {
+		if p == point {
+			fmt.Fprintf(os.Stderr, "{\"level\":\"WARN\",\"msg\":\"test hook reached; blocking\",\"point\":%q}\n", p)
+			select {}
+		}
+	}}
+	if err := runWith(ctx, os.Args[1:], os.Getenv, os.Stderr, hooks); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd:", err)
+		return 1
+	}
+	return 0
 }
 
 // env is one sandboxd's configuration in a test: a temp data dir, loopback :0 binds, the
@@ -104,7 +131,26 @@ type process struct {
 
 func (e *env) startProcess(extra map[string]string) *process {
 	e.t.Helper()
-	bin := dockertest.Binary(e.t, "./cmd/sandboxd")
+	return e.startBinary(dockertest.Binary(e.t, "./cmd/sandboxd"), extra)
+}
+
+// startHooked runs this test binary as sandboxd, blocking forever at the lifecycle hook
+// point (hookedSandboxd), for tests that kill it there or need a start that never ends.
+func (e *env) startHooked(point string, extra map[string]string) *process {
+	e.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	vars := map[string]string{hookEnv: point}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return e.startBinary(self, vars)
+}
+
+func (e *env) startBinary(bin string, extra map[string]string) *process {
+	e.t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = os.Environ()
 	for k, v := range e.vars {
@@ -296,18 +342,6 @@ func getSandbox(t testing.TB, d *daemon, id string) (sandboxJSON, int) {
 	var sb sandboxJSON
 	code := call(t, "GET", d.API+"/v1/sandboxes/"+id, nil, &sb)
 	return sb, code
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling with a deadline, not ordering
-	}
 }
 
 func describe(v any) string { b, _ := json.Marshal(v); return fmt.Sprintf("%s", b) }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // Idle sandboxes stop after their idle timeout; WebSocket traffic, an exec in flight and a
@@ -38,19 +40,19 @@ func TestIdleStop(t *testing.T) {
 		}
 		close(done)
 		<-finished
-		eventually(t, 20*time.Second, id+" to stop once idle", func() bool { return status(id) == "stopped" })
+		testutil.Eventually(t, 20*time.Second, id+" to stop once idle", func() bool { return status(id) == "stopped" })
 	}
 
 	t.Run("idle", func(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "idle", "ports": []int{3000}})
-		eventually(t, 20*time.Second, "idle to stop", func() bool { return status("idle") == "stopped" })
+		testutil.Eventually(t, 20*time.Second, "idle to stop", func() bool { return status("idle") == "stopped" })
 	})
 	t.Run("per-sandbox timeout and always_on", func(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "never", "idle_policy": "always_on", "idle_timeout": "1s"})
 		mustCreate(t, d, map[string]any{"id": "quick", "idle_timeout": "1s"})
-		eventually(t, 20*time.Second, "quick to stop", func() bool { return status("quick") == "stopped" })
+		testutil.Eventually(t, 20*time.Second, "quick to stop", func() bool { return status("quick") == "stopped" })
 		time.Sleep(2 * time.Second) // two more idle timeouts pass (observing, not ordering)
 		if s := status("never"); s != "running" {
 			t.Fatalf("always_on sandbox is %s", s)

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
 	"github.com/sandboxd/sandboxd/edge"
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
@@ -37,6 +38,20 @@ commands:
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return runWith(ctx, args, getenv, stderr, testHooks{})
+}
+
+// testHooks are what only this package's tests can set: the production binary has no flag
+// or variable that reaches them (issue 10). The crash tests run the test binary itself as
+// sandboxd (harness_test.go) to kill it at a hook.
+type testHooks struct {
+	// lifecycle is lifecycle.Manager.Hook: called at named points of create, start and
+	// stop. Nil in production.
+	lifecycle func(point string)
+}
+
+// runWith is run with test hooks.
+func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command")
@@ -46,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintln(stderr, "sandboxd", buildVersion())
 		return nil
 	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
+		return serve(ctx, args[1:], getenv, stderr, hooks)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -69,14 +84,17 @@ func buildVersion() string {
 	return version
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, level)
+	for _, w := range cfg.Warnings {
+		log.Warn(w.msg, w.args...)
+	}
 	notify := newNotifier(getenv, log) // nil unless systemd's NOTIFY_SOCKET is set
 	if cfg.InitPath == "" {
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
@@ -101,14 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
 	mgr := lifecycle.New(db, docker, lcfg, log)
-	if cfg.TestHook != "" {
-		mgr.Hook = func(point string) {
-			if point == cfg.TestHook {
-				log.Warn("test hook reached; blocking", "point", point)
-				<-make(chan struct{})
-			}
-		}
-	}
+	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
 	mgr.Routes = routes{table}
 	tasks := task.New(mgr, db, cfg.DataDir, log)
@@ -121,10 +132,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
 	// when the relay reaches it.
-	waker.Dial = (&edge.Dialer{RelayPort: lifecycle.RelayPort}).DialContext
+	waker.Dial = (&edge.Dialer{RelayPort: initproto.RelayPort}).DialContext
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
-	edgeSrv.RelayPort = lifecycle.RelayPort
+	edgeSrv.RelayPort = initproto.RelayPort
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
 

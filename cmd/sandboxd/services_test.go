@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 type serviceJSON struct {
@@ -63,7 +65,7 @@ func TestServicesSurviveSleepAndRestart(t *testing.T) {
 	p.kill9(t)
 	d := e.start()
 	mustPreview(t, d, "svc", 4000, "/", "hello from svc")
-	eventually(t, 20*time.Second, "web to show running", func() bool { return services(t, d, "svc")["web"].State == "running" })
+	testutil.Eventually(t, 20*time.Second, "web to show running", func() bool { return services(t, d, "svc")["web"].State == "running" })
 }
 
 // The image's own command runs as service "main"; services change live without a restart.
@@ -72,7 +74,7 @@ func TestServicesApplyLive(t *testing.T) {
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "live", "ports": []int{3000}, "services": []any{web4000}})
 	mustPreview(t, d, "live", 3000, "/", "hello from live") // testkit's CMD, devserver on 3000
-	eventually(t, 20*time.Second, "web to run", func() bool { return services(t, d, "live")["web"].State == "running" })
+	testutil.Eventually(t, 20*time.Second, "web to run", func() bool { return services(t, d, "live")["web"].State == "running" })
 	before := services(t, d, "live")
 	// The image's service says where it comes from, not "cmd":null.
 	if m := before["main"]; m.State != "running" || m.Source != "image" || m.Note == "" || m.Cmd != nil {
@@ -107,7 +109,7 @@ func TestServicesApplyLive(t *testing.T) {
 	if code := call(t, "PUT", d.API+"/v1/sandboxes/live/services", map[string]any{"services": []any{}}, nil); code != 200 {
 		t.Fatalf("put no services: %d", code)
 	}
-	eventually(t, 20*time.Second, "web to stop", func() bool {
+	testutil.Eventually(t, 20*time.Second, "web to stop", func() bool {
 		resp, _ := preview(t, d, "live", 4000, "GET", "/", "", http.Header{"Accept": {"application/json"}})
 		return resp.StatusCode == http.StatusBadGateway
 	})
@@ -120,7 +122,7 @@ func TestCrashLoopingService(t *testing.T) {
 	mustCreate(t, d, map[string]any{"id": "loop", "services": []any{
 		map[string]any{"name": "boom", "cmd": []string{"sh", "-c", "echo boom; exit 3"}},
 	}})
-	eventually(t, 30*time.Second, "two restarts", func() bool {
+	testutil.Eventually(t, 30*time.Second, "two restarts", func() bool {
 		s := services(t, d, "loop")["boom"]
 		return s.Restarts >= 2 && s.LastExit != nil && s.LastExit.Code == 3
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/image"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 )
@@ -173,7 +174,7 @@ func TestTaskEndToEnd(t *testing.T) {
 		t.Fatal("the provider key appears in sandboxd's log")
 	}
 	// The task runner's hooks reach /metrics: both tasks counted once ended, none running.
-	eventually(t, 10*time.Second, "both tasks counted in /metrics", func() bool {
+	testutil.Eventually(t, 10*time.Second, "both tasks counted in /metrics", func() bool {
 		return scrape(t, d, `sandboxd_tasks_total{status="succeeded"}`) == 2 && scrape(t, d, `sandboxd_tasks_running`) == 0
 	})
 }
@@ -248,7 +249,7 @@ func TestTaskCancelTimeoutConflict(t *testing.T) {
 	if cancelled.Status != "cancelled" || time.Since(start) > 6*time.Second {
 		t.Fatalf("cancel took %s: %+v", time.Since(start), cancelled)
 	}
-	eventually(t, 10*time.Second, "no agent process left", func() bool {
+	testutil.Eventually(t, 10*time.Second, "no agent process left", func() bool {
 		return !strings.Contains(mustExec(t, d, "ctl", "ps", "-o", "args").Stdout, "sleep=120")
 	})
 

@@ -21,6 +21,7 @@ import (
 	"github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 	"github.com/sandboxd/sandboxd/edge/tlstest"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 func TestTLSConfig(t *testing.T) {
@@ -219,7 +220,7 @@ func httpsAddr(t *testing.T, d *daemon) string {
 func logged(t *testing.T, d *daemon, within time.Duration, n int, substrs ...string) []string {
 	t.Helper()
 	var got []string
-	eventually(t, within, fmt.Sprintf("%d log lines with %q", n, substrs), func() bool {
+	testutil.Eventually(t, within, fmt.Sprintf("%d log lines with %q", n, substrs), func() bool {
 		got = got[:0]
 		for _, line := range strings.Split(d.logs.String(), "\n") {
 			ok := true
@@ -394,7 +395,7 @@ func TestHTTPSFilesReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	logged(t, p.daemon, 30*time.Second, 1, "SIGHUP: reloading TLS certificate files")
-	eventually(t, 30*time.Second, "the second certificate is served", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the second certificate is served", func() bool {
 		_, err := handshake(addr, "s-x-3000.preview.localhost", second)
 		return err == nil
 	})

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/agent"
 	"github.com/sandboxd/sandboxd/store"
@@ -34,7 +35,7 @@ const (
 	maxLineBytes  = 1 << 20
 )
 
-func taskLog(taskID string) string { return ".sandboxd/tasks/" + taskID + ".log" }
+func taskLog(taskID string) string { return initproto.TaskLog(taskID) }
 
 // job is one task's run: it owns the tail of the agent's log until the task ends.
 type job struct {

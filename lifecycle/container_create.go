@@ -1,0 +1,46 @@
+package lifecycle
+
+import (
+	"context"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// createContainer creates (does not start) the hardened container for sb. imageCmd is the
+// image's own command (imageCommand); nil looks it up.
+func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, imageCmd []string) (string, error) {
+	if err := m.ensureNetwork(ctx); err != nil {
+		return "", err
+	}
+	env, err := m.db.SandboxEnv(ctx, sb.ID)
+	if err != nil {
+		return "", internal(err, "read env of %s", sb.ID)
+	}
+	if imageCmd == nil && m.cfg.InitPath != "" {
+		if imageCmd, err = m.imageCommand(ctx, sb.Image); err != nil {
+			return "", err
+		}
+	}
+	cfg, host := m.containerSpec(sb, env, imageCmd)
+	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{m.cfg.Network: {}}}
+	name := m.containerName(sb.ID)
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	resp, err := m.docker.ContainerCreate(cctx, cfg, host, netcfg, nil, name)
+	if errdefs.IsConflict(err) {
+		// A container of ours with this name survived a crash between create and record.
+		// The row is the truth, so replace it.
+		m.log.Warn("replacing leftover container", "sandbox", sb.ID, "name", name)
+		if rerr := m.docker.ContainerRemove(cctx, name, container.RemoveOptions{Force: true}); rerr != nil {
+			return "", internal(rerr, "remove leftover container %s", name)
+		}
+		resp, err = m.docker.ContainerCreate(cctx, cfg, host, netcfg, nil, name)
+	}
+	if err != nil {
+		return "", internal(err, "create container for %s", sb.ID)
+	}
+	return resp.ID, nil
+}

@@ -1,0 +1,21 @@
+package lifecycle
+
+import (
+	"context"
+)
+
+// containerIP reads the sandbox's address on the sandboxd network.
+func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	info, err := m.docker.ContainerInspect(cctx, cid)
+	if err != nil {
+		return "", internal(err, "inspect container")
+	}
+	if info.NetworkSettings != nil {
+		if ep, ok := info.NetworkSettings.Networks[m.cfg.Network]; ok && ep.IPAddress != "" {
+			return ep.IPAddress, nil
+		}
+	}
+	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.cfg.Network)
+}
