@@ -179,13 +179,14 @@ func (p *claudeParser) subagentOf(m map[string]any) *Subagent {
 	return &c
 }
 
-// addSubagent registers a subagent and counts it.
+// addSubagent registers a subagent and counts it. Past maxTracked (a
+// hostile stream) it is neither remembered nor counted.
 func (p *claudeParser) addSubagent(id, typ, desc string) *claudeSubagent {
 	s := &claudeSubagent{Subagent: Subagent{ID: short(id, inputLimit), Type: short(typ, inputLimit), Description: short(desc, inputLimit)}}
 	if len(p.subagents) < maxTracked {
 		p.subagents[id] = s
+		p.res.Subagents++
 	}
-	p.res.Subagents++
 	return s
 }
 
@@ -195,35 +196,30 @@ func (p *claudeParser) assistant(m map[string]any) []Event {
 		return nil
 	}
 	content := list(msg, "content")
-	var evs []Event
 	// A failure Claude Code reports on an assistant line:
 	// {"error":"authentication_failed","message":{"model":"<synthetic>",
 	// "content":[{"type":"text","text":"Not logged in · Please run /login"}]}}.
 	// Whether it ends the run, the result line says; until then it is held.
-	synthetic := str(msg, "model") == "<synthetic>"
+	// A synthetic message's text is the error's; a real one's is the model's
+	// partial answer, which stays a message.
+	evs := []Event{}
 	if kind := str(m, "error"); kind != "" {
+		synthetic := str(msg, "model") == "<synthetic>"
 		p.held.hold(p.assistantFailure(m, kind, synthetic, content))
 		if synthetic {
-			return []Event{}
+			return evs
 		}
 	} else {
-		// The agent went on: what it reported before was not the end.
-		evs = p.held.recover()
+		evs = append(evs, p.held.recover()...) // the agent went on: that was not the end
 	}
 	sub := p.subagentOf(m)
 	if s := str(msg, "content"); s != "" {
 		return append(evs, Event{Type: TypeMessage, Role: "assistant", Text: s, Subagent: sub})
 	}
-	if content == nil {
-		if evs == nil && str(m, "error") != "" {
-			return []Event{}
-		}
-		return evs
+	if content == nil && len(evs) == 0 && str(m, "error") == "" {
+		return nil
 	}
 	id := str(msg, "id")
-	if evs == nil {
-		evs = []Event{}
-	}
 	for _, c := range content {
 		block := obj(c)
 		switch t := str(block, "type"); t {
@@ -282,60 +278,19 @@ func (p *claudeParser) assistantFailure(m map[string]any, kind string, synthetic
 	return f
 }
 
-// toolUse maps a tool call: subagent_started for an Agent call, else a
-// running tool.
-func (p *claudeParser) toolUse(block map[string]any, sub *Subagent) []Event {
-	name := strings.ToLower(str(block, "name"))
-	input := obj(block["input"])
-	id := str(block, "id")
-	summary, changed := summarize(name, input, p.dir)
-	if id != "" && len(p.tools) < maxTracked {
-		p.tools[id] = claudeTool{name: name, input: summary, changed: changed}
-	}
-	if subagentTools[name] && id != "" {
-		if s := p.subagents[id]; s != nil { // task_started came first
-			return []Event{}
-		}
-		s := p.addSubagent(id, str(input, "subagent_type"), str(input, "description"))
-		c := s.Subagent
-		return []Event{{Type: TypeSubagentStarted, Subagent: &c, Text: short(str(input, "prompt"), detailLimit)}}
-	}
-	return []Event{{Type: TypeTool, Tool: name, Input: summary, Status: ToolRunning, Subagent: sub}}
-}
-
-// serverToolResult maps the result block of a tool the API ran itself
-// (advisor_tool_result, web_search_tool_result, …) to the end of its call.
-func (p *claudeParser) serverToolResult(block map[string]any, sub *Subagent) Event {
-	id := str(block, "tool_use_id")
-	call := p.tools[id]
-	delete(p.tools, id)
-	ev := Event{Type: TypeTool, Tool: call.name, Input: call.input, Status: ToolCompleted, Subagent: sub}
-	c := obj(block["content"])
-	if strings.HasSuffix(str(c, "type"), "_error") {
-		ev.Status = ToolError
-		ev.Text = short(orString(str(c, "error_code"), str(c, "type")), detailLimit)
-	} else if t := str(c, "text"); t != "" {
-		ev.Text = short(t, detailLimit) // the advisor's advice
-	}
-	return ev
-}
-
 func (p *claudeParser) user(m map[string]any) []Event {
 	msg := obj(m["message"])
 	if msg == nil {
 		return nil
 	}
-	evs := p.held.recover()
+	evs := append([]Event{}, p.held.recover()...)
 	sub := p.subagentOf(m)
 	if s := str(msg, "content"); s != "" {
 		return append(evs, Event{Type: TypeMessage, Role: "user", Text: s, Subagent: sub})
 	}
 	content := list(msg, "content")
-	if content == nil {
-		return evs
-	}
-	if evs == nil {
-		evs = []Event{}
+	if content == nil && len(evs) == 0 {
+		return nil
 	}
 	for _, c := range content {
 		block := obj(c)
@@ -351,111 +306,6 @@ func (p *claudeParser) user(m map[string]any) []Event {
 		}
 	}
 	return evs
-}
-
-// toolResult maps a tool_result block to the end of its tool call: a
-// finished subagent for an Agent call; else the tool's end, then a
-// permission_denied when the CLI refused the call, or file_changed events
-// (with the edit's patch) when a file tool succeeded: a failed edit changed
-// nothing. line is the user line, whose tool_use_result holds the patch.
-func (p *claudeParser) toolResult(block, line map[string]any, sub *Subagent) []Event {
-	id := str(block, "tool_use_id")
-	call := p.tools[id]
-	delete(p.tools, id)
-	isErr := boolean(block, "is_error")
-	text, ok := block["content"].(string)
-	if !ok {
-		text = blockText(list(block, "content"))
-	}
-	if s := p.subagents[id]; s != nil {
-		status := SubagentCompleted
-		if isErr {
-			status = SubagentFailed
-		}
-		return p.finishSubagent(s, status, text)
-	}
-	ev := Event{Type: TypeTool, Tool: call.name, Input: call.input, Status: ToolCompleted, Subagent: sub}
-	if isErr {
-		ev.Status = ToolError
-		ev.Text = short(text, detailLimit)
-		evs := []Event{ev}
-		if deniedResult(id, text, line["tool_result_meta"]) {
-			evs = append(evs, p.deny(id, call.name, call.input, text, sub)...)
-		}
-		return evs
-	}
-	var patch string
-	if r := obj(line["tool_use_result"]); r != nil && len(call.changed) == 1 {
-		patch = structuredPatch(call.changed[0], list(r, "structuredPatch"))
-	}
-	return append([]Event{ev}, fileEvents(call.changed, patch, sub)...)
-}
-
-// finishSubagent ends a subagent once: the end can be told twice (a
-// task_notification, then the Agent call's tool_result).
-func (p *claudeParser) finishSubagent(s *claudeSubagent, status, text string) []Event {
-	if s.finished {
-		return []Event{}
-	}
-	s.finished = true
-	c := s.Subagent
-	return []Event{{Type: TypeSubagentFinished, Subagent: &c, Status: status, Text: short(text, detailLimit)}}
-}
-
-// deny reports a tool call the CLI refused, once per call.
-func (p *claudeParser) deny(id, tool, input, text string, sub *Subagent) []Event {
-	if id != "" {
-		if p.denied[id] {
-			return nil
-		}
-		if len(p.denied) < maxTracked {
-			p.denied[id] = true
-		}
-	}
-	p.res.PermissionDenials++
-	return []Event{{Type: TypePermissionDenied, Tool: tool, Input: input, Text: short(text, detailLimit), Subagent: sub}}
-}
-
-// deniedResult reports a failed tool result that is a permission denial:
-// tool_result_meta marks it so, or its text is one of Claude Code's refusals.
-// tool_result_meta's shape is not documented; an entry for the call with a
-// permission flag or kind is read as a denial (see FORMATS.md).
-func deniedResult(id, text string, meta any) bool {
-	entries, ok := meta.([]any)
-	if !ok && meta != nil {
-		entries = []any{meta}
-	}
-	for _, e := range entries {
-		m := obj(e)
-		if m == nil || (str(m, "tool_use_id") != "" && str(m, "tool_use_id") != id) {
-			continue
-		}
-		for k, v := range m {
-			switch v := v.(type) {
-			case bool:
-				if v && strings.Contains(strings.ToLower(k), "permission") {
-					return true
-				}
-			case string:
-				if k != "tool_use_id" && strings.HasPrefix(strings.ToLower(v), "permission_den") {
-					return true
-				}
-			}
-		}
-	}
-	for _, s := range deniedTexts {
-		if strings.Contains(text, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// deniedTexts are how Claude Code words a refused tool call in its result.
-var deniedTexts = []string{
-	"requested permissions to",          // "Claude requested permissions to write to …, but you haven't granted it yet."
-	"Permission to use",                 // "Permission to use Bash has been denied …"
-	"doesn't want to proceed with this", // a refusal in -p mode with a permission prompt tool
 }
 
 // blockText joins the text blocks of a content list.

@@ -125,12 +125,12 @@ func hookLine(m map[string]any) []Event {
 
 // toolProgress maps a heartbeat of a long tool call.
 func (p *claudeParser) toolProgress(m map[string]any) []Event {
-	name := strings.ToLower(str(m, "tool_name"))
+	name := short(strings.ToLower(str(m, "tool_name")), inputLimit)
 	if name == "" {
 		return nil
 	}
 	text := name + " running for " + strconv.FormatInt(count(m, "elapsed_time_seconds"), 10) + " s"
-	return []Event{{Type: TypeStatus, Phase: "tool", Tool: short(name, inputLimit), Text: text, Subagent: p.subagentOf(m)}}
+	return []Event{{Type: TypeStatus, Phase: "tool", Tool: name, Text: text, Subagent: p.subagentOf(m)}}
 }
 
 // authStatus maps an auth_status line: a login in progress, or its error.

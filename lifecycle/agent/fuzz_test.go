@@ -48,6 +48,9 @@ func FuzzParse(f *testing.F) {
 				if n := utf8.RuneCountInString(ev.Input); n > inputLimit {
 					t.Fatalf("%s: input summary of %d characters", name, n)
 				}
+				if n := utf8.RuneCountInString(ev.Tool + ev.Phase + ev.Reason); n > 2*inputLimit {
+					t.Fatalf("%s: tool, phase and reason of %d characters", name, n)
+				}
 				if len(ev.Patch) > patchLimit {
 					t.Fatalf("%s: patch of %d bytes", name, len(ev.Patch))
 				}
