@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // subagentEvent is the part of a task event's data that says which subagent it is about.
@@ -29,18 +30,38 @@ func TestTaskSubagentStream(t *testing.T) {
 	const gate = "/tmp/subagent-may-go-on"
 	task := startTask(t, d, "sub", map[string]any{"prompt": "survey the app with a subagent wait=" + gate, "agent": "claude"})
 
-	var whileHeld string // the task's status when the subagent's first progress arrived
-	live := readTaskSSE(t, openEvents(t, d, task.EventsURL, ""), func(ev taskEvent) {
-		if ev.Type == "subagent_progress" && whileHeld == "" {
-			whileHeld = getTask(t, d, "sub", task.ID).Status
-			mustExec(t, d, "sub", "touch", gate)
-		}
-	})
+	// The stream is read on its own goroutine, so that a stream that holds its events back
+	// fails the test instead of hanging it. It ends when the body does (at the latest when
+	// the test's cleanup closes it).
+	progressed := make(chan struct{})
+	streamed := make(chan []taskEvent, 1)
+	body := openEvents(t, d, task.EventsURL, "")
+	go func() {
+		first := true
+		streamed <- readTaskSSE(t, body, func(ev taskEvent) {
+			if ev.Type == "subagent_progress" && first {
+				first = false
+				close(progressed)
+			}
+		})
+	}()
+	select {
+	case <-progressed:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no subagent progress arrived while the subagent was held")
+	}
+	if st := getTask(t, d, "sub", task.ID).Status; st != "running" {
+		t.Fatalf("task status when the subagent's first progress arrived = %q, want running: the progress must arrive live", st)
+	}
+	mustExec(t, d, "sub", "touch", gate)
+	var live []taskEvent
+	select {
+	case live = <-streamed:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the task did not end after the subagent was let go on")
+	}
 	if len(live) == 0 || live[len(live)-1].Type != "done" {
 		t.Fatalf("the stream did not end with done: %+v", live)
-	}
-	if whileHeld != "running" {
-		t.Fatalf("task status when the subagent's first progress arrived = %q, want running: the progress must arrive live", whileHeld)
 	}
 
 	// The subagent's events, in order, all about the subagent the first one started.
