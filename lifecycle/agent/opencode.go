@@ -89,20 +89,27 @@ func (p *openCodeParser) Result() Result {
 	return r
 }
 
-// Finish reports the errors the stream ended on.
+// Finish reports the errors the stream ended on, or the refused permission
+// it ended at.
 func (p *openCodeParser) Finish() []Event {
-	if _, ok := p.held.first(); !ok {
-		return nil
+	f, ok := p.held.first()
+	switch {
+	case ok:
+		evs := make([]Event, 0, len(p.held.errs))
+		for _, h := range p.held.errs {
+			evs = append(evs, h.event(TypeError))
+		}
+		p.held.errs = nil
+		p.res.setFailure(f)
+		p.denial = nil
+		return evs
+	case p.denial != nil:
+		f = *p.denial
+		p.denial = nil
+		p.res.setFailure(f)
+		return []Event{f.event(TypeError)}
 	}
-	f, _ := p.held.first()
-	evs := make([]Event, 0, len(p.held.errs))
-	for _, h := range p.held.errs {
-		evs = append(evs, h.event(TypeError))
-	}
-	p.held.errs = nil
-	p.res.setFailure(f)
-	p.denial = nil
-	return evs
+	return nil
 }
 
 // permissionLine is the warning the 2.0 `run` prints on stdout, in colour,

@@ -106,6 +106,7 @@ func TestOpenCodeEvents(t *testing.T) {
 				{Type: TypeSubagentStarted, Subagent: &Subagent{ID: "c9", Type: "explore", Description: "Find it"}, Text: "find"},
 				{Type: TypeSubagentFinished, Subagent: &Subagent{ID: "c9", Type: "explore", Description: "Find it"}, Status: SubagentCompleted, Text: "found"},
 				{Type: TypePermissionDenied, Tool: "bash", Input: "rm -rf node_modules", Text: "rejected: a run without --auto cannot ask anyone for permission"},
+				{Type: TypeError, Reason: FailurePermissionDenied, Text: sentence(FailurePermissionDenied) + ": bash"},
 			},
 			result: Result{Subagents: 1, PermissionDenials: 1, Failed: true, FailureKind: FailurePermissionDenied,
 				Error: sentence(FailurePermissionDenied) + ": bash"},
