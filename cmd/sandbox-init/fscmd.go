@@ -25,7 +25,7 @@ import (
 //	fs move FROM TO         {"uid":N,"entry":{...}} of TO, TO's parents created
 //	fs remove PATH          {"uid":N}, recursively
 //	fs read PATH            {"uid":N,"entry":{...}} then the file's bytes
-//	fs write PATH           stdin's bytes into PATH (parents created), then {"uid":N,"entry":{...}}
+//	fs write PATH           stdin's framed bytes into PATH (parents created), then {"uid":N,"entry":{...}}
 //	fs watch PATH 0|1       {"uid":N} then one {"event":{...}} line per change (1: recursive)
 //
 // PATH is absolute. A failure is the line {"error":{"kind":K,"message":M}} with exit code
@@ -332,27 +332,74 @@ func (o *fsOwners) read(p string, stdout io.Writer) int {
 	return 0
 }
 
-// write replaces p's content in place, as E2B's envd does: an existing file keeps its
-// inode, mode and links.
+// write stores the framed bytes of r at p. They go to a temporary file beside the file
+// that p names (through a symlink, its target), which replaces it once the last frame
+// arrived: a transfer cut short leaves the file as it was. A file replaced keeps its mode.
+//
+// Frames: a 4-byte big-endian length, then that many bytes; length 0 ends the content.
 func (o *fsOwners) write(p string, r io.Reader) fsResult {
-	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-		return fsFail("is_dir", fmt.Errorf("%s is a directory", p))
+	target := p
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		target = real
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(target); err == nil {
+		if fi.IsDir() {
+			return fsFail("is_dir", fmt.Errorf("%s is a directory", p))
+		}
+		mode = fi.Mode().Perm()
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return fsFail("", err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// The name's pattern is known to "fs watch" (isWriteTemp), which hides it.
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".sandboxd-*")
 	if err != nil {
 		return fsFail("", err)
 	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	err = copyFrames(tmp, r)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), target)
 	}
 	if err != nil {
 		return fsFail("", err)
 	}
 	return fsEntry(o.entry(p))
+}
+
+// maxFrame bounds one frame of "fs write".
+const maxFrame = 1 << 20
+
+var errIncomplete = errors.New("the content ended before its last frame: nothing was written")
+
+// copyFrames copies framed content from r to w until the end frame.
+func copyFrames(w io.Writer, r io.Reader) error {
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return errIncomplete
+		}
+		n := int64(hdr[0])<<24 | int64(hdr[1])<<16 | int64(hdr[2])<<8 | int64(hdr[3])
+		if n == 0 {
+			return nil
+		}
+		if n > maxFrame {
+			return fmt.Errorf("frame of %d bytes is larger than %d", n, maxFrame)
+		}
+		if _, err := io.CopyN(w, r, n); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return errIncomplete
+			}
+			return err
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -7,10 +7,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
+
+// framed is content as "fs write" reads it: one frame per piece, then the end frame.
+func framed(pieces ...string) string {
+	var b strings.Builder
+	for _, p := range append(pieces, "") {
+		n := len(p)
+		b.WriteString(string([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}))
+		b.WriteString(p)
+	}
+	return b.String()
+}
 
 // fsRun runs "fs args..." in this process and decodes its first line.
 func fsRun(t *testing.T, stdin string, args ...string) (fsResult, []byte) {
@@ -37,7 +49,7 @@ func wantKind(t *testing.T, r fsResult, kind string) {
 func TestFSWriteReadStat(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "a", "b", "c.txt")
-	r, _ := fsRun(t, "hello", "fs", "write", p)
+	r, _ := fsRun(t, framed("hel", "lo"), "fs", "write", p)
 	if r.Error != nil || r.Entry == nil || r.Entry.Type != "file" || r.Entry.Size != 5 || r.Entry.Path != p {
 		t.Fatalf("write: %+v", r)
 	}
@@ -48,11 +60,11 @@ func TestFSWriteReadStat(t *testing.T) {
 	if r.Error != nil || string(body) != "hello" {
 		t.Fatalf("read: %+v %q", r, body)
 	}
-	// Overwriting keeps the inode (and so the mode) of the file.
+	// Overwriting keeps the mode of the file.
 	if err := os.Chmod(p, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fsRun(t, "bye", "fs", "write", p)
+	fsRun(t, framed("bye"), "fs", "write", p)
 	r, _ = fsRun(t, "", "fs", "stat", p)
 	if r.Entry.Mode != 0o600 || r.Entry.Size != 3 || r.Entry.Perm != "-rw-------" {
 		t.Fatalf("stat after overwrite: %+v", r.Entry)
@@ -64,7 +76,29 @@ func TestFSWriteReadStat(t *testing.T) {
 
 	wantKind(t, first(fsRun(t, "", "fs", "read", filepath.Join(dir, "missing"))), "not_found")
 	wantKind(t, first(fsRun(t, "", "fs", "read", dir)), "is_dir")
-	wantKind(t, first(fsRun(t, "x", "fs", "write", dir)), "is_dir")
+	wantKind(t, first(fsRun(t, framed("x"), "fs", "write", dir)), "is_dir")
+	// Content cut short (no end frame) leaves the file as it was.
+	if r := first(fsRun(t, framed("new content")[:10], "fs", "write", p)); r.Error == nil {
+		t.Fatalf("cut write: %+v", r)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "bye" {
+		t.Fatalf("after a cut write the file holds %q", b)
+	}
+	// Through a symlink, the target is written and the link stays.
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	fsRun(t, framed("via link"), "fs", "write", link)
+	if b, _ := os.ReadFile(p); string(b) != "via link" {
+		t.Fatalf("write through a link: target holds %q", b)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "a", "b", ".*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
 	wantKind(t, first(fsRun(t, "", "fs", "stat", "relative/path")), "invalid")
 }
 
@@ -73,7 +107,7 @@ func first(r fsResult, _ []byte) fsResult { return r }
 func TestFSListDepthAndSymlinks(t *testing.T) {
 	dir := t.TempDir()
 	for _, p := range []string{"x/y/z.txt", "top.txt"} {
-		fsRun(t, "1", "fs", "write", filepath.Join(dir, p))
+		fsRun(t, framed("1"), "fs", "write", filepath.Join(dir, p))
 	}
 	if err := os.Symlink("x", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
@@ -116,7 +150,7 @@ func TestFSMkdirMoveRemove(t *testing.T) {
 		t.Fatalf("mkdir: %+v", r)
 	}
 	wantKind(t, first(fsRun(t, "", "fs", "mkdir", d)), "exists")
-	fsRun(t, "f", "fs", "write", filepath.Join(d, "f"))
+	fsRun(t, framed("f"), "fs", "write", filepath.Join(d, "f"))
 	wantKind(t, first(fsRun(t, "", "fs", "mkdir", filepath.Join(d, "f"))), "not_dir")
 
 	to := filepath.Join(dir, "new", "place")
@@ -213,6 +247,26 @@ func TestFSWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(filepath.Join("sub", "f.txt"), "write")
+	// "fs write" goes through a temporary file: a watch reports the file, never the temp.
+	if r, _ := fsRun(t, framed("y"), "fs", "write", filepath.Join(dir, "sub", "g.txt")); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	for {
+		var got map[string]fsEvent
+		if err := json.Unmarshal([]byte(next()), &got); err != nil {
+			t.Fatal(err)
+		}
+		e := got["event"]
+		if strings.Contains(e.Name, "sandboxd-") {
+			t.Fatalf("the write's temporary file was reported: %+v", e)
+		}
+		if e.Name == filepath.Join("sub", "g.txt") && slices.Contains(e.Ops, "write") {
+			if !slices.Contains(e.Ops, "create") {
+				t.Fatalf("g.txt written: ops %v, want create and write", e.Ops)
+			}
+			break
+		}
+	}
 	if err := os.Remove(filepath.Join(dir, "sub", "f.txt")); err != nil {
 		t.Fatal(err)
 	}

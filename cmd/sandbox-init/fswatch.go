@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -49,7 +50,7 @@ func watchDir(dir string, recursive bool, stdin io.Reader, stdout io.Writer, o *
 	if err != nil {
 		return fsReply(stdout, fsFail("internal", fmt.Errorf("inotify: %w", err)))
 	}
-	w := &watcher{fd: fd, root: dir, recursive: recursive, dirs: map[int32]string{}}
+	w := &watcher{fd: fd, root: dir, recursive: recursive, dirs: map[int32]string{}, writes: map[uint32]string{}}
 	if err := w.add(dir); err != nil {
 		syscall.Close(fd)
 		return fsReply(stdout, fsFail("", err))
@@ -88,7 +89,7 @@ func watchDir(dir string, recursive bool, stdin io.Reader, stdout io.Writer, o *
 			for len(name) > 0 && name[len(name)-1] == 0 {
 				name = name[:len(name)-1]
 			}
-			e, ok := w.event(ev.Wd, ev.Mask, name, o)
+			e, ok := w.event(ev.Wd, ev.Mask, ev.Cookie, name, o)
 			if !ok {
 				continue
 			}
@@ -103,7 +104,24 @@ type watcher struct {
 	fd        int
 	root      string
 	recursive bool
-	dirs      map[int32]string // watch descriptor → directory
+	dirs      map[int32]string  // watch descriptor → directory
+	writes    map[uint32]string // rename cookie → the temporary file "fs write" moved away
+}
+
+// isWriteTemp reports whether name is a temporary file of "fs write" (see write): its
+// events are hidden, and its rename over the file it writes reads as a create and a write
+// of that file, as a write in place would.
+func isWriteTemp(name string) bool {
+	i := strings.LastIndex(name, ".sandboxd-")
+	if !strings.HasPrefix(name, ".") || i < 0 {
+		return false
+	}
+	for _, c := range name[i+len(".sandboxd-"):] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return i+len(".sandboxd-") < len(name)
 }
 
 // add watches dir and, when recursive, every directory below it.
@@ -139,7 +157,7 @@ func (w *watcher) addOne(dir string) error {
 
 // event turns one inotify record into a line; ok is false for records that report
 // nothing (the kernel's own IN_IGNORED, say).
-func (w *watcher) event(wd int32, mask uint32, name string, o *fsOwners) (fsEvent, bool) {
+func (w *watcher) event(wd int32, mask, cookie uint32, name string, o *fsOwners) (fsEvent, bool) {
 	dir, known := w.dirs[wd]
 	if mask&syscall.IN_IGNORED != 0 {
 		delete(w.dirs, wd)
@@ -152,7 +170,20 @@ func (w *watcher) event(wd int32, mask uint32, name string, o *fsOwners) (fsEven
 	if name != "" {
 		p = filepath.Join(dir, name)
 	}
+	if isWriteTemp(name) {
+		if mask&syscall.IN_MOVED_FROM != 0 {
+			if len(w.writes) > 64 { // cookies whose MOVED_TO never came (moved out of sight)
+				clear(w.writes)
+			}
+			w.writes[cookie] = p
+		}
+		return fsEvent{}, false
+	}
 	var ops []string
+	if _, ok := w.writes[cookie]; ok && cookie != 0 && mask&syscall.IN_MOVED_TO != 0 {
+		delete(w.writes, cookie)
+		mask |= syscall.IN_MODIFY
+	}
 	if mask&(syscall.IN_CREATE|syscall.IN_MOVED_TO) != 0 {
 		ops = append(ops, "create")
 		if w.recursive && mask&syscall.IN_ISDIR != 0 {
