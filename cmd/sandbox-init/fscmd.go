@@ -147,7 +147,7 @@ func fsFail(kind string, err error) fsResult {
 			kind = "not_found"
 		case errors.Is(err, fs.ErrExist):
 			kind = "exists"
-		case errors.Is(err, fs.ErrPermission):
+		case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
 			kind = "permission"
 		case errors.Is(err, syscall.ENOTDIR):
 			kind = "not_dir"
@@ -298,10 +298,62 @@ func (o *fsOwners) move(from, to string) fsResult {
 	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 		return fsFail("", err)
 	}
-	if err := os.Rename(from, to); err != nil {
+	err := os.Rename(from, to)
+	if errors.Is(err, syscall.EXDEV) {
+		// The home, /tmp and the image's tree are different filesystems: copy, then
+		// remove, as mv does.
+		if err = copyTree(from, to); err == nil {
+			err = os.RemoveAll(from)
+		} else {
+			os.RemoveAll(to)
+		}
+	}
+	if err != nil {
 		return fsFail("", err)
 	}
 	return fsEntry(o.entry(to))
+}
+
+// copyTree copies from to to: directories, regular files and symlinks, with their modes.
+// to must not exist.
+func copyTree(from, to string) error {
+	return filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(dst, fi.Mode().Perm())
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		case fi.Mode().IsRegular():
+			src, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm())
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, src)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		return fmt.Errorf("%s is neither a file, a directory nor a symlink: it cannot be moved to another filesystem", p)
+	})
 }
 
 // read answers the entry line, then the bytes. O_NONBLOCK keeps a FIFO from blocking the
@@ -355,6 +407,10 @@ func (o *fsOwners) write(p string, r io.Reader) fsResult {
 	// The name's pattern is known to "fs watch" (isWriteTemp), which hides it.
 	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".sandboxd-*")
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("cannot write %s: %w", p, pe.Err) // not the temporary name
+		}
 		return fsFail("", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed

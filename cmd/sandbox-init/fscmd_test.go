@@ -283,3 +283,27 @@ func TestFSWatch(t *testing.T) {
 		t.Fatal("watch still running 10s after its stdin closed")
 	}
 }
+
+// TestFSCopyTree: the copy a move across filesystems makes keeps files, modes, dirs and
+// symlinks (the move itself is tested against a sandbox, where the home and /tmp differ).
+func TestFSCopyTree(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "copy")
+	os.MkdirAll(filepath.Join(src, "d"), 0o700)
+	os.WriteFile(filepath.Join(src, "d", "f"), []byte("data"), 0o640)
+	os.Symlink("d/f", filepath.Join(src, "l"))
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "d", "f")); err != nil || string(b) != "data" {
+		t.Fatalf("file: %q %v", b, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "d", "f")); fi.Mode().Perm() != 0o640 {
+		t.Fatalf("file mode %v", fi.Mode())
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "d")); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("dir mode %v", fi.Mode())
+	}
+	if target, err := os.Readlink(filepath.Join(dst, "l")); err != nil || target != "d/f" {
+		t.Fatalf("symlink: %q %v", target, err)
+	}
+}
