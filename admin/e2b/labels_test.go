@@ -1,0 +1,69 @@
+package e2b
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMetadataLabels(t *testing.T) {
+	cases := []struct{ key, label string }{
+		{"user", "user"},
+		{"session_id", "session_id"},
+		{"userId", "e2b.m.user.49d"},
+		{"team/name", "e2b.m.team.2fname"},
+		{"e2b.managed", "e2b.m.e2b.2emanaged"}, // sandboxd's own names are never taken
+		{"a.b", "a.b"},
+		{"_x", "e2b.m._x"},
+	}
+	for _, c := range cases {
+		got, err := metadataLabel(c.key)
+		if err != nil || got != c.label {
+			t.Errorf("metadataLabel(%q) = %q, %v; want %q", c.key, got, err, c.label)
+			continue
+		}
+		if !labelKey.MatchString(got) {
+			t.Errorf("label %q of %q is not a label key", got, c.key)
+		}
+		if back, ok := metadataKey(got); !ok || back != c.key {
+			t.Errorf("metadataKey(%q) = %q, %v; want %q", got, back, ok, c.key)
+		}
+	}
+	for _, own := range []string{labelManaged, labelTemplate, labelTimeout, labelOnTimeout, "e2b.m.bad.zz", "e2b.m.x."} {
+		if k, ok := metadataKey(own); ok {
+			t.Errorf("label %q reads as metadata %q", own, k)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("A", 30)} {
+		if _, err := metadataLabel(bad); err == nil {
+			t.Errorf("metadataLabel(%q) took it", bad)
+		}
+	}
+	md := map[string]string{"userId": "u1", "plain": "v"}
+	labels, err := metadataLabels(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels[labelManaged] = "1"
+	back := labelsMetadata(labels)
+	if len(back) != 2 || back["userId"] != "u1" || back["plain"] != "v" {
+		t.Fatalf("round trip: %v", back)
+	}
+}
+
+func FuzzMetadataLabel(f *testing.F) {
+	for _, s := range []string{"userId", "a", "e2b.x", "ü", "a.b-c_d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		label, err := metadataLabel(key)
+		if err != nil {
+			return
+		}
+		if !labelKey.MatchString(label) {
+			t.Fatalf("label %q of %q is not a label key", label, key)
+		}
+		if back, ok := metadataKey(label); !ok || back != key {
+			t.Fatalf("%q → %q → %q, %v", key, label, back, ok)
+		}
+	})
+}
