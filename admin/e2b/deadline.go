@@ -128,6 +128,18 @@ func (s *Server) runDeadlines(ctx context.Context) error {
 // next end to come (zero for none).
 func (s *Server) sweep(ctx context.Context, now time.Time) (next time.Time) {
 	o := store.ListOptions{Labels: map[string]string{labelManaged: "1"}, Status: store.StatusRunning, Limit: 500}
+	seen := map[string]bool{}
+	defer func() {
+		// Ends of sandboxes that no longer run here (deleted, stopped) and have passed
+		// are of no use: drop them, so the map does not grow with every sandbox made.
+		s.deadlines.mu.Lock()
+		for id, end := range s.deadlines.ends {
+			if !seen[id] && !end.After(now) {
+				delete(s.deadlines.ends, id)
+			}
+		}
+		s.deadlines.mu.Unlock()
+	}()
 	for {
 		page, err := s.sandboxes.List(ctx, o)
 		if err != nil {
@@ -135,6 +147,7 @@ func (s *Server) sweep(ctx context.Context, now time.Time) (next time.Time) {
 			return now.Add(10 * time.Second)
 		}
 		for _, sb := range page {
+			seen[sb.ID] = true
 			end := s.endOf(sb)
 			if end.After(now) {
 				if next.IsZero() || end.Before(next) {

@@ -230,7 +230,7 @@ func (o *fsOwners) describe(p string, fi fs.FileInfo) fsEntryJS {
 
 // maxListEntries bounds a listing: a deep tree must not make an answer sandboxd cannot
 // hold.
-const maxListEntries = 100000
+const maxListEntries = 20000
 
 // list walks dir (following dir itself when it is a symlink) depth levels down.
 func (o *fsOwners) list(dir string, depth int) fsResult {

@@ -82,6 +82,7 @@ func TestE2BListener(t *testing.T) {
 			hdr["E2b-Sandbox-Id"] = via.id
 		}
 		code, body := send("POST", via.url+"/process.Process/Start", via.host, hdr, frame)
+		body = bytes.ReplaceAll(body, []byte(" "), nil) // protojson varies its spacing on purpose
 		out := base64.StdEncoding.EncodeToString([]byte("from " + sb.SandboxID + "\n"))
 		if code != 200 || !bytes.Contains(body, []byte(`"stdout":"`+out+`"`)) || !bytes.Contains(body, []byte(`"exited":true`)) {
 			t.Fatalf("start via %s %s: %d %q", via.url, via.host, code, body)

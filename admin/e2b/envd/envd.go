@@ -108,6 +108,7 @@ type Handler struct {
 	mux       *http.ServeMux
 	procs     procTable
 	watches   watchTable
+	fsSlots   slots
 
 	base   context.Context // canceled by Close: every process and watch ends
 	cancel context.CancelFunc

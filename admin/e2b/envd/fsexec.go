@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -50,12 +51,21 @@ const (
 )
 
 // maxFSAnswer caps the JSON answer of a file operation held in memory (a listing of the
-// helper's largest, 100000 entries, fits).
-const maxFSAnswer = 64 << 20
+// helper's largest, 20000 entries, fits).
+const maxFSAnswer = 16 << 20
+
+// maxFSCalls bounds the file operations running at once per sandbox: each holds an exec
+// and up to maxFSAnswer of memory.
+const maxFSCalls = 8
 
 // runFS runs "sandbox-init fs args..." in the sandbox (awake) and returns its first line,
 // decoded; what follows it goes to rest (a read's bytes), or is an error when rest is nil.
 func (h *Handler) runFS(ctx context.Context, id string, stdin io.Reader, rest io.Writer, args ...string) (fsResult, error) {
+	release, err := h.fsSlots.take(id, maxFSCalls)
+	if err != nil {
+		return fsResult{}, err
+	}
+	defer release()
 	if err := h.awake(ctx, id); err != nil {
 		return fsResult{}, err
 	}
@@ -139,6 +149,33 @@ func entryInfo(e fsEntry, self int) *filesystem.EntryInfo {
 		info.SymlinkTarget = &t
 	}
 	return info
+}
+
+// slots counts what runs at once per sandbox.
+type slots struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// take holds one of limit slots of id until release is called.
+func (s *slots) take(id string, limit int) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	if s.n[id] >= limit {
+		return nil, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("sandbox %s has %d file operations running, the most it may have at once", id, limit))
+	}
+	s.n[id]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.n[id]--; s.n[id] == 0 {
+			delete(s.n, id)
+		}
+	}, nil
 }
 
 // lineThen keeps the first line written to it (up to max bytes) and passes the rest on.

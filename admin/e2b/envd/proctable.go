@@ -20,7 +20,8 @@ import (
 // at the time (Start's stream, then any Connect), and is dropped while nobody is, as E2B's
 // envd does. Every subscriber has a bounded queue; one that does not take its output for
 // slowSubscriber is cut off, so a stalled client never stalls the process for long nor
-// makes sandboxd hold its output.
+// makes sandboxd hold its output. Subscribers share the events, so a process holds at most
+// subscriberQueue × outputChunk (512 KiB) of output however many streams follow it.
 
 const (
 	defaultMaxProcesses = 64
