@@ -52,6 +52,7 @@ type proc struct {
 type subscriber struct {
 	events chan *process.ProcessEvent
 	cut    chan struct{} // closed when it was cut off for being slow
+	left   chan struct{} // closed when its stream ended: publish stops waiting for it
 }
 
 // sandboxProcs is one sandbox's processes.
@@ -179,21 +180,24 @@ func (p *proc) subscribe() (*subscriber, error) {
 		return nil, connect.NewError(connect.CodeResourceExhausted,
 			fmt.Errorf("process %d has %d streams connected, the most it may have", p.pid, maxSubscribers))
 	}
-	s := &subscriber{events: make(chan *process.ProcessEvent, subscriberQueue), cut: make(chan struct{})}
+	s := &subscriber{events: make(chan *process.ProcessEvent, subscriberQueue), cut: make(chan struct{}), left: make(chan struct{})}
 	if p.end == nil {
 		p.subs[s] = struct{}{}
 	}
 	return s, nil
 }
 
+// unsubscribe ends s; call it once, when its stream ends.
 func (p *proc) unsubscribe(s *subscriber) {
 	p.mu.Lock()
 	delete(p.subs, s)
 	p.mu.Unlock()
+	close(s.left)
 }
 
-// publish gives ev to every subscriber, waiting up to slowSubscriber for a full queue
-// before cutting its subscriber off. It is called from one goroutine per process.
+// publish gives ev to every subscriber, waiting up to slowSubscriber (in all) for full
+// queues before cutting their subscribers off. It is called from one goroutine per
+// process.
 func (p *proc) publish(ev *process.ProcessEvent) {
 	p.mu.Lock()
 	subs := make([]*subscriber, 0, len(p.subs))
@@ -201,19 +205,22 @@ func (p *proc) publish(ev *process.ProcessEvent) {
 		subs = append(subs, s)
 	}
 	p.mu.Unlock()
-	var timer *time.Timer
+	var deadline time.Time
 	for _, s := range subs {
 		select {
 		case s.events <- ev:
 			continue
+		case <-s.left:
+			continue
 		default:
 		}
-		if timer == nil {
-			timer = time.NewTimer(slowSubscriber)
-			defer timer.Stop()
+		if deadline.IsZero() {
+			deadline = time.Now().Add(slowSubscriber)
 		}
+		timer := time.NewTimer(time.Until(deadline))
 		select {
 		case s.events <- ev:
+		case <-s.left:
 		case <-timer.C:
 			p.mu.Lock()
 			if _, ok := p.subs[s]; ok {
@@ -222,6 +229,7 @@ func (p *proc) publish(ev *process.ProcessEvent) {
 			}
 			p.mu.Unlock()
 		}
+		timer.Stop()
 	}
 }
 
