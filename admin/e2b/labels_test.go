@@ -1,6 +1,7 @@
 package e2b
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -66,4 +67,12 @@ func FuzzMetadataLabel(f *testing.F) {
 			t.Fatalf("%q → %q → %q, %v", key, label, back, ok)
 		}
 	})
+}
+
+// TestNewAPIKey: a minted key passes E2B's SDKs' own check, "e2b_" and hex.
+func TestNewAPIKey(t *testing.T) {
+	k := NewAPIKey()
+	if !regexp.MustCompile(`\Ae2b_[0-9a-f]{40}\z`).MatchString(k) || k == NewAPIKey() {
+		t.Fatalf("NewAPIKey() = %q", k)
+	}
 }
