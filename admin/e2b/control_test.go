@@ -321,6 +321,13 @@ func TestControlPlane(t *testing.T) {
 	if ids, _ := listIDs("state=running"); len(ids) != 1 || ids[0] != b.SandboxID {
 		t.Fatalf("running list: %v", ids)
 	}
+	// The JS SDK repeats the parameter where Python joins with commas.
+	if ids, _ := listIDs("state=running&state=paused"); len(ids) != 2 {
+		t.Fatalf("both states, JS form: %v", ids)
+	}
+	if ids, _ := listIDs("state=running,paused"); len(ids) != 2 {
+		t.Fatalf("both states, Python form: %v", ids)
+	}
 	if code, _ := st.call(t, "GET", "/sandboxes/"+a.SandboxID+"/metrics", "", &m); code != 200 || len(m) != 0 {
 		t.Fatalf("metrics while paused: %d %+v", code, m)
 	}

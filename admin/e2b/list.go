@@ -20,7 +20,8 @@ const (
 // pages; X-Next-Token names the next page when there is one.
 func (s *Server) listV2(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	states, err := parseStates(q.Get("state"))
+	// The Python SDK joins states with commas; the JS SDK repeats the parameter.
+	states, err := parseStates(strings.Join(q["state"], ","))
 	if err != nil {
 		return err
 	}
