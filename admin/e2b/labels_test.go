@@ -76,3 +76,18 @@ func TestNewAPIKey(t *testing.T) {
 		t.Fatalf("NewAPIKey() = %q", k)
 	}
 }
+
+// TestParseMetadataFilter: the list filter as each SDK encodes it (after the query string's
+// own decoding): Python quotes keys and values with "/" kept, JS with encodeURIComponent.
+func TestParseMetadataFilter(t *testing.T) {
+	want, _ := metadataLabels(map[string]string{"user id": "a/b", "k": "v"})
+	for name, v := range map[string]string{
+		"python": "user%2520id=a%2Fb&k=v",
+		"js":     "user%2520id=a%252Fb&k=v",
+	} {
+		got, err := parseMetadata(v)
+		if err != nil || len(got) != 2 || got["k"] != "v" || got["e2b.m.user.20id"] != "a/b" || len(want) != 2 {
+			t.Errorf("%s: %v %v, want %v", name, got, err, want)
+		}
+	}
+}
