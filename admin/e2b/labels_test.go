@@ -1,6 +1,7 @@
 package e2b
 
 import (
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,6 +89,22 @@ func TestParseMetadataFilter(t *testing.T) {
 		got, err := parseMetadata(v)
 		if err != nil || len(got) != 2 || got["k"] != "v" || got["e2b.m.user.20id"] != "a/b" || len(want) != 2 {
 			t.Errorf("%s: %v %v, want %v", name, got, err, want)
+		}
+	}
+}
+
+// TestListenerPreflight: the E2B listener answers a browser's preflight for envd paths
+// (which carry no E2b-Sandbox-Id to route by), and not for the control plane.
+func TestListenerPreflight(t *testing.T) {
+	s := New(nil, nil, nil, keys{}, []byte("0123456789abcdef0123456789abcdef"), nil)
+	for path, want := range map[string]int{"/process.Process/Start": 204, "/files": 204, "/sandboxes": 401} {
+		r := httptest.NewRequest("OPTIONS", path, nil)
+		r.Header.Set("Origin", "https://app.example")
+		r.Header.Set("Access-Control-Request-Method", "POST")
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("preflight of %s: %d, want %d", path, w.Code, want)
 		}
 	}
 }

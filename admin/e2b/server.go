@@ -147,6 +147,9 @@ func (s *Server) Handler() http.Handler {
 			s.envd.ServeHTTP(w, r)
 			return
 		}
+		if r.Method == http.MethodOptions && envd.IsEnvdPath(r.URL.Path) && envd.Preflight(w, r) {
+			return // a browser's preflight for envd, which carries no E2b-Sandbox-Id
+		}
 		api.ServeHTTP(w, r)
 	}))
 }

@@ -175,6 +175,9 @@ func sandboxOf(ctx context.Context) string {
 
 // ServeHTTP serves one envd request for the sandbox named by the E2b-Sandbox-Id header.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if Preflight(w, r) {
+		return
+	}
 	id := r.Header.Get(HeaderSandboxID)
 	rpc := isRPC(r.URL.Path)
 	fail := func(status int, msg string) {

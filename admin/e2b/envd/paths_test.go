@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -72,3 +73,27 @@ func TestFrameReader(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestCORS: a preflight is answered for any origin without a token; a page's real request
+// still needs the token, and may read the answer.
+func TestCORS(t *testing.T) {
+	h := New(testKey, nil, nil, nil)
+	pre := httptest.NewRequest("OPTIONS", "/process.Process/Start", nil)
+	pre.Header.Set("Origin", "https://app.example")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	pre.Header.Set("Access-Control-Request-Headers", "Content-Type, X-Access-Token, E2b-Sandbox-Id, Connect-Timeout-Ms")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, pre)
+	if w.Code != 204 || w.Header().Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(w.Header().Get("Access-Control-Allow-Headers"), "x-access-token") {
+		t.Fatalf("preflight: %d %v", w.Code, w.Header())
+	}
+	req := httptest.NewRequest("POST", "/process.Process/List", strings.NewReader("{}"))
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set(HeaderSandboxID, "abc")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != 401 || w.Header().Get("Access-Control-Allow-Origin") != "*" || w.Header().Get("Access-Control-Expose-Headers") == "" {
+		t.Fatalf("page without token: %d %v", w.Code, w.Header())
+	}
+}
