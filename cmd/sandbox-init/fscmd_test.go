@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -305,5 +306,37 @@ func TestFSCopyTree(t *testing.T) {
 	}
 	if target, err := os.Readlink(filepath.Join(dst, "l")); err != nil || target != "d/f" {
 		t.Fatalf("symlink: %q %v", target, err)
+	}
+}
+
+// TestFSWatchScansNewDirectories: a directory that already holds files when its create is
+// seen (they were made before its watch could be) reports them too.
+func TestFSWatchScansNewDirectories(t *testing.T) {
+	root := t.TempDir()
+	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	w := &watcher{fd: fd, root: root, recursive: true, dirs: map[int32]string{}, writes: map[uint32]string{}}
+	if err := w.add(root); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(root, "a", "b", "f"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(root, "a", ".f.sandboxd-123"), []byte("x"), 0o644)
+	var wd int32
+	for k := range w.dirs {
+		wd = k
+	}
+	var got []string
+	for _, e := range w.event(wd, syscall.IN_CREATE|syscall.IN_ISDIR, 0, "a", &fsOwners{}) {
+		got = append(got, e.Name+":"+strings.Join(e.Ops, "+"))
+	}
+	if strings.Join(got, " ") != "a:create a/b:create a/b/f:create+write" {
+		t.Fatalf("events %v", got)
+	}
+	if len(w.dirs) != 3 {
+		t.Fatalf("watched %d directories, want 3: %v", len(w.dirs), w.dirs)
 	}
 }

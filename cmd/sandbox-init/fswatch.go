@@ -89,12 +89,10 @@ func watchDir(dir string, recursive bool, stdin io.Reader, stdout io.Writer, o *
 			for len(name) > 0 && name[len(name)-1] == 0 {
 				name = name[:len(name)-1]
 			}
-			e, ok := w.event(ev.Wd, ev.Mask, ev.Cookie, name, o)
-			if !ok {
-				continue
-			}
-			if err := emit(map[string]fsEvent{"event": e}); err != nil {
-				return 0 // the reader is gone
+			for _, e := range w.event(ev.Wd, ev.Mask, ev.Cookie, name, o) {
+				if err := emit(map[string]fsEvent{"event": e}); err != nil {
+					return 0 // the reader is gone
+				}
 			}
 		}
 	}
@@ -155,16 +153,16 @@ func (w *watcher) addOne(dir string) error {
 	return nil
 }
 
-// event turns one inotify record into a line; ok is false for records that report
-// nothing (the kernel's own IN_IGNORED, say).
-func (w *watcher) event(wd int32, mask, cookie uint32, name string, o *fsOwners) (fsEvent, bool) {
+// event turns one inotify record into lines: none for records that report nothing (the
+// kernel's own IN_IGNORED, say), more than one for a new directory of a recursive watch.
+func (w *watcher) event(wd int32, mask, cookie uint32, name string, o *fsOwners) []fsEvent {
 	dir, known := w.dirs[wd]
 	if mask&syscall.IN_IGNORED != 0 {
 		delete(w.dirs, wd)
-		return fsEvent{}, false
+		return nil
 	}
 	if !known {
-		return fsEvent{}, false
+		return nil
 	}
 	p := dir
 	if name != "" {
@@ -177,17 +175,19 @@ func (w *watcher) event(wd int32, mask, cookie uint32, name string, o *fsOwners)
 			}
 			w.writes[cookie] = p
 		}
-		return fsEvent{}, false
+		return nil
 	}
 	var ops []string
 	if _, ok := w.writes[cookie]; ok && cookie != 0 && mask&syscall.IN_MOVED_TO != 0 {
 		delete(w.writes, cookie)
 		mask |= syscall.IN_MODIFY
 	}
+	var inside []fsEvent
 	if mask&(syscall.IN_CREATE|syscall.IN_MOVED_TO) != 0 {
 		ops = append(ops, "create")
 		if w.recursive && mask&syscall.IN_ISDIR != 0 {
 			w.add(p) // best effort: a directory gone again at once is no error
+			inside = w.scan(p, o)
 		}
 	}
 	if mask&(syscall.IN_MOVED_FROM|syscall.IN_MOVE_SELF) != 0 {
@@ -203,17 +203,45 @@ func (w *watcher) event(wd int32, mask, cookie uint32, name string, o *fsOwners)
 		ops = append(ops, "remove")
 	}
 	if len(ops) == 0 {
-		return fsEvent{}, false
+		return nil
 	}
-	rel, err := filepath.Rel(w.root, p)
-	if err != nil {
-		rel = p
-	}
-	e := fsEvent{Name: rel, Ops: ops}
+	e := fsEvent{Name: w.rel(p), Ops: ops}
 	if mask&(syscall.IN_CREATE|syscall.IN_MOVED_TO|syscall.IN_MODIFY|syscall.IN_ATTRIB) != 0 {
 		if entry, err := o.entry(p); err == nil {
 			e.Entry = &entry
 		}
 	}
-	return e, true
+	return append([]fsEvent{e}, inside...)
+}
+
+func (w *watcher) rel(p string) string {
+	rel, err := filepath.Rel(w.root, p)
+	if err != nil {
+		return p
+	}
+	return rel
+}
+
+// scan reports what a new directory already holds: whatever was made in it before its
+// watch was in place (mkdir -p a/b && echo x > a/b/f is quicker than the watcher) would
+// be missed otherwise. Files are reported created, and written when they have bytes. A
+// change seen both ways is reported twice, which is better than not at all.
+func (w *watcher) scan(dir string, o *fsOwners) []fsEvent {
+	var out []fsEvent
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir || isWriteTemp(d.Name()) || len(out) >= maxWatchDirs {
+			return nil
+		}
+		entry, err := o.entry(p)
+		if err != nil {
+			return nil
+		}
+		e := fsEvent{Name: w.rel(p), Ops: []string{"create"}, Entry: &entry}
+		if entry.Type == "file" && entry.Size > 0 {
+			e.Ops = append(e.Ops, "write")
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out
 }
