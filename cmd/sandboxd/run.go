@@ -210,11 +210,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		go func() { apiDone <- apiSrv.Shutdown(sctx) }()
 		e2bDone := make(chan error, 1)
 		go func() {
-			if e2bHTTP != nil {
-				e2bDone <- e2bHTTP.Shutdown(sctx)
-				return
+			var err error
+			if e2bHTTP != nil { // envd's streams end as e2bSrv.Run ends its processes
+				err = e2bHTTP.Shutdown(sctx)
 			}
-			e2bDone <- nil
+			e2bDone <- err
 		}()
 		err := httpSrv.Shutdown(sctx)
 		edgeSrv.CloseWebSockets()
