@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/edge"
+	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 	"github.com/sandboxd/sandboxd/store"
@@ -108,7 +109,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	waker := wake.New(mgr)
-	waker.Dial = (&edge.Dialer{RelayPort: lifecycle.RelayPort}).DialContext
+	waker.Dial = (&edge.Dialer{RelayPort: initproto.RelayPort}).DialContext
 	t.Cleanup(func() { waker.Close() })
 	key, err := LoadKey(filepath.Join(data, "e2b.key"))
 	if err != nil {
@@ -125,7 +126,7 @@ func newStack(t *testing.T) *stack {
 	st.api = httptest.NewServer(st.srv.Handler())
 	t.Cleanup(st.api.Close)
 	e := edge.NewServer("test", table, waker, nil)
-	e.RelayPort = lifecycle.RelayPort
+	e.RelayPort = initproto.RelayPort
 	e.Envd = st.srv.Envd()
 	st.edge = httptest.NewServer(e)
 	t.Cleanup(st.edge.Close)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // TestE2BListener: with SANDBOXD_E2B_BIND, one sandboxd serves E2B's API on its own
@@ -93,7 +95,7 @@ func TestE2BListener(t *testing.T) {
 	for _, host := range []string{"3000-" + sb.SandboxID + ".preview.localhost", "s-" + sb.SandboxID + "-3000.preview.localhost"} {
 		var code int
 		var body []byte
-		eventually(t, 30*time.Second, "the devserver answers at "+host, func() bool {
+		testutil.Eventually(t, 30*time.Second, "the devserver answers at "+host, func() bool {
 			code, body = send("GET", "http://"+d.HTTP+"/", host, nil, nil)
 			return code == 200
 		})
