@@ -35,6 +35,8 @@ var statusOf = map[lifecycle.Code]int{
 	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
 	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
 	lifecycle.CodeInternal:    http.StatusInternalServerError,
+
+	lifecycle.CodeLimit: http.StatusTooManyRequests, // issue 13: a tenant's limit
 }
 
 // writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are

@@ -41,6 +41,10 @@ type CreateRequest struct {
 	IdlePolicy  string
 	HostHeader  string
 	Services    []store.Service
+
+	// Issue 13: the tenant whose token creates it; "" for the operator. A tenant's id
+	// starts with "<tenant>--" (tenant.go).
+	Tenant string
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -48,6 +52,9 @@ type CreateRequest struct {
 func (m *Manager) normalize(req *CreateRequest) error {
 	if req.ID != "" && !ValidID(req.ID) {
 		return errorf(CodeInvalid, "id %q is invalid: use 1-40 lowercase letters, digits and inner dashes", req.ID)
+	}
+	if err := checkTenantID(req); err != nil {
+		return err
 	}
 	if req.Image == "" {
 		req.Image = m.cfg.Image
