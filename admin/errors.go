@@ -43,6 +43,7 @@ var statusOf = map[lifecycle.Code]int{
 // logged: the rest are the caller's business and already in the request log line.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := publicError(err)
+	infoOf(r).resultCode = code // for the audit line
 	var ra retryAfter
 	after := wakeRetryAfter(err)
 	if errors.As(err, &ra) {
