@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -108,6 +109,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer db.Close()
+	db.AuditMaxRows = cfg.AuditMaxRows
 	met := newMetrics()
 	docker, err := dockerClient(met)
 	if err != nil {
@@ -118,6 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
@@ -167,9 +170,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("boot reconcile: %w", err)
 	}
 
+	keys := apikey.New(db) // the E2B listener (issue 16) authenticates with the same keys
+	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
-		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db}, log)
-	api.Tokens = cfg.Tokens
+		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
@@ -181,7 +185,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	apiSrv.RegisterOnShutdown(api.CloseSockets)
-	reload := newReloader(cfg, getenv, api, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
+	reload := newReloader(cfg, getenv, keys, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
 	defer reload.Close()
 	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
 	httpSrv.Handler = https.Redirect(httpSrv.Handler)
@@ -277,6 +281,11 @@ var (
 	_ wake.Starter        = (*lifecycle.Manager)(nil)
 	_ edge.Waker          = (*wake.Waker)(nil)
 	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
+	_ admin.TokenStore    = (*store.DB)(nil)
+	_ admin.AuditLog      = (*store.DB)(nil)
+	_ apikey.Store        = (*store.DB)(nil)
+	// The edge tells a tenant's running limit from a failed start by this method.
+	_ interface{ ErrorCode() string } = (*lifecycle.Error)(nil)
 	_ admin.Tasks         = (*task.Runner)(nil)
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
 	_ task.Store          = (*store.DB)(nil)
