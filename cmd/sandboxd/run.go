@@ -281,13 +281,17 @@ var (
 	_ wake.Starter        = (*lifecycle.Manager)(nil)
 	_ edge.Waker          = (*wake.Waker)(nil)
 	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
-	_ admin.TokenStore    = (*store.DB)(nil)
-	_ admin.AuditLog      = (*store.DB)(nil)
-	_ apikey.Store        = (*store.DB)(nil)
-	// The edge tells a tenant's running limit from a failed start by this method.
-	_ interface{ ErrorCode() string } = (*lifecycle.Error)(nil)
 	_ admin.Tasks         = (*task.Runner)(nil)
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
+)
+
+// Issue 13.
+var (
+	_ admin.TokenStore = (*store.DB)(nil)
+	_ admin.AuditLog   = (*store.DB)(nil)
+	_ apikey.Store     = (*store.DB)(nil)
+	// The edge tells a tenant's running limit from a failed start by this method.
+	_ interface{ ErrorCode() string } = (*lifecycle.Error)(nil)
 )
