@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -51,7 +52,7 @@ func (s *Server) audited(next http.Handler) http.Handler {
 		switch {
 		case target != "":
 		case vars["name"] != "":
-			target = "token:" + vars["name"]
+			target = clip("token:"+vars["name"], maxAuditTarget)
 		default:
 			target = info.target
 		}
@@ -98,9 +99,29 @@ func (s *Server) record(r *http.Request, name, target, detail string) {
 	info := infoOf(r)
 	info.noted = true
 	if target != "" {
-		info.target = target
+		info.target = clip(target, maxAuditTarget)
 	}
-	info.detail = strings.TrimSpace(name + " " + detail)
+	info.detail = clip(strings.TrimSpace(name+" "+detail), maxAuditDetail)
+}
+
+// Bounds of what a caller's input puts in an audit line (a command's first word, a file's
+// path, a token's name): a tenant must not fill the disk through the log, whose row count
+// is bounded too (store.DefaultAuditMaxRows).
+const (
+	maxAuditDetail = 256
+	maxAuditTarget = 80
+)
+
+// clip cuts s to at most n bytes, at a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 type auditView struct {

@@ -471,3 +471,27 @@ func TestAuditLineForEveryMutatingRoute(t *testing.T) {
 		}
 	}
 }
+
+// What a caller writes into an audit line is cut to size: the log is bounded in rows and
+// in bytes.
+func TestAuditDetailIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newTenantEnv(t)
+	long := strings.Repeat("é", 5000)
+	e.h = New(Deps{Sandboxes: &fakeSandboxes{GetFn: running}, Waker: &fakeWaker{WakeFn: awake}, Audit: e.db, Keys: e.keys,
+		Execs: &fakeExecs{ExecFn: func(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error) {
+			return lifecycle.ExecResult{}, nil
+		}}}, nil).Handler()
+	got := e.do("POST", "/v1/sandboxes/a--box/exec", "root", `{"cmd":["`+long+`"]}`)
+	lines, _ := e.db.ListAudit(context.Background(), store.AuditQuery{Target: "a--box"})
+	if len(lines) != 1 || len(lines[0].Detail) > maxAuditDetail || !strings.HasPrefix(lines[0].Detail, "sandbox.exec éé") ||
+		!strings.HasSuffix(lines[0].Detail, "é…") {
+		t.Fatalf("exec answered %d; audit %+v", got.status, lines)
+	}
+	e.h = e.srv.Handler()
+	got = e.do("DELETE", "/v1/tokens/"+strings.Repeat("x", 3000), "root", "")
+	lines, _ = e.db.ListAudit(context.Background(), store.AuditQuery{Limit: 1000})
+	if l := lines[len(lines)-1]; got.status != 404 || len(l.Target) > maxAuditTarget || !strings.HasPrefix(l.Target, "token:xxx") {
+		t.Fatalf("delete answered %d; audit %+v", got.status, l)
+	}
+}
