@@ -43,8 +43,9 @@ type Store interface {
 type Keys struct {
 	db Store // nil: environment tokens only
 
-	mu  sync.RWMutex
-	env []Token
+	mu        sync.RWMutex
+	env       []Token
+	envHashes [][]byte // Hash of each env secret, in env's order
 }
 
 // New returns Keys over the stored tokens of db (nil for none) and no environment tokens.
@@ -52,8 +53,12 @@ func New(db Store) *Keys { return &Keys{db: db} }
 
 // SetEnv replaces the environment's tokens (at start and on SIGHUP).
 func (k *Keys) SetEnv(tokens []Token) {
+	hashes := make([][]byte, len(tokens))
+	for i, t := range tokens {
+		hashes[i] = Hash(t.Secret)
+	}
 	k.mu.Lock()
-	k.env = tokens
+	k.env, k.envHashes = tokens, hashes
 	k.mu.Unlock()
 }
 
@@ -77,17 +82,22 @@ func (k *Keys) Required() bool {
 const maxSecret = 512
 
 // Authenticate returns the principal secret belongs to, ErrUnknown when it belongs to
-// none, or the store's error. Environment secrets are compared in constant time, every
-// one of them whatever matched; a stored token is found by the SHA-256 of the secret, so
-// the lookup's timing depends on a hash the caller cannot steer, never on the secret.
+// none, or the store's error. Environment secrets are compared by their SHA-256 in
+// constant time, every one of them whatever matched, so neither which one matched nor
+// their lengths show in the time taken; a stored token is found by the SHA-256 of the
+// secret, so the lookup's timing depends on a hash the caller cannot steer.
 func (k *Keys) Authenticate(ctx context.Context, secret string) (Principal, error) {
 	if secret == "" || len(secret) > maxSecret {
 		return Principal{}, ErrUnknown
 	}
+	h := Hash(secret)
+	k.mu.RLock()
+	env, hashes := k.env, k.envHashes
+	k.mu.RUnlock()
 	var p Principal
 	found := false
-	for _, t := range k.Env() {
-		if subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1 {
+	for i, t := range env {
+		if subtle.ConstantTimeCompare(hashes[i], h) == 1 {
 			p, found = Principal{Name: t.Name, Tenant: t.Tenant}, true
 		}
 	}
@@ -97,7 +107,7 @@ func (k *Keys) Authenticate(ctx context.Context, secret string) (Principal, erro
 	if k.db == nil {
 		return Principal{}, ErrUnknown
 	}
-	t, err := k.db.APITokenByHash(ctx, Hash(secret))
+	t, err := k.db.APITokenByHash(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnknown
 	}
