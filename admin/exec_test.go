@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
@@ -180,8 +181,9 @@ func TestIncompleteTail(t *testing.T) {
 // A page of another origin cannot open a shell (cross-site WebSocket hijacking), with or
 // without a token; programs and same-origin pages reach the terminal (426 here: no upgrade).
 func TestTerminalOrigin(t *testing.T) {
-	s := New(Deps{}, nil)
-	s.Tokens = map[string]string{"s3cret": "ci"}
+	keys := apikey.New(nil)
+	keys.SetEnv([]apikey.Token{{Name: "ci", Secret: "s3cret"}})
+	s := New(Deps{Keys: keys}, nil)
 	h := s.Handler()
 	cases := []struct {
 		name, host, origin string

@@ -28,7 +28,11 @@ type sandboxView struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	LastActiveAt   time.Time         `json:"last_active_at"`
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
-	ID             string            `json:"id"`
+
+	// Issue 13: the tenant it belongs to; "" for the operator's.
+	Tenant string `json:"tenant"`
+
+	ID string `json:"id"`
 }
 
 func (s *Server) view(sb store.Sandbox) sandboxView {
@@ -38,6 +42,7 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		IdlePolicy: sb.IdlePolicy, HostHeader: "preview", IP: sb.IP, Error: sb.Error,
 		CreatedAt: sb.CreatedAt, UpdatedAt: sb.UpdatedAt, LastActiveAt: sb.LastActiveAt,
 		PreviewURLs: map[string]string{},
+		Tenant:      sb.Tenant,
 	}
 	if sb.HostHeader != "" {
 		v.HostHeader = sb.HostHeader

@@ -50,12 +50,27 @@ func broken(id, why string) answer {
 	return answer{status: http.StatusServiceUnavailable, code: "sandbox_error", message: msg}
 }
 
+// codedError is an error that names its code, as lifecycle's errors do; the edge imports
+// no lifecycle.
+type codedError interface{ ErrorCode() string }
+
+// limitExceeded reports a start refused by its tenant's running limit (issue 13).
+func limitExceeded(err error) bool {
+	var ce codedError
+	return errors.As(err, &ce) && ce.ErrorCode() == "limit_exceeded"
+}
+
 // wakeAnswer maps a Wake error to its answer. Start failures were logged by
 // wake, once per start; they are not logged again per request.
 func wakeAnswer(id string, port int, err error) answer {
 	var ce *wake.CapacityError
 	var pe *wake.PortClosedError
 	switch {
+	case limitExceeded(err):
+		// Issue 13: the visitor hears why, not that the sandbox broke; it stays asleep
+		// until its owner stops another one.
+		return answer{status: http.StatusTooManyRequests, code: "limit_exceeded",
+			message: "sandbox " + id + " cannot start now: its owner already runs as many sandboxes as allowed"}
 	case errors.As(err, &ce):
 		return answer{status: http.StatusServiceUnavailable, code: "no_capacity",
 			message: "the host is too busy to start sandbox " + id + " now; try again shortly", retryAfter: ce.RetryAfter}
@@ -130,6 +145,8 @@ func title(code string) string {
 		return "Host busy"
 	case "sandbox_error":
 		return "Sandbox error"
+	case "limit_exceeded":
+		return "Too many sandboxes running"
 	}
 	return "Bad gateway"
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -20,8 +18,14 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		return store.Sandbox{}, err
 	}
 	if req.ID == "" {
-		req.ID = strings.ToLower(ulid.Make().String())
+		req.ID = newID(req.Tenant, req.BareID)
 	}
+	// A create starts the sandbox: it takes one of its tenant's running slots.
+	release, err := m.admitRunning(req.ID, req.Tenant)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	defer release()
 	imageCmd, err := m.imageCommand(ctx, req.Image)
 	if err != nil {
 		return store.Sandbox{}, err
@@ -41,6 +45,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
 		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
+		Tenant: req.Tenant,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}
@@ -49,9 +54,12 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		sb.EnvKeys = append(sb.EnvKeys, k)
 	}
 	sort.Strings(sb.EnvKeys)
-	err = m.db.CreateSandbox(ctx, &sb, req.Env)
+	err = m.db.CreateSandboxLimited(ctx, &sb, req.Env, store.TenantLimits{MaxSandboxes: m.cfg.TenantMaxSandboxes})
 	if errors.Is(err, store.ErrConflict) {
 		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	if lerr := tenantLimitError(err); lerr != nil {
+		return store.Sandbox{}, lerr
 	}
 	if err != nil {
 		return store.Sandbox{}, internal(err, "record sandbox")

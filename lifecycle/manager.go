@@ -42,6 +42,10 @@ type Config struct {
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
+
+	// Issue 13: per-tenant limits; zero is no limit. The operator's sandboxes have none.
+	TenantMaxSandboxes int // sandboxes a tenant may have, in any state
+	TenantMaxRunning   int // sandboxes of a tenant that may run (or start) at once
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -101,7 +105,8 @@ type Manager struct {
 
 	maxMemoryIsHost bool // cfg.MaxMemory is the host's MemTotal, not the operator's
 
-	locks keyedMutex
+	locks        keyedMutex
+	tenantStarts tenantStarts // running slots reserved by starts in flight (tenant.go)
 
 	mu        sync.RWMutex
 	sandboxes map[string]*live

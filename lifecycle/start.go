@@ -34,6 +34,13 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if sb.Status == store.StatusRunning && parseIP(sb.IP).IsValid() {
 		return parseIP(sb.IP), nil
 	}
+	// Refused before anything is done, so the sandbox keeps its state: a tenant at its
+	// running limit is not an error of the sandbox.
+	release, err := m.admitRunning(id, sb.Tenant)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer release()
 	m.hook("start.begin")
 	began := time.Now()
 	ip, cid, err := m.start(ctx, sb)

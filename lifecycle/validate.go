@@ -41,6 +41,14 @@ type CreateRequest struct {
 	IdlePolicy  string
 	HostHeader  string
 	Services    []store.Service
+
+	// Issue 13: the tenant whose token creates it; "" for the operator. A tenant's id
+	// starts with "<tenant>--" (tenant.go).
+	Tenant string
+	// BareID, with no ID, makes the id a bare lowercase ULID even for a tenant: E2B's SDKs
+	// split hosts on "-" (issue 16). Only sandboxd's own adapters set it. A tenant can
+	// never ask for a bare id, so one made here is never claimable by another tenant.
+	BareID bool
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -48,6 +56,9 @@ type CreateRequest struct {
 func (m *Manager) normalize(req *CreateRequest) error {
 	if req.ID != "" && !ValidID(req.ID) {
 		return errorf(CodeInvalid, "id %q is invalid: use 1-40 lowercase letters, digits and inner dashes", req.ID)
+	}
+	if err := checkTenantID(req); err != nil {
+		return err
 	}
 	if req.Image == "" {
 		req.Image = m.cfg.Image

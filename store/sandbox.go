@@ -43,6 +43,9 @@ type Sandbox struct {
 	IdlePolicy  string
 	HostHeader  string // "" the preview host; "localhost": localhost:<port>
 
+	// Issue 13: the tenant whose token created it; "" for the operator's sandboxes.
+	Tenant string
+
 	ContainerID string
 	IP          string
 	Error       string
@@ -71,17 +74,29 @@ type Runtime struct {
 }
 
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
-	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until`
+	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
+	tenant`
 
 // CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
 // It returns ErrConflict when the id is taken.
 func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]string) error {
+	return db.CreateSandboxLimited(ctx, sb, env, TenantLimits{})
+}
+
+// CreateSandboxLimited is CreateSandbox that first checks sb's tenant against lim in the
+// same transaction: concurrent creates queue on the one writer connection, so no two of
+// them both see room for one more. It returns a *LimitError when the tenant is full.
+func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[string]string, lim TenantLimits) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkTenant(ctx, tx, sb.Tenant, lim); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
 			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
-			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil))
+			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil),
+			sb.Tenant)
 		if isUniqueViolation(err) {
 			return ErrConflict
 		}
@@ -136,6 +151,7 @@ func (db *DB) GetSandbox(ctx context.Context, id string) (Sandbox, error) {
 // ListOptions filters and pages ListSandboxes. Zero values mean no filter.
 type ListOptions struct {
 	Status string
+	Tenant string            // issue 13: only this tenant's sandboxes; "" is every sandbox
 	Labels map[string]string // every pair must match
 	After  string            // cursor: ids greater than this
 	Limit  int               // 0: no limit
@@ -148,6 +164,10 @@ func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, erro
 	if o.Status != "" {
 		where = append(where, "status = ?")
 		args = append(args, o.Status)
+	}
+	if o.Tenant != "" {
+		where = append(where, "tenant = ?")
+		args = append(args, o.Tenant)
 	}
 	if o.After != "" {
 		where = append(where, "id > ?")
@@ -187,7 +207,8 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 		var sb Sandbox
 		var idle, created, updated, active, keep int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
-			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep); err != nil {
+			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
+			&sb.Tenant); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
 		sb.IdleTimeout = time.Duration(idle) * time.Millisecond

@@ -25,6 +25,10 @@ var (
 
 // DB is the database. It is safe for concurrent use.
 type DB struct {
+	// AuditMaxRows caps the audit log: the oldest lines past it are dropped (issue 13).
+	// Zero means DefaultAuditMaxRows. Set it before the first append.
+	AuditMaxRows int
+
 	w *sql.DB // one connection: every write
 	r *sql.DB // read-only pool
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 )
 
 // config is sandboxd's configuration: environment variables, each also a flag of
@@ -29,7 +30,7 @@ type config struct {
 	IdleTimeout   time.Duration
 	WakeTimeout   time.Duration
 	Network       string
-	Tokens        map[string]string // secret → name; nil when SANDBOXD_API_AUTH_DISABLED
+	Tokens        []apikey.Token // nil when SANDBOXD_API_AUTH_DISABLED
 	InitPath      string
 	MaxStarts     int
 	WakeMinMemory int64
@@ -40,6 +41,11 @@ type config struct {
 	LogLevel      string
 	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
+
+	// Issue 13: tenants and the audit log.
+	TenantMaxSandboxes int
+	TenantMaxRunning   int
+	AuditMaxRows       int
 
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
@@ -93,7 +99,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.Network = v
 			return nil
 		}},
-		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret,... bearer tokens for the admin API", strParser(&tokens)},
+		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret (admin) and name:secret:tenant=<tenant>, comma-separated: bearer tokens for the admin API", strParser(&tokens)},
 		{"SANDBOXD_API_AUTH_DISABLED", "api-auth-disabled", "", "true to serve the API without tokens beyond loopback", strParser(&authDisabled)},
 		{"SANDBOXD_INIT_PATH", "init-path", "", "host path of sandbox-init (default: next to sandboxd)", strParser(&c.InitPath)},
 		{"SANDBOXD_MAX_STARTS", "max-starts", "4", "sandbox starts in flight at once", intParser(&c.MaxStarts)},
@@ -129,6 +135,19 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
+	settings = append(settings,
+		// Issue 13: per-tenant limits and the audit log's size.
+		setting{"SANDBOXD_TENANT_MAX_SANDBOXES", "tenant-max-sandboxes", "0", "sandboxes one tenant may have, in any state (0: no limit)", countParser(&c.TenantMaxSandboxes)},
+		setting{"SANDBOXD_TENANT_MAX_RUNNING", "tenant-max-running", "0", "sandboxes of one tenant that may run at once (0: no limit)", countParser(&c.TenantMaxRunning)},
+		setting{"SANDBOXD_AUDIT_MAX_ROWS", "audit-max-rows", "200000", "audit log lines kept; the oldest are dropped first", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1000 {
+				return fmt.Errorf("want a whole number ≥ 1000")
+			}
+			c.AuditMaxRows = n
+			return nil
+		}},
+	)
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -204,8 +223,8 @@ func (c *config) capNoFile(hard uint64, explicit bool) {
 
 // apiAuth validates SANDBOXD_API_TOKENS and SANDBOXD_API_AUTH_DISABLED for an API on
 // apiBind, at start and on SIGHUP. Tokens are nil when auth is disabled.
-func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, error) {
-	parsed, err := parseTokens(tokens)
+func apiAuth(tokens, authDisabled, apiBind string) ([]apikey.Token, error) {
+	parsed, err := apikey.Parse(tokens)
 	if err != nil {
 		return nil, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
 	}
@@ -225,44 +244,6 @@ func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, error) {
 		return nil, nil
 	}
 	return parsed, nil
-}
-
-// parseTokens reads "name:secret,name2:secret2" into secret → name.
-func parseTokens(s string) (map[string]string, error) {
-	out := map[string]string{}
-	names := map[string]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, secret, ok := strings.Cut(part, ":")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("entry %q: want name:secret", redact(part))
-		}
-		if secret == "" {
-			return nil, fmt.Errorf("token %q has an empty secret", name)
-		}
-		if names[name] {
-			return nil, fmt.Errorf("token name %q appears twice", name)
-		}
-		if _, dup := out[secret]; dup {
-			return nil, fmt.Errorf("token %q reuses another token's secret", name)
-		}
-		names[name] = true
-		out[secret] = name
-	}
-	return out, nil
-}
-
-func redact(entry string) string {
-	if name, _, ok := strings.Cut(entry, ":"); ok {
-		return name + ":…"
-	}
-	if len(entry) > 4 {
-		return entry[:2] + "…"
-	}
-	return "…"
 }
 
 func strParser(dst *string) func(string) error {
@@ -307,6 +288,17 @@ func durParser(dst *time.Duration, min time.Duration) func(string) error {
 			return fmt.Errorf("must be at least %s", min)
 		}
 		*dst = d
+		return nil
+	}
+}
+
+func countParser(dst *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a whole number ≥ 0 (0: no limit)")
+		}
+		*dst = n
 		return nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/admin/e2b"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
@@ -109,6 +110,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer db.Close()
+	db.AuditMaxRows = cfg.AuditMaxRows
 	met := newMetrics()
 	docker, err := dockerClient(met)
 	if err != nil {
@@ -119,6 +121,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
@@ -175,9 +178,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("boot reconcile: %w", err)
 	}
 
+	keys := apikey.New(db) // the E2B listener (issue 16) authenticates with the same keys
+	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
-		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db}, log)
-	api.Tokens = cfg.Tokens
+		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
@@ -189,12 +193,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	apiSrv.RegisterOnShutdown(api.CloseSockets)
-	reload := newReloader(cfg, getenv, api, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
+	reload := newReloader(cfg, getenv, keys, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
 	defer reload.Close()
 	var e2bSrv *e2b.Server
 	var e2bHTTP *http.Server
 	if e2bLn != nil {
-		if e2bSrv, err = newE2B(cfg, mgr, waker, api, db, log); err != nil {
+		if e2bSrv, err = newE2B(cfg, mgr, waker, keys, db, log); err != nil {
 			return err
 		}
 		edgeSrv.Envd = e2bSrv.Envd()
@@ -311,4 +315,13 @@ var (
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
+)
+
+// Issue 13.
+var (
+	_ admin.TokenStore = (*store.DB)(nil)
+	_ admin.AuditLog   = (*store.DB)(nil)
+	_ apikey.Store     = (*store.DB)(nil)
+	// The edge tells a tenant's running limit from a failed start by this method.
+	_ interface{ ErrorCode() string } = (*lifecycle.Error)(nil)
 )
