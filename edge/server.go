@@ -44,6 +44,9 @@ type Server struct {
 	// server bound only to the sandbox's loopback is unreachable.
 	RelayPort int
 
+	// Now is the clock preview tokens expire by; nil means time.Now.
+	Now func() time.Time
+
 	domain    string
 	table     *Table
 	waker     Waker
@@ -66,6 +69,7 @@ func NewServer(domain string, table *Table, waker Waker, log *slog.Logger) *Serv
 		log:    log,
 	}
 	s.upgrades.conns = make(map[*upgradedConn]struct{})
+	table.onRevoke(s.revoked)
 	s.transport = s.newTransport()
 	s.proxy = s.newProxy()
 	return s
@@ -85,6 +89,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i := e.portIndex(port)
+	if e.private(i, port) && !s.admit(w, r, e, port) {
+		return // answered: 401, or the 303 that trades a link's token for a cookie
+	}
 	switch {
 	case i < 0:
 		s.answer(w, r, answer{status: http.StatusNotFound, code: "port_not_declared",
@@ -120,6 +127,10 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 		s.answer(w, r, notFound(id))
 		return
 	}
+	if e.private(e.portIndex(port), port) && !s.verified(r, e, port) {
+		s.answer(w, r, unauthorized()) // revoked, or made private, while the request waited
+		return
+	}
 	h := &hop{id: id, port: port, addr: addr, bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
 	if i := e.portIndex(port); i >= 0 && e.route.State == Running && addr == netip.AddrPortFrom(e.route.Addr, uint16(port)) {
 		e.open[i].Store(true)
@@ -137,7 +148,7 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 // failed (the app or its container went away behind the table's back).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, h *hop) (retry bool) {
 	if up := r.Header.Get("Upgrade"); up != "" {
-		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades, websocket: strings.EqualFold(up, "websocket")}
+		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades, websocket: strings.EqualFold(up, "websocket"), id: h.id, port: h.port}
 	}
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), hopKey{}, h)))
 	return h.retry
