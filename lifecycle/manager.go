@@ -42,6 +42,10 @@ type Config struct {
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
+
+	// PreviewAccess is the preview access of a sandbox that names none (issue 13):
+	// store.AccessPublic or store.AccessPrivate.
+	PreviewAccess string
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -50,6 +54,7 @@ func DefaultConfig(dataDir string) Config {
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
 		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
+		PreviewAccess: store.AccessPublic,
 	}
 }
 
@@ -63,6 +68,11 @@ type Route struct {
 	HostHeader string
 	Bytes      *atomic.Int64
 	Message    string // why, when Status is error
+
+	// Issue 13: who may open its previews, Access resolved against the operator's
+	// default, and the key its preview tokens are verified with (nil: none yet).
+	Previews   store.Previews
+	PreviewKey []byte
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -220,6 +230,9 @@ func (m *Manager) runningSandbox(id string) (store.Sandbox, error) {
 
 // remember caches sb and publishes its route.
 func (m *Manager) remember(sb store.Sandbox) {
+	// Memory holds the access in force; the row keeps "" so that a sandbox that never
+	// chose follows the operator's default across restarts.
+	sb.Previews.Access = m.previewAccess(sb)
 	m.mu.Lock()
 	l, ok := m.sandboxes[sb.ID]
 	if !ok {
@@ -242,6 +255,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 		m.Routes.SetRoute(Route{
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
 		})
 	}
 }

@@ -41,6 +41,9 @@ type CreateRequest struct {
 	IdlePolicy  string
 	HostHeader  string
 	Services    []store.Service
+
+	// Issue 13: who may open its previews; an access left out is the operator's default.
+	Previews store.Previews
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -105,7 +108,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return err
 	}
 	req.Ports = ports
-	return nil
+	return validPreviews(&req.Previews, req.Ports, m.cfg.PreviewAccess)
 }
 
 // minMemory is the smallest memory limit a sandbox may have: below it, sandbox-init and a
