@@ -52,6 +52,7 @@ type Server struct {
 	health     Pinger
 	waker      Waker
 	audit      Auditor
+	previews   Previews // issue 13
 	log        *slog.Logger
 
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
@@ -84,6 +85,7 @@ type Deps struct {
 	Health     Pinger        // health.go: readiness
 	Waker      Waker         // wakes a stopped sandbox before exec, terminal, task, keepalive
 	Audit      Auditor       // nil records nothing
+	Previews   Previews      // previews.go: preview access and tokens (issue 13)
 }
 
 // New returns the API over d; a nil log discards.
@@ -94,7 +96,7 @@ func New(d Deps, log *slog.Logger) *Server {
 	return &Server{
 		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
-		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
+		previews: d.Previews, log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
 	}
 }
 

@@ -28,6 +28,7 @@ type sandboxView struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	LastActiveAt   time.Time         `json:"last_active_at"`
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
+	Previews       previewsView      `json:"previews"` // issue 13
 	ID             string            `json:"id"`
 }
 
@@ -37,7 +38,7 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		Labels: sb.Labels, Services: sb.Services, Memory: sb.MemoryBytes, CPUs: float64(sb.NanoCPUs) / 1e9,
 		IdlePolicy: sb.IdlePolicy, HostHeader: "preview", IP: sb.IP, Error: sb.Error,
 		CreatedAt: sb.CreatedAt, UpdatedAt: sb.UpdatedAt, LastActiveAt: sb.LastActiveAt,
-		PreviewURLs: map[string]string{},
+		PreviewURLs: map[string]string{}, Previews: viewPreviews(sb.Previews),
 	}
 	if sb.HostHeader != "" {
 		v.HostHeader = sb.HostHeader

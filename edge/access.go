@@ -25,9 +25,9 @@ import (
 // stripped before a request goes to the app, on public ports too (stripCredentials).
 const (
 	// TokenParam is the query parameter of a preview link.
-	TokenParam = "sandboxd_token"
+	TokenParam = previewtoken.Param
 	// TokenHeader carries a preview token from a program.
-	TokenHeader = "X-Sandboxd-Preview-Token"
+	TokenHeader = previewtoken.Header
 
 	cookieName       = "sandboxd_preview"
 	secureCookieName = "__Host-" + cookieName // HTTPS: the browser refuses it from any other host

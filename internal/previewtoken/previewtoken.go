@@ -18,6 +18,14 @@ import (
 	"time"
 )
 
+// Where a token travels (the edge reads them; admin writes preview links).
+const (
+	// Param is the query parameter of a preview link.
+	Param = "sandboxd_token"
+	// Header carries a token from a program.
+	Header = "X-Sandboxd-Preview-Token"
+)
+
 const (
 	// KeySize is the length of a sandbox's token key.
 	KeySize = 32
