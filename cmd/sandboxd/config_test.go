@@ -29,6 +29,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad bool", map[string]string{"SANDBOXD_API_AUTH_DISABLED": "maybe"}, nil, "SANDBOXD_API_AUTH_DISABLED"},
 		{"flag wins and is named", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "5m"}, []string{"--idle-timeout", "x"}, `--idle-timeout="x"`},
 		{"missing init", map[string]string{"SANDBOXD_INIT_PATH": "/nonexistent/sandbox-init"}, nil, "SANDBOXD_INIT_PATH"},
+		{"preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}, nil, ""},
+		{"bad preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "secret"}, nil, `SANDBOXD_PREVIEW_ACCESS="secret": want public or private`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

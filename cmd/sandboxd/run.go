@@ -118,6 +118,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	lcfg.PreviewAccess = cfg.PreviewAccess
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
@@ -168,7 +169,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
-		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db}, log)
+		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Previews: mgr}, log)
 	api.Tokens = cfg.Tokens
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
@@ -215,7 +216,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	})
 	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(),
-		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
+		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "preview_access", cfg.PreviewAccess, "auth", len(cfg.Tokens) > 0)
 	notify.Ready("serving: API on " + apiLn.Addr().String() + ", previews on " + httpLn.Addr().String())
 	g.Go(func() error { return notify.Watchdog(gctx, db.Ping) }) // after READY=1: pings follow it
 	return g.Wait()
@@ -268,7 +269,20 @@ func (r routes) SetRoute(lr lifecycle.Route) {
 	case store.StatusError:
 		state = edge.Broken
 	}
-	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message})
+	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message,
+		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey})
+}
+
+// portPrivate turns per-port access into the edge's overrides (issue 13).
+func portPrivate(ports map[int]string) map[int]bool {
+	if len(ports) == 0 {
+		return nil
+	}
+	m := make(map[int]bool, len(ports))
+	for p, a := range ports {
+		m[p] = a == store.AccessPrivate
+	}
+	return m
 }
 
 func (r routes) DeleteRoute(id string) { r.t.Delete(id) }
@@ -278,6 +292,7 @@ var (
 	_ edge.Waker          = (*wake.Waker)(nil)
 	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
 	_ admin.Tasks         = (*task.Runner)(nil)
+	_ admin.Previews      = (*lifecycle.Manager)(nil)
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
