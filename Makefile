@@ -77,6 +77,7 @@ bench: prereqs-bench testkit
 # fuzz runs the Host parser's fuzzer beyond its corpus (make test runs the corpus).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHost -fuzztime 60s ./edge
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./lifecycle/agent
 
 # install deploys sandboxd under systemd (systemd/install.sh): the binaries in $(PREFIX)/bin,
 # the unit in /etc/systemd/system, /etc/sandboxd/sandboxd.env from the example when absent,

@@ -26,6 +26,9 @@ type Waker interface {
 	Wake(ctx context.Context, id string, port int) (netip.AddrPort, error)
 }
 
+// EnvdPort is the port of E2B's envd, which Server.Envd serves.
+const EnvdPort = 49983
+
 // Server is the edge's http.Handler. Create it with NewServer; set the
 // knobs before serving.
 type Server struct {
@@ -43,6 +46,13 @@ type Server struct {
 	// RelayPort is sandbox-init's loopback relay (see Dialer); 0 means no relay, so a
 	// server bound only to the sandbox's loopback is unreachable.
 	RelayPort int
+
+	// Envd, when set, serves port EnvdPort of every sandbox in place of the sandbox
+	// itself: sandboxd's E2B envd (admin/e2b/envd), which E2B's SDKs reach at
+	// 49983-<id>.preview.<domain>. The edge sets the request's E2b-Sandbox-Id header to
+	// the host's id, overwriting any the client sent. Nil means port 49983 is a port like
+	// any other.
+	Envd http.Handler
 
 	// Now is the clock preview tokens expire by; nil means time.Now.
 	Now func() time.Time
@@ -81,6 +91,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, port, ok := ParseHost(r.Host, s.domain)
 	if !ok {
 		s.answer(w, r, unknownHost(r.Host, s.domain))
+		return
+	}
+	if port == EnvdPort && s.Envd != nil {
+		r.Header.Set("E2b-Sandbox-Id", id)
+		s.Envd.ServeHTTP(w, r)
 		return
 	}
 	e := s.table.lookup(id)

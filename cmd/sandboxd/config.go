@@ -24,6 +24,7 @@ type config struct {
 	APIBind       string
 	HTTPBind      string
 	HTTPSBind     string
+	E2BBind       string // "" : no E2B listener
 	PreviewDomain string
 	Image         string
 	IdleTimeout   time.Duration
@@ -72,6 +73,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		{"SANDBOXD_API_BIND", "api-bind", "127.0.0.1:9090", "admin API listener host:port", bindParser(&c.APIBind)},
 		{"SANDBOXD_HTTP_BIND", "http-bind", ":80", "edge HTTP listener host:port", bindParser(&c.HTTPBind)},
 		{"SANDBOXD_HTTPS_BIND", "https-bind", ":443", "edge HTTPS listener host:port (when TLS is on)", bindParser(&c.HTTPSBind)},
+		{"SANDBOXD_E2B_BIND", "e2b-bind", "", "E2B API and envd listener host:port (off when empty)", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			return bindParser(&c.E2BBind)(v)
+		}},
 		{"PREVIEW_DOMAIN", "preview-domain", "localhost", "preview hosts are s-<id>-<port>.preview.<domain>", func(v string) error {
 			v = strings.ToLower(strings.TrimSuffix(v, "."))
 			if !validDomain(v) {
@@ -169,6 +176,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	var err error
 	if c.Tokens, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {
 		return nil, err
+	}
+	if c.E2BBind != "" && c.Tokens != nil && len(c.Tokens) == 0 && !loopbackBind(c.E2BBind) {
+		return nil, fmt.Errorf("SANDBOXD_E2B_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens (the E2B API takes them as API keys), or SANDBOXD_API_AUTH_DISABLED=true to serve it to anyone", c.E2BBind)
 	}
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err

@@ -29,6 +29,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad bool", map[string]string{"SANDBOXD_API_AUTH_DISABLED": "maybe"}, nil, "SANDBOXD_API_AUTH_DISABLED"},
 		{"flag wins and is named", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "5m"}, []string{"--idle-timeout", "x"}, `--idle-timeout="x"`},
 		{"missing init", map[string]string{"SANDBOXD_INIT_PATH": "/nonexistent/sandbox-init"}, nil, "SANDBOXD_INIT_PATH"},
+		{"e2b on loopback", map[string]string{"SANDBOXD_E2B_BIND": "127.0.0.1:3001"}, nil, ""},
+		{"bad e2b bind", map[string]string{"SANDBOXD_E2B_BIND": "3001"}, nil, "SANDBOXD_E2B_BIND"},
+		{"public e2b without tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001"}, nil, "SANDBOXD_E2B_BIND"},
+		{"public e2b with tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001", "SANDBOXD_API_TOKENS": "sdk:e2b_0123456789abcdef0123456789abcdef01234567"}, nil, ""},
 		{"preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}, nil, ""},
 		{"bad preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "secret"}, nil, `SANDBOXD_PREVIEW_ACCESS="secret": want public or private`},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/e2b"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -157,6 +158,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer https.Close()
+	var e2bLn net.Listener // nil when SANDBOXD_E2B_BIND is empty
+	if cfg.E2BBind != "" {
+		if e2bLn, err = net.Listen("tcp", cfg.E2BBind); err != nil {
+			return fmt.Errorf("SANDBOXD_E2B_BIND: %w", err)
+		}
+		defer e2bLn.Close()
+	}
 
 	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = mgr.Boot(bootCtx)
@@ -184,6 +192,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	apiSrv.RegisterOnShutdown(api.CloseSockets)
 	reload := newReloader(cfg, getenv, api, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
 	defer reload.Close()
+	var e2bSrv *e2b.Server
+	var e2bHTTP *http.Server
+	if e2bLn != nil {
+		if e2bSrv, err = newE2B(cfg, mgr, waker, api, db, log); err != nil {
+			return err
+		}
+		edgeSrv.Envd = e2bSrv.Envd()
+		e2bHTTP = &http.Server{Handler: e2bSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+			IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	}
 	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
 	httpSrv.Handler = https.Redirect(httpSrv.Handler)
 
@@ -194,6 +212,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
 	g.Go(func() error { return reload.Run(gctx) })
+	if e2bSrv != nil {
+		g.Go(func() error { return serveUntilClosed(e2bHTTP, e2bLn) })
+		g.Go(func() error { return e2bSrv.Run(gctx) }) // timeouts; ends envd's processes when done
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		notify.Stopping("draining requests; sandboxes keep running")
@@ -206,16 +228,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		defer cancel()
 		apiDone := make(chan error, 1)
 		go func() { apiDone <- apiSrv.Shutdown(sctx) }()
+		e2bDone := make(chan error, 1)
+		go func() {
+			var err error
+			if e2bHTTP != nil { // envd's streams end as e2bSrv.Run ends its processes
+				err = e2bHTTP.Shutdown(sctx)
+			}
+			e2bDone <- err
+		}()
 		err := httpSrv.Shutdown(sctx)
 		edgeSrv.CloseWebSockets()
-		err = errors.Join(err, <-apiDone)
+		err = errors.Join(err, <-apiDone, <-e2bDone)
 		if errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("requests still open after the wake timeout are cut", "wake_timeout", cfg.WakeTimeout)
 			return nil
 		}
 		return err
 	})
-	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(),
+	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(), "e2b", addrOf(e2bLn),
 		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "preview_access", cfg.PreviewAccess, "auth", len(cfg.Tokens) > 0)
 	notify.Ready("serving: API on " + apiLn.Addr().String() + ", previews on " + httpLn.Addr().String())
 	g.Go(func() error { return notify.Watchdog(gctx, db.Ping) }) // after READY=1: pings follow it

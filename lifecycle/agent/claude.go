@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"strconv"
 	"strings"
 )
 
@@ -11,11 +10,14 @@ import (
 //
 //	{"type":"system","subtype":"init","session_id":"…","model":"…","cwd":"…","tools":[…],…}
 //	{"type":"assistant","message":{"id":"msg_…","content":[{"type":"text"|"thinking"|"tool_use",…}],"usage":{…}},"parent_tool_use_id":null,"session_id":"…"}
-//	{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_…","content":"…","is_error":false}]},…}
-//	{"type":"result","subtype":"success","is_error":false,"result":"…","total_cost_usd":0.06,"usage":{…},…}
+//	{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"toolu_…","content":"…","is_error":false}]},"tool_use_result":{…},…}
+//	{"type":"system","subtype":"task_progress","task_id":"…","tool_use_id":"toolu_…","description":"…",…}
+//	{"type":"result","subtype":"success","is_error":false,"result":"…","total_cost_usd":0.06,"usage":{…},"modelUsage":{…},"terminal_reason":"completed",…}
 //
 // Each assistant line holds one content block of an API message; several
-// lines can share the message's id. See FORMATS.md for the versions.
+// lines can share the message's id. Lines of a subagent carry the id of the
+// Agent tool call that started it as parent_tool_use_id. See FORMATS.md for
+// the versions.
 type Claude struct {
 	// Dir is the directory the agent runs in: file paths under it are
 	// reported relative to it. Empty means AppDir.
@@ -53,7 +55,10 @@ func (Claude) Env() map[string]string {
 }
 
 func (a Claude) NewParser() Parser {
-	return &claudeParser{dir: dirOr(a.Dir), tools: map[string]claudeTool{}}
+	return &claudeParser{
+		dir: dirOr(a.Dir), tools: map[string]claudeTool{}, subagents: map[string]*claudeSubagent{},
+		tasks: map[string]string{}, denied: map[string]bool{},
+	}
 }
 
 // claudeTool is a tool call waiting for its result.
@@ -62,14 +67,55 @@ type claudeTool struct {
 	changed     []string
 }
 
-type claudeParser struct {
-	dir     string
-	res     Result
-	tools   map[string]claudeTool // by tool_use id
-	lastMsg string                // id of the assistant message FinalMessage holds text of
+// claudeSubagent is a subagent the stream started, by the id of its Agent call.
+type claudeSubagent struct {
+	Subagent
+	finished bool
 }
 
-func (p *claudeParser) Result() Result { return p.res }
+type claudeParser struct {
+	dir        string
+	res        Result
+	held       held
+	resultSeen bool
+	tools      map[string]claudeTool      // by tool_use id
+	subagents  map[string]*claudeSubagent // by the tool_use id of the Agent call
+	tasks      map[string]string          // task_id → subagent key
+	denied     map[string]bool            // tool_use ids shown as permission_denied
+	lastMsg    string                     // id of the assistant message FinalMessage holds text of
+}
+
+var (
+	_ Parser   = (*claudeParser)(nil)
+	_ Finisher = (*claudeParser)(nil)
+)
+
+// Result is what the stream said so far. An error line that nothing has
+// followed yet counts as the failure until the run goes on after it.
+func (p *claudeParser) Result() Result {
+	r := p.res
+	r.Usage = r.Usage.clone()
+	if f, ok := p.held.first(); ok && !p.resultSeen {
+		r.setFailure(f)
+	}
+	return r
+}
+
+// Finish reports an error line the stream ended on, with no result after it
+// (the CLI was killed, or crashed).
+func (p *claudeParser) Finish() []Event {
+	if p.resultSeen {
+		return nil
+	}
+	f, ok := p.held.first()
+	if !ok {
+		return nil
+	}
+	p.held.errs = nil
+	p.res.setFailure(f)
+	p.resultSeen = true
+	return []Event{f.event(TypeError)}
+}
 
 func (p *claudeParser) Parse(line []byte) []Event {
 	b, v, ok := decode(line)
@@ -77,7 +123,7 @@ func (p *claudeParser) Parse(line []byte) []Event {
 		return nil
 	}
 	if !ok {
-		return []Event{rawText(b)}
+		return []Event{logEvent(b)}
 	}
 	m := obj(v)
 	var evs []Event
@@ -94,6 +140,16 @@ func (p *claudeParser) Parse(line []byte) []Event {
 		if s := str(obj(m["rate_limit_info"]), "status"); s != "" {
 			evs = []Event{{Type: TypeStatus, Phase: "rate_limit", Text: s}}
 		}
+	case "tool_progress":
+		evs = p.toolProgress(m)
+	case "tool_use_summary":
+		if s := str(m, "summary"); s != "" {
+			evs = []Event{{Type: TypeStatus, Phase: "summary", Text: short(s, detailLimit)}}
+		}
+	case "auth_status":
+		evs = authStatus(m)
+	case "keep_alive":
+		evs = []Event{}
 	}
 	if evs == nil {
 		return []Event{rawJSON(b)}
@@ -101,32 +157,37 @@ func (p *claudeParser) Parse(line []byte) []Event {
 	return evs
 }
 
-func (p *claudeParser) system(m map[string]any) []Event {
-	switch str(m, "subtype") {
-	case "init":
-		id := str(m, "session_id")
-		p.res.SessionID = id
-		text := "session " + id
-		if model := str(m, "model"); model != "" {
-			text += ", model " + model
-		}
-		return []Event{{Type: TypeStatus, Phase: "session", Text: text}}
-	case "api_retry":
-		text := "attempt " + strconv.FormatInt(count(m, "attempt"), 10)
-		if n := count(m, "max_retries"); n > 0 {
-			text += " of " + strconv.FormatInt(n, 10)
-		}
-		if e := str(m, "error"); e != "" {
-			text += ": " + e
-		}
-		if s := count(m, "error_status"); s > 0 {
-			text += " (" + strconv.FormatInt(s, 10) + ")"
-		}
-		return []Event{{Type: TypeStatus, Phase: "retry", Text: text}}
-	case "compact_boundary":
-		return []Event{{Type: TypeStatus, Phase: "compacting"}}
+// subagentOf is the subagent a line belongs to (its parent_tool_use_id),
+// a copy for one event; nil for the main agent. A parent the stream never
+// showed starting is taken as a subagent with what the line says of it.
+func (p *claudeParser) subagentOf(m map[string]any) *Subagent {
+	id := str(m, "parent_tool_use_id")
+	if id == "" {
+		return nil
 	}
-	return nil
+	s := p.subagents[id]
+	if s == nil {
+		s = p.addSubagent(id, str(m, "subagent_type"), str(m, "task_description"))
+	}
+	if s.Type == "" {
+		s.Type = short(str(m, "subagent_type"), inputLimit)
+	}
+	if s.Description == "" {
+		s.Description = short(str(m, "task_description"), inputLimit)
+	}
+	c := s.Subagent
+	return &c
+}
+
+// addSubagent registers a subagent and counts it. Past maxTracked (a
+// hostile stream) it is neither remembered nor counted.
+func (p *claudeParser) addSubagent(id, typ, desc string) *claudeSubagent {
+	s := &claudeSubagent{Subagent: Subagent{ID: short(id, inputLimit), Type: short(typ, inputLimit), Description: short(desc, inputLimit)}}
+	if len(p.subagents) < maxTracked {
+		p.subagents[id] = s
+		p.res.Subagents++
+	}
+	return s
 }
 
 func (p *claudeParser) assistant(m map[string]any) []Event {
@@ -135,61 +196,86 @@ func (p *claudeParser) assistant(m map[string]any) []Event {
 		return nil
 	}
 	content := list(msg, "content")
-	// A failure Claude Code reports as a synthetic assistant message:
+	// A failure Claude Code reports on an assistant line:
 	// {"error":"authentication_failed","message":{"model":"<synthetic>",
 	// "content":[{"type":"text","text":"Not logged in · Please run /login"}]}}.
+	// Whether it ends the run, the result line says; until then it is held.
+	// A synthetic message's text is the error's; a real one's is the model's
+	// partial answer, which stays a message.
+	evs := []Event{}
 	if kind := str(m, "error"); kind != "" {
-		text := blockText(content)
-		if text == "" {
-			text = kind
+		synthetic := str(msg, "model") == "<synthetic>"
+		p.held.hold(p.assistantFailure(m, kind, synthetic, content))
+		if synthetic {
+			return evs
 		}
-		p.res.fail(text)
-		return []Event{{Type: TypeError, Text: text}}
+	} else {
+		evs = append(evs, p.held.recover()...) // the agent went on: that was not the end
 	}
+	sub := p.subagentOf(m)
 	if s := str(msg, "content"); s != "" {
-		return []Event{{Type: TypeMessage, Role: "assistant", Text: s}}
+		return append(evs, Event{Type: TypeMessage, Role: "assistant", Text: s, Subagent: sub})
 	}
-	if content == nil {
+	if content == nil && len(evs) == 0 && str(m, "error") == "" {
 		return nil
 	}
-	// A subagent's messages (parent_tool_use_id set) are progress, not the answer.
-	top := m["parent_tool_use_id"] == nil
 	id := str(msg, "id")
-	evs := []Event{}
 	for _, c := range content {
 		block := obj(c)
-		switch str(block, "type") {
+		switch t := str(block, "type"); t {
 		case "text":
 			text := str(block, "text")
 			if text == "" {
 				continue
 			}
-			if top {
+			if sub == nil { // a subagent's text is progress, not the answer
 				if id != "" && id == p.lastMsg && p.res.FinalMessage != "" {
-					p.res.FinalMessage += "\n\n" + text
+					p.res.FinalMessage = keepTail(p.res.FinalMessage + "\n\n" + text)
 				} else {
 					p.res.FinalMessage, p.lastMsg = text, id
 				}
 			}
-			evs = append(evs, Event{Type: TypeMessage, Role: "assistant", Text: text})
+			evs = append(evs, Event{Type: TypeMessage, Role: "assistant", Text: text, Subagent: sub})
 		case "thinking":
-			evs = append(evs, Event{Type: TypeStatus, Phase: "thinking", Text: short(str(block, "thinking"), detailLimit)})
+			evs = append(evs, Event{Type: TypeStatus, Phase: "thinking", Text: short(str(block, "thinking"), detailLimit), Subagent: sub})
 		case "redacted_thinking":
-			evs = append(evs, Event{Type: TypeStatus, Phase: "thinking"})
+			evs = append(evs, Event{Type: TypeStatus, Phase: "thinking", Subagent: sub})
 		case "tool_use", "server_tool_use":
-			name := strings.ToLower(str(block, "name"))
-			summary, changed := summarize(name, obj(block["input"]), p.dir)
-			if id := str(block, "id"); id != "" {
-				p.tools[id] = claudeTool{name: name, input: summary, changed: changed}
-			}
-			evs = append(evs, Event{Type: TypeTool, Tool: name, Input: summary, Status: ToolRunning})
+			evs = append(evs, p.toolUse(block, sub)...)
 		case "tool_result":
-			evs = append(evs, p.toolResult(block)...)
+			evs = append(evs, p.toolResult(block, m, sub)...)
 		default:
+			if strings.HasSuffix(t, "_tool_result") && str(block, "tool_use_id") != "" {
+				evs = append(evs, p.serverToolResult(block, sub))
+				continue
+			}
 			evs = append(evs, rawValue(c))
 		}
 	}
 	return evs
+}
+
+// assistantFailure reads the failure of an assistant line with an error:
+// the sentence is error_details (the CLI's explanation, as for
+// max_output_tokens), or the synthetic message's text, or the kind's default
+// sentence. A real message's content is the model's partial answer, not an
+// explanation, so it stays a message.
+func (p *claudeParser) assistantFailure(m map[string]any, kind string, synthetic bool, content []any) failure {
+	f := failure{kind: claudeErrorKind(kind)}
+	if f.kind == FailureUnknown {
+		if k := statusKind(count(m, "api_error_status")); k != "" {
+			f.kind = k
+		}
+	}
+	text := str(m, "error_details")
+	if text == "" {
+		text = str(m, "api_error")
+	}
+	if text == "" && synthetic {
+		text = blockText(content)
+	}
+	f.text = short(orDefault(text, f.kind), detailLimit)
+	return f
 }
 
 func (p *claudeParser) user(m map[string]any) []Event {
@@ -197,93 +283,28 @@ func (p *claudeParser) user(m map[string]any) []Event {
 	if msg == nil {
 		return nil
 	}
+	evs := append([]Event{}, p.held.recover()...)
+	sub := p.subagentOf(m)
 	if s := str(msg, "content"); s != "" {
-		return []Event{{Type: TypeMessage, Role: "user", Text: s}}
+		return append(evs, Event{Type: TypeMessage, Role: "user", Text: s, Subagent: sub})
 	}
 	content := list(msg, "content")
-	if content == nil {
+	if content == nil && len(evs) == 0 {
 		return nil
 	}
-	evs := []Event{}
 	for _, c := range content {
 		block := obj(c)
 		switch str(block, "type") {
 		case "tool_result":
-			evs = append(evs, p.toolResult(block)...)
+			evs = append(evs, p.toolResult(block, m, sub)...)
 		case "text":
 			if text := str(block, "text"); text != "" {
-				evs = append(evs, Event{Type: TypeMessage, Role: "user", Text: text})
+				evs = append(evs, Event{Type: TypeMessage, Role: "user", Text: text, Subagent: sub})
 			}
 		default:
 			evs = append(evs, rawValue(c))
 		}
 	}
-	return evs
-}
-
-// toolResult maps a tool_result block to the end of its tool call, and to
-// file_changed events when a file tool succeeded: a failed edit changed
-// nothing.
-func (p *claudeParser) toolResult(block map[string]any) []Event {
-	id := str(block, "tool_use_id")
-	call := p.tools[id]
-	delete(p.tools, id)
-	ev := Event{Type: TypeTool, Tool: call.name, Input: call.input, Status: ToolCompleted}
-	if boolean(block, "is_error") {
-		ev.Status = ToolError
-		if text, ok := block["content"].(string); ok {
-			ev.Text = short(text, detailLimit)
-		} else {
-			ev.Text = short(blockText(list(block, "content")), detailLimit)
-		}
-		return []Event{ev}
-	}
-	return append([]Event{ev}, fileEvents(call.changed)...)
-}
-
-func (p *claudeParser) result(m map[string]any) []Event {
-	usage := obj(m["usage"])
-	p.res.Usage = Usage{
-		InputTokens:      count(usage, "input_tokens"),
-		OutputTokens:     count(usage, "output_tokens"),
-		CacheReadTokens:  count(usage, "cache_read_input_tokens"),
-		CacheWriteTokens: count(usage, "cache_creation_input_tokens"),
-		CostUSD:          max(number(m, "total_cost_usd"), 0),
-	}
-	if p.res.SessionID == "" {
-		p.res.SessionID = str(m, "session_id")
-	}
-	text := str(m, "result")
-	u := p.res.Usage
-	evs := []Event{{Type: TypeUsage, Usage: &u}}
-	// subtype "success" with is_error true is how an API failure ends
-	// (a refused key, a rate limit): is_error decides, subtype adds to it.
-	subtype := str(m, "subtype")
-	if !boolean(m, "is_error") && (subtype == "" || subtype == "success") {
-		if text != "" {
-			p.res.FinalMessage = text
-		}
-		return evs
-	}
-	if text == "" {
-		var errs []string
-		for _, e := range list(m, "errors") {
-			if s, ok := e.(string); ok {
-				errs = append(errs, s)
-			}
-		}
-		text = strings.Join(errs, "; ")
-	}
-	if text == "" {
-		text = subtype
-	}
-	if text == "" {
-		text = "error"
-	}
-	if !p.res.Failed { // else an error event already showed it
-		evs = append(evs, Event{Type: TypeError, Text: text})
-	}
-	p.res.fail(text)
 	return evs
 }
 

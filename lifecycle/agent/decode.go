@@ -12,7 +12,8 @@ import (
 // The CLIs' streams are read leniently: a line is decoded into generic JSON
 // values and each field is taken only when it has the expected type, so a
 // field of an unexpected type reads as absent instead of turning the whole
-// line into an error. What no mapping knows becomes a raw event.
+// line into an error. What no mapping knows becomes a raw event; a line that
+// is not JSON at all becomes a log event.
 
 // decode trims line and decodes it. It returns the trimmed line (nil when
 // blank) and the decoded value, or ok false when the line is not JSON.
@@ -42,11 +43,51 @@ func rawValue(v any) Event {
 	return Event{Type: TypeRaw, Raw: b}
 }
 
-// rawText is a raw event for a line that is not JSON: the line kept as a
-// JSON string, so that Raw stays valid JSON. Invalid UTF-8 becomes U+FFFD.
-func rawText(line []byte) Event {
-	b, _ := json.Marshal(strings.ToValidUTF8(string(line), "\uFFFD"))
-	return Event{Type: TypeRaw, Raw: b}
+// logEvent is a log event for a stdout line that is not JSON (a CLI's
+// warning, a stack trace): its text without terminal escapes, cut to
+// logLimit. Invalid UTF-8 becomes U+FFFD.
+func logEvent(line []byte) Event {
+	return Event{Type: TypeLog, Text: clip(plain(line), logLimit)}
+}
+
+// plain is line as text a person reads: valid UTF-8, without ANSI escape
+// sequences (a CLI colours its warnings even when stdout is a file) or other
+// control characters but tabs; trailing white space goes, indentation stays.
+func plain(line []byte) string {
+	s := strings.ToValidUTF8(string(line), "\uFFFD")
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 0x1b { // ESC [ params final, or ESC and one character
+			if i+1 < len(s) && s[i+1] == '[' {
+				j := i + 2
+				for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+					j++
+				}
+				i = j
+			} else {
+				i++
+			}
+			continue
+		}
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return strings.TrimRightFunc(b.String(), unicode.IsSpace)
+}
+
+// clip cuts s to at most n characters, the last of them "…" when cut,
+// keeping its white space (unlike short).
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }
 
 // obj returns v as a JSON object, or nil.
@@ -101,9 +142,22 @@ func short(s string, n int) string {
 
 // Limits of the text an event carries.
 const (
-	inputLimit  = 200 // Event.Input
-	detailLimit = 500 // a thinking summary or a tool's error
+	inputLimit  = 200      // Event.Input
+	detailLimit = 500      // a thinking summary, a tool's error, a subagent's summary
+	logLimit    = 1000     // a log line
+	patchLimit  = 16 << 10 // Event.Patch, in bytes
+	maxTracked  = 4096     // tool calls, subagents and tasks a parser remembers at once
+	finalLimit  = 1 << 20  // Result.FinalMessage, in bytes
 )
+
+// keepTail bounds an answer a parser builds from many texts: a stream of
+// texts must not grow it without end. The end of the answer is kept.
+func keepTail(s string) string {
+	if len(s) <= finalLimit {
+		return s
+	}
+	return strings.ToValidUTF8(s[len(s)-finalLimit:], "")
+}
 
 // relPath reports p relative to dir when p is dir or under it, else p
 // cleaned. The paths are the sandbox's, so always slash-separated.

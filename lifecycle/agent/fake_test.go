@@ -73,27 +73,87 @@ func kinds(evs []Event) []string {
 	return ks
 }
 
+// fakeCase is one scenario a test prompt asks of both fakes.
+type fakeCase struct {
+	name     string
+	prompt   string
+	noKey    bool
+	exitCode int
+	files    bool     // index.html and notes.md written, and the normal answer
+	want     []string // kinds that must be there
+	check    func(t *testing.T, name string, g golden)
+}
+
+var fakeCases = []fakeCase{
+	{name: "default", prompt: "hello from the test", files: true, want: []string{"file_changed/", "message/assistant", "status/session", "tool/completed", "usage/"}},
+	{name: "unknown event", prompt: "one unknown-event please", files: true, want: []string{"raw/"}},
+	{name: "sleep", prompt: "take a nap sleep=1", files: true, want: []string{"message/assistant", "usage/"}},
+	{name: "fail", prompt: "please fail", exitCode: 1, want: []string{"error/"}},
+	{name: "no key", prompt: "hello", noKey: true, exitCode: 1, want: []string{"error/"}, check: func(t *testing.T, name string, g golden) {
+		if g.Result.FailureKind != FailureAuth {
+			t.Errorf("failure kind = %q, want %s", g.Result.FailureKind, FailureAuth)
+		}
+	}},
+	{name: "subagent", prompt: "ask a subagent first", files: true, check: func(t *testing.T, name string, g golden) {
+		if g.Result.Subagents != 1 {
+			t.Errorf("subagents = %d", g.Result.Subagents)
+		}
+		want := []string{TypeSubagentFinished}
+		if name == "claude" {
+			// Claude Code streams the subagent's lines; OpenCode's run prints its end only.
+			want = []string{TypeSubagentStarted, TypeSubagentProgress, TypeSubagentProgress, TypeSubagentFinished}
+			if m := g.Result.Usage.Models; len(m) != 2 {
+				t.Errorf("usage by model = %v, want the main model and the subagent's", m)
+			}
+		}
+		var got []string
+		for _, ev := range g.Events {
+			if strings.HasPrefix(ev.Type, "subagent_") {
+				got = append(got, ev.Type)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("subagent events = %q, want %q", got, want)
+		}
+	}},
+	{name: "recover", prompt: "recover from an error", files: true, want: []string{"warning/"}},
+	{name: "hooks", prompt: "with hooks", files: true},
+	{name: "deny", prompt: "deny one", want: []string{"permission_denied/"}, check: func(t *testing.T, name string, g golden) {
+		if g.Result.Failed || g.Result.PermissionDenials != 1 {
+			t.Errorf("result = %+v, want one denial and no failure", g.Result)
+		}
+	}},
+	{name: "edit", prompt: "edit it", files: true, check: func(t *testing.T, name string, g golden) {
+		var patches []string
+		for _, ev := range g.Events {
+			if ev.Type == TypeFileChanged && ev.Patch != "" {
+				patches = append(patches, ev.Path+": "+ev.Patch)
+			}
+		}
+		if len(patches) != 1 || !strings.HasPrefix(patches[0], "index.html: ") || !strings.Contains(patches[0], "\n+  <p>edited by fake-"+name+"</p>\n") {
+			t.Errorf("patches = %q, want the edit of index.html", patches)
+		}
+	}},
+	{name: "log", prompt: "log lines", files: true, want: []string{"log/"}},
+	{name: "v2", prompt: "format=v2 subagent recover edit", files: true, want: []string{"warning/", "subagent_finished/completed"}},
+	{name: "v2 fail", prompt: "format=v2 fail", exitCode: 1, check: func(t *testing.T, name string, g golden) {
+		if g.Result.FailureKind != FailureServer {
+			t.Errorf("failure kind = %q, want %s", g.Result.FailureKind, FailureServer)
+		}
+	}},
+}
+
 func TestFakeAgents(t *testing.T) {
 	bin := buildFakes(t)
 	keys := map[string]string{"opencode": "OPENCODE_API_KEY=" + testKey, "claude": "ANTHROPIC_API_KEY=" + testKey}
-	tests := []struct {
-		name     string
-		prompt   string
-		noKey    bool
-		exitCode int
-		files    bool     // index.html and notes.md written
-		want     []string // kinds that must be there
-	}{
-		{name: "default", prompt: "hello from the test", files: true, want: []string{"file_changed/", "message/assistant", "status/session", "tool/completed", "usage/"}},
-		{name: "unknown event", prompt: "one unknown-event please", files: true, want: []string{"raw/"}},
-		{name: "sleep", prompt: "take a nap sleep=1", files: true, want: []string{"message/assistant", "usage/"}},
-		{name: "fail", prompt: "please fail", exitCode: 1, want: []string{"error/"}},
-		{name: "no key", prompt: "hello", noKey: true, exitCode: 1, want: []string{"error/"}},
-	}
 	for _, name := range Names() {
 		base, _ := Lookup(name)
-		fixture := parseFile(t, base, filepath.Join("testdata", name+".jsonl"))
-		for _, tt := range tests {
+		// The kinds of events the recorded streams parse into.
+		var recorded []Event
+		for _, file := range fixtures(t, name) {
+			recorded = append(recorded, parseFile(t, base, file).Events...)
+		}
+		for _, tt := range fakeCases {
 			t.Run(name+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				dir := t.TempDir()
@@ -129,15 +189,23 @@ func TestFakeAgents(t *testing.T) {
 					}
 				}
 				if tt.exitCode == 0 {
-					// A run that worked shows nothing the recorded stream does not.
-					fk := kinds(fixture.Events)
+					// A run that worked shows nothing the recorded streams do not.
+					fk := kinds(recorded)
 					for _, k := range ks {
 						if !slices.Contains(fk, k) {
-							t.Errorf("event kind %s is not in the fixture's kinds %q", k, fk)
+							t.Errorf("event kind %s is not in the fixtures' kinds %q", k, fk)
 						}
 					}
 				}
-				checkRun(t, dir, name, tt.prompt, tt.files, got)
+				if tt.exitCode != 0 && (!got.Result.Failed || got.Result.Error == "") {
+					t.Errorf("result = %+v, want failed with an error", got.Result)
+				}
+				if tt.files {
+					checkRun(t, dir, name, tt.prompt, got)
+				}
+				if tt.check != nil {
+					tt.check(t, name, got)
+				}
 			})
 		}
 	}
@@ -155,25 +223,10 @@ func withDir(a Adapter, dir string) Adapter {
 }
 
 // checkRun checks the files a fake wrote and what its stream said of them.
-func checkRun(t *testing.T, dir, name, prompt string, files bool, got golden) {
+func checkRun(t *testing.T, dir, name, prompt string, got golden) {
 	t.Helper()
 	res := got.Result
-	var changed []string
-	for _, ev := range got.Events {
-		if ev.Type == TypeFileChanged {
-			changed = append(changed, ev.Path)
-		}
-	}
 	html, err := os.ReadFile(filepath.Join(dir, "index.html"))
-	if !files {
-		if err == nil {
-			t.Error("a failed run wrote index.html")
-		}
-		if !res.Failed || res.Error == "" {
-			t.Errorf("result = %+v, want failed with an error", res)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,11 +239,50 @@ func checkRun(t *testing.T, dir, name, prompt string, files bool, got golden) {
 	if err != nil || bytes.Contains(notes, []byte(testKey)) || bytes.Contains(html, []byte(testKey)) {
 		t.Errorf("notes.md: %v (or a file holds the key)", err)
 	}
+	changed := slices.Compact(changedFiles(got)) // an edit changes index.html again
 	if !slices.Equal(changed, []string{"index.html", "notes.md"}) {
 		t.Errorf("file_changed paths = %q", changed)
 	}
 	if res.Failed || res.FinalMessage != "Created index.html and notes.md." || res.SessionID == "" || res.Usage.OutputTokens == 0 || res.Usage.CostUSD == 0 {
 		t.Errorf("result = %+v", res)
+	}
+}
+
+// TestFakeOpenCodeInterrupt: the 2.0 CLI ends a run it is asked to stop
+// (SIGINT) with an "aborted" error line and exit code 130.
+func TestFakeOpenCodeInterrupt(t *testing.T) {
+	bin := buildFakes(t)
+	dir := t.TempDir()
+	a := OpenCode{Dir: dir}
+	cmd := fakeCmd(bin, a, dir, "format=v2 sleep=30", "OPENCODE_API_KEY="+testKey)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	p := a.NewParser()
+	sc := bufio.NewScanner(r)
+	var evs []Event
+	for sc.Scan() {
+		evs = append(evs, p.Parse(sc.Bytes())...)
+		if p.Result().FinalMessage != "" && cmd.Process != nil {
+			cmd.Process.Signal(os.Interrupt) // once the agent has spoken
+		}
+	}
+	evs = append(evs, p.(Finisher).Finish()...)
+	var exit *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("wait: %v, want exit 130", err)
+	}
+	if res := p.Result(); res.FailureKind != FailureAborted || evs[len(evs)-1].Type != TypeError {
+		t.Errorf("result %+v, last event %+v; want aborted", res, evs[len(evs)-1])
 	}
 }
 

@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"encoding/json"
+	"regexp"
 	"strings"
 )
 
@@ -14,7 +14,11 @@ import (
 //	{"type":"step_finish",…,"part":{"type":"step-finish","reason":"stop","cost":0.01,"tokens":{"input":…,"output":…,"reasoning":…,"cache":{"read":…,"write":…}}}}
 //	{"type":"error",…,"error":{"name":"APIError","data":{"message":"…"}}}
 //
-// See FORMATS.md for the versions this was read from.
+// That is the 1.x `run`. The 2.0 CLI prints the same line types with other
+// shapes inside: a tool part's call id is "id" (not "callID"), an error is
+// {"type","message","status"?}, and no "done" line ends the run. The parser
+// reads each line by its shape, so it needs no version flag. See FORMATS.md
+// for the versions this was read from.
 type OpenCode struct {
 	// Dir is the directory the agent runs in: file paths under it are
 	// reported relative to it. Empty means AppDir.
@@ -51,17 +55,66 @@ func (OpenCode) Env() map[string]string {
 }
 
 func (a OpenCode) NewParser() Parser {
-	return &openCodeParser{dir: dirOr(a.Dir), shown: map[string]string{}}
+	return &openCodeParser{dir: dirOr(a.Dir), shown: map[string]string{}, subagents: map[string]bool{}}
 }
 
 type openCodeParser struct {
-	dir      string
-	res      Result
-	stepText bool              // the current step has text, which FinalMessage holds
-	shown    map[string]string // callID → the input summary shown as running
+	dir       string
+	res       Result
+	held      held
+	stepText  bool              // the current step has text, which FinalMessage holds
+	lastText  string            // the part id of the last text, which a continuation shares
+	shown     map[string]string // call id → the input summary shown as running
+	subagents map[string]bool   // call ids of task calls shown as started
+	denial    *failure          // a permission refused, with nothing after it yet
 }
 
-func (p *openCodeParser) Result() Result { return p.res }
+var (
+	_ Parser   = (*openCodeParser)(nil)
+	_ Finisher = (*openCodeParser)(nil)
+)
+
+// Result is what the stream said so far. OpenCode prints no final line, so
+// an error that nothing followed is the run's failure; so is a permission
+// the run refused (which interrupts the session) when nothing followed it.
+func (p *openCodeParser) Result() Result {
+	r := p.res
+	r.FinalMessage = strings.TrimSpace(r.FinalMessage)
+	r.Usage = r.Usage.clone()
+	if f, ok := p.held.first(); ok {
+		r.setFailure(f)
+	} else if p.denial != nil {
+		r.setFailure(*p.denial)
+	}
+	return r
+}
+
+// Finish reports the errors the stream ended on, or the refused permission
+// it ended at.
+func (p *openCodeParser) Finish() []Event {
+	f, ok := p.held.first()
+	switch {
+	case ok:
+		evs := make([]Event, 0, len(p.held.errs))
+		for _, h := range p.held.errs {
+			evs = append(evs, h.event(TypeError))
+		}
+		p.held.errs = nil
+		p.res.setFailure(f)
+		p.denial = nil
+		return evs
+	case p.denial != nil:
+		f = *p.denial
+		p.denial = nil
+		p.res.setFailure(f)
+		return []Event{f.event(TypeError)}
+	}
+	return nil
+}
+
+// permissionLine is the warning the 2.0 `run` prints on stdout, in colour,
+// when it rejects a permission it cannot ask anyone about.
+var permissionLine = regexp.MustCompile(`^!\s*permission requested: (.*?)(?: \((.*)\))?; auto-rejecting$`)
 
 func (p *openCodeParser) Parse(line []byte) []Event {
 	b, v, ok := decode(line)
@@ -69,7 +122,15 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 		return nil
 	}
 	if !ok {
-		return []Event{rawText(b)}
+		text := plain(b)
+		if m := permissionLine.FindStringSubmatch(text); m != nil {
+			tool := short(strings.ToLower(m[1]), inputLimit)
+			p.res.PermissionDenials++
+			p.denial = &failure{kind: FailurePermissionDenied, text: short(sentence(FailurePermissionDenied)+": "+m[1], detailLimit)}
+			return []Event{{Type: TypePermissionDenied, Tool: tool, Input: short(m[2], inputLimit),
+				Text: "rejected: a run without --auto cannot ask anyone for permission"}}
+		}
+		return []Event{logEvent(b)}
 	}
 	m := obj(v)
 	if m == nil {
@@ -77,11 +138,20 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 	}
 	var evs []Event
 	if id := str(m, "sessionID"); id != "" && p.res.SessionID == "" {
-		p.res.SessionID = id
-		evs = append(evs, Event{Type: TypeStatus, Phase: "session", Text: "session " + id})
+		p.res.SessionID = short(id, inputLimit)
+		evs = append(evs, Event{Type: TypeStatus, Phase: "session", Text: "session " + p.res.SessionID})
 	}
 	part := obj(m["part"])
-	switch str(m, "type") {
+	typ := str(m, "type")
+	switch typ {
+	case "step_start", "text", "reasoning", "tool_use", "step_finish":
+		if part != nil {
+			// The agent went on: the errors before were not the end.
+			evs = append(evs, p.held.recover()...)
+			p.denial = nil
+		}
+	}
+	switch typ {
 	case "step_start":
 		p.stepText = false
 		return append(evs, Event{Type: TypeStatus, Phase: "step"})
@@ -89,16 +159,7 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 		if part == nil {
 			break
 		}
-		text := str(part, "text")
-		if text == "" {
-			return evs
-		}
-		if p.stepText {
-			p.res.FinalMessage += "\n\n" + text
-		} else {
-			p.res.FinalMessage, p.stepText = text, true
-		}
-		return append(evs, Event{Type: TypeMessage, Role: "assistant", Text: text})
+		return append(evs, p.text(part)...)
 	case "reasoning":
 		if part == nil {
 			break
@@ -113,104 +174,52 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 			break
 		}
 		p.addUsage(part)
-		u := p.res.Usage
+		u := p.res.Usage.clone()
 		return append(evs, Event{Type: TypeUsage, Usage: &u})
 	case "error":
-		msg := errorText(m["error"])
-		p.res.fail(msg)
-		return append(evs, Event{Type: TypeError, Text: msg})
+		p.held.hold(openCodeFailure(m["error"]))
+		if evs == nil {
+			evs = []Event{}
+		}
+		return evs
 	case "done":
-		// {"type":"done","reason":"idle","rejected":[…]}: the session went
+		// {"type":"done","reason":"idle","rejected":[…]} (1.x): the session went
 		// idle; rejected names permissions the run refused.
 		ev := Event{Type: TypeStatus, Phase: "idle"}
 		var rejected []string
 		for _, r := range list(m, "rejected") {
-			if s, ok := r.(string); ok {
+			if s, ok := r.(string); ok && len(rejected) < maxHeld {
 				rejected = append(rejected, s)
+				p.res.PermissionDenials++
+				evs = append(evs, Event{Type: TypePermissionDenied, Tool: short(s, inputLimit), Text: "rejected by the run"})
 			}
 		}
 		if len(rejected) > 0 {
-			ev.Text = "rejected permissions: " + strings.Join(rejected, ", ")
+			ev.Text = short("rejected permissions: "+strings.Join(rejected, ", "), detailLimit)
 		}
 		return append(evs, ev)
 	}
 	return append(evs, rawJSON(b))
 }
 
-// tool maps a tool part, or returns nil when the part is not one.
-// `opencode run` prints a tool part once it completed or failed; a pending
-// or running state, which the server's own event stream has, is shown
-// once per call and input.
-func (p *openCodeParser) tool(part map[string]any) []Event {
-	state := obj(part["state"])
-	name := strings.ToLower(str(part, "tool"))
-	if state == nil || name == "" {
-		return nil
-	}
-	summary, changed := summarize(name, obj(state["input"]), p.dir)
-	ev := Event{Type: TypeTool, Tool: name, Input: summary}
-	switch str(state, "status") {
-	case "pending", "running":
-		id := str(part, "callID")
-		if prev, ok := p.shown[id]; ok && prev == summary {
-			return []Event{}
-		}
-		p.shown[id] = summary
-		ev.Status = ToolRunning
-		return []Event{ev}
-	case "completed":
-		ev.Status = ToolCompleted
-		return append([]Event{ev}, fileEvents(changed)...)
-	case "error":
-		ev.Status = ToolError
-		ev.Text = short(str(state, "error"), detailLimit)
-		return []Event{ev}
-	}
-	return nil
-}
-
-// addUsage adds a step's tokens and cost to the run's totals. OpenCode
-// counts reasoning apart from output; both are output tokens here.
-func (p *openCodeParser) addUsage(part map[string]any) {
-	tokens := obj(part["tokens"])
-	cache := obj(tokens["cache"])
-	u := &p.res.Usage
-	u.InputTokens += count(tokens, "input")
-	u.OutputTokens += count(tokens, "output") + count(tokens, "reasoning")
-	u.CacheReadTokens += count(cache, "read")
-	u.CacheWriteTokens += count(cache, "write")
-	if c := number(part, "cost"); c > 0 {
-		u.CostUSD += c
-	}
-}
-
-// errorText is the message of an OpenCode error: a string, a named error
-// {"name":"APIError","data":{"message":…}}, or (later versions)
-// {"type":"provider.rate-limit","message":…}.
-func errorText(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	e := obj(v)
-	if e == nil {
-		return "unknown error"
-	}
-	label := str(e, "name")
-	if label == "" {
-		label = str(e, "type")
-	}
-	msg := str(obj(e["data"]), "message")
-	if msg == "" {
-		msg = str(e, "message")
+// text maps a text part. Texts of one step are the answer so far, joined by
+// a blank line; a text with the part id of the one before continues it
+// (a CLI that streams a text in pieces), so it joins without one.
+func (p *openCodeParser) text(part map[string]any) []Event {
+	text := str(part, "text")
+	id := str(part, "id")
+	if text == "" {
+		return []Event{}
 	}
 	switch {
-	case label != "" && msg != "":
-		return label + ": " + msg
-	case msg != "":
-		return msg
-	case label != "":
-		return label
+	case id != "" && id == p.lastText && p.stepText:
+		p.res.FinalMessage += text
+	case p.stepText:
+		p.res.FinalMessage += "\n\n" + text
+	default:
+		p.res.FinalMessage, p.stepText = text, true
 	}
-	b, _ := json.Marshal(e)
-	return string(b)
+	p.res.FinalMessage = keepTail(p.res.FinalMessage)
+	p.lastText = id
+	return []Event{{Type: TypeMessage, Role: "assistant", Text: text}}
 }

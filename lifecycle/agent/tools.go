@@ -20,6 +20,10 @@ var fileTools = map[string]bool{
 	"notebookedit": true, // Claude Code
 }
 
+// subagentTools start a subagent: Claude Code's Agent (named Task before
+// 2.1.224, and still listed as Task by the init line) and OpenCode's task.
+var subagentTools = map[string]bool{"agent": true, "task": true}
+
 // patchTools take a patch text naming the files they change (OpenCode).
 var patchTools = map[string]bool{"patch": true, "apply_patch": true}
 
@@ -108,11 +112,16 @@ func patchFiles(patch, dir string) []string {
 	return files
 }
 
-// fileEvents are the file_changed events for paths.
-func fileEvents(paths []string) []Event {
+// fileEvents are the file_changed events for paths. patch goes with the
+// change when the tool changed one file; sub is the subagent that made it.
+func fileEvents(paths []string, patch string, sub *Subagent) []Event {
 	evs := make([]Event, 0, len(paths))
 	for _, p := range paths {
-		evs = append(evs, Event{Type: TypeFileChanged, Path: p})
+		ev := Event{Type: TypeFileChanged, Path: p, Subagent: sub}
+		if len(paths) == 1 {
+			ev.Patch = patch
+		}
+		evs = append(evs, ev)
 	}
 	return evs
 }

@@ -174,7 +174,10 @@ func (j *job) outcome(reason string, code *int) Result {
 		res.Status, res.FailureReason, res.Error = store.TaskFailed, "timeout", "the task ran past its timeout and was killed"
 	case code == nil || *code != 0 || pr.Failed:
 		res.Status, res.FailureReason = store.TaskFailed, "agent_error"
-		res.Error = pr.Error
+		res.Error, res.FailureKind, res.ErrorRef = pr.Error, pr.FailureKind, pr.ErrorRef
+		if res.FailureKind == "" && code != nil && *code == 130 {
+			res.FailureKind = agent.FailureAborted // SIGINT (OpenCode 2.0 exits 130)
+		}
 		if res.Error == "" && code != nil {
 			res.Error = "the agent exited with code " + strconv.Itoa(*code)
 		}
@@ -214,6 +217,13 @@ func (j *job) consume(ctx context.Context, root *os.Root, final bool) {
 		j.pending = append(j.pending, j.parse(rest)...)
 		consumed += len(rest)
 		rest = nil
+	}
+	if final {
+		// The stream ended: an error line the parser held back to see whether the agent
+		// went on after it is an error now.
+		if f, ok := j.parser.(agent.Finisher); ok {
+			j.pending = append(j.pending, f.Finish()...)
+		}
 	}
 	j.partial = append([]byte(nil), rest...)
 	j.read += int64(consumed)
@@ -281,6 +291,7 @@ func (j *job) finish(ctx context.Context, res Result) {
 	res.FinalMessage = scrub(pr.FinalMessage, j.secrets)
 	res.Error = scrub(res.Error, j.secrets)
 	res.Usage = pr.Usage
+	res.Subagents, res.PermissionDenials = pr.Subagents, pr.PermissionDenials
 	res.DurationMS = j.r.now().Sub(j.t.CreatedAt).Milliseconds()
 	if before, err := j.r.loadManifest(j.t.ID); err == nil {
 		if after, err := takeManifest(j.r.sandboxes.WorkspaceDir(j.t.SandboxID)); err == nil {

@@ -45,7 +45,14 @@ type Result struct {
 	Usage         agent.Usage  `json:"usage"`
 	ExitCode      *int         `json:"exit_code"`
 	FailureReason string       `json:"failure_reason,omitempty"` // timeout, cancelled, agent_error, sandbox_stopped, sandboxd_lost, internal
-	Error         string       `json:"error,omitempty"`
+	// FailureKind says what the agent reported (agent.Failure*: auth, rate_limit,
+	// max_turns, aborted...), when FailureReason is agent_error.
+	FailureKind string `json:"failure_kind,omitempty"`
+	Error       string `json:"error,omitempty"`     // the human sentence
+	ErrorRef    string `json:"error_ref,omitempty"` // OpenCode's pointer into its own logs
+	// Subagents and PermissionDenials count what the run started and what the CLI refused.
+	Subagents         int `json:"subagents,omitempty"`
+	PermissionDenials int `json:"permission_denials,omitempty"`
 }
 
 func validRequest(req *Request) error {

@@ -13,7 +13,16 @@
 //
 //	sleep=N        an assistant text every second for N seconds, then the normal run
 //	fail           an API error (a synthetic assistant message, is_error result), exit 1
-//	unknown-event  also a "tool_progress" line, a type the parser does not map
+//	unknown-event  also a line of a type no CLI prints (a type of the future)
+//	subagent       first an Agent call: an Explore subagent's lines (parent_tool_use_id,
+//	               task_started, task_progress, task_notification), on another model
+//	wait=PATH      the subagent holds after its first progress until PATH exists
+//	recover        an answer cut at the output limit (error max_output_tokens), then the run goes on
+//	hooks          hook_started/hook_response lines around each Write, thinking tokens, a tool heartbeat
+//	deny           notes.md's Write is refused by a permission rule (system permission_denied,
+//	               an error tool result, permission_denials in the result)
+//	edit           index.html is edited after it is written (tool_use_result.structuredPatch)
+//	log            a runtime warning on stdout that is not JSON
 //
 // As in the real CLI, writes need bypass or acceptEdits mode (in other
 // modes they are denied, -p having nobody to ask), bypass mode is refused

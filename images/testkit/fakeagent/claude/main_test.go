@@ -42,6 +42,10 @@ func TestArgs(t *testing.T) {
 		{"no prompt", []string{"-p"}, keyed, 1000, 1, "", "Input must be provided"},
 		{"no key", append(adapter, "hi"), func(string) string { return "" }, 1000, 1, `"error":"authentication_failed"`, ""},
 		{"version", []string{"-v"}, keyed, 1000, 0, "(Claude Code)", ""},
+		{"subagent lines", append(adapter, "subagent"), keyed, 1000, 0, `"subtype":"task_progress"`, ""},
+		{"subagent on its own model", append(adapter, "subagent"), keyed, 1000, 0, `"claude-haiku-4-5-20251001":{"inputTokens":1800`, ""},
+		{"a cut answer", append(adapter, "recover"), keyed, 1000, 0, `"error":"max_output_tokens","error_details":"Claude's response exceeded`, ""},
+		{"a refused write", append(adapter, "deny"), keyed, 1000, 0, `"subtype":"permission_denied","tool_name":"Write"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

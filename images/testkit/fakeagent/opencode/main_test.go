@@ -37,6 +37,10 @@ func TestArgs(t *testing.T) {
 		{"no key for the model's provider", []string{"run", "--format", "json", "--model", "anthropic/claude-sonnet-4-5", "hi"}, keyed, 1, `"name":"ProviderAuthError"`, ""},
 		{"unknown provider", []string{"run", "--format", "json", "--model", "acme/x", "hi"}, keyed, 1, `"name":"ProviderModelNotFoundError"`, ""},
 		{"no key at all", []string{"run", "--format", "json", "hi"}, func(string) string { return "" }, 1, `"providerID":"anthropic"`, ""},
+		{"2.0 error shape", []string{"run", "--format", "json", "format=v2"}, func(string) string { return "" }, 1, `"error":{"type":"provider.auth","message":"No API key`, ""},
+		{"2.0 tool part", []string{"run", "--format", "json", "--", "format=v2 subagent"}, keyed, 0, `"type":"tool","id":"toolu_01`, ""},
+		{"1.x task call", []string{"run", "--format", "json", "--", "subagent"}, keyed, 0, `"tool":"task","state":{"status":"completed"`, ""},
+		{"denial line", []string{"run", "--format", "json", "--", "deny"}, keyed, 0, "\x1b[0mpermission requested: external_directory (/etc/*); auto-rejecting\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,26 +17,52 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Scenario is what a prompt asks of a fake run.
+// Scenario is what a prompt asks of a fake run. Each behaviour is a word in
+// the prompt; any mix of them works.
 type Scenario struct {
-	Sleep   int  // "sleep=N": N seconds of progress, one event a second, before the normal run
-	Fail    bool // "fail": an error in the CLI's format, exit 1
-	Unknown bool // "unknown-event": also an event of a type the parsers do not know
+	Sleep    int    // "sleep=N": N seconds of progress, one event a second, before the normal run
+	Fail     bool   // "fail": an error in the CLI's format, exit 1
+	Unknown  bool   // "unknown-event": also an event of a type the parsers do not know
+	Subagent bool   // "subagent": the agent hands a survey of the app to a subagent first
+	Wait     string // "wait=PATH": the subagent pauses after its first progress until PATH exists
+	Recover  bool   // "recover": an error the run recovers from (an answer cut at the output limit)
+	Hooks    bool   // "hooks": hook and status lines around the tool calls
+	Deny     bool   // "deny": the CLI refuses one tool call for want of a permission
+	Edit     bool   // "edit": index.html is edited after it is written, with a patch
+	Log      bool   // "log": lines on stdout that are not JSON (a runtime warning, a stack trace)
+	V2       bool   // "format=v2": OpenCode 2.0's stream instead of 1.x's
 }
 
-// MaxSleep caps sleep=N, so a typo cannot leave a fake running for days.
+// MaxSleep caps sleep=N, and how long wait=PATH waits, so a typo cannot
+// leave a fake running for days.
 const MaxSleep = 3600
 
-var sleepRE = regexp.MustCompile(`\bsleep=(\d+)`)
+var (
+	sleepRE = regexp.MustCompile(`\bsleep=(\d+)`)
+	waitRE  = regexp.MustCompile(`\bwait=(/[^\s]+)`)
+	wordRE  = regexp.MustCompile(`[a-z0-9=-]+`)
+)
 
 // ParseScenario reads the behaviours a prompt asks for.
 func ParseScenario(prompt string) Scenario {
+	words := map[string]bool{}
+	for _, w := range wordRE.FindAllString(strings.ToLower(prompt), -1) {
+		words[w] = true
+	}
 	s := Scenario{
-		Fail:    strings.Contains(prompt, "fail"),
-		Unknown: strings.Contains(prompt, "unknown-event"),
+		Fail:     strings.Contains(prompt, "fail"),
+		Unknown:  strings.Contains(prompt, "unknown-event"),
+		Subagent: words["subagent"],
+		Recover:  words["recover"],
+		Hooks:    words["hooks"],
+		Deny:     words["deny"],
+		Edit:     words["edit"],
+		Log:      words["log"],
+		V2:       words["format=v2"],
 	}
 	if m := sleepRE.FindStringSubmatch(prompt); m != nil {
 		n, err := strconv.Atoi(m[1])
@@ -45,7 +71,22 @@ func ParseScenario(prompt string) Scenario {
 		}
 		s.Sleep = n
 	}
+	if m := waitRE.FindStringSubmatch(prompt); m != nil {
+		s.Wait = m[1]
+	}
 	return s
+}
+
+// WaitFor returns once path exists, or after MaxSleep seconds: a test
+// holds a fake at a point of its run by making it wait for a file.
+func WaitFor(path string) {
+	deadline := time.Now().Add(MaxSleep * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // KV is one member of an Obj.
@@ -99,6 +140,7 @@ const DefaultStep = 50 * time.Millisecond
 // Out writes lines, each at once (stdout is not buffered) and each followed
 // by a pause, so that a reader sees the stream arrive over time.
 type Out struct {
+	mu   sync.Mutex // a signal handler prints too
 	w    io.Writer
 	step time.Duration
 }
@@ -123,7 +165,9 @@ func (o *Out) JSON(v any) {
 
 // Line prints s and a newline, then pauses.
 func (o *Out) Line(s string) {
+	o.mu.Lock()
 	io.WriteString(o.w, s+"\n")
+	o.mu.Unlock()
 	time.Sleep(o.step)
 }
 
@@ -189,3 +233,37 @@ func (e Usage) Error() string { return e.Msg }
 
 // Usagef makes a Usage error.
 func Usagef(format string, a ...any) error { return Usage{fmt.Sprintf(format, a...)} }
+
+// Edit is a change a fake run makes to a file it wrote: a line added before
+// </body> of index.html, with the patch the CLIs report for it.
+type Edit struct {
+	Path       string
+	Old, New   string // the replaced text and its replacement
+	Content    string // the file after the edit
+	OldStart   int    // the hunk: one line of context, then the added line
+	Lines      []string
+	UnifiedOut string // the hunk as a unified diff (OpenCode's metadata.diff)
+}
+
+// EditIndex is the edit of f (index.html as AppFiles makes it).
+func EditIndex(f File, name string) Edit {
+	added := "  <p>edited by fake-" + name + "</p>"
+	e := Edit{Path: f.Path, Old: "</body>", New: added + "\n</body>"}
+	e.Content = strings.Replace(f.Content, e.Old, e.New, 1)
+	lines := strings.Split(f.Content, "\n")
+	at := 1
+	for i, l := range lines {
+		if l == "</body>" {
+			at = i // the line before, 0-based, is the context
+			break
+		}
+	}
+	e.OldStart = at
+	e.Lines = []string{" " + lines[at-1], "+" + added, " </body>"}
+	e.UnifiedOut = "Index: " + f.Path + "\n===================================================================\n--- " + f.Path + "\n+++ " + f.Path + "\n" +
+		fmt.Sprintf("@@ -%d,2 +%d,3 @@\n", at, at) + strings.Join(e.Lines, "\n") + "\n"
+	return e
+}
+
+// Write applies the edit.
+func (e Edit) Write() error { return os.WriteFile(e.Path, []byte(e.Content), 0o644) }

@@ -14,6 +14,8 @@ func TestParseScenario(t *testing.T) {
 		{"sleep=3 then fail", Scenario{Sleep: 3, Fail: true}},
 		{"nosleep=3", Scenario{}},
 		{"sleep=99999999999999999999 unknown-event", Scenario{Sleep: MaxSleep, Unknown: true}},
+		{"a subagent, wait=/tmp/go then recover; hooks, deny, edit, log format=v2", Scenario{Subagent: true, Wait: "/tmp/go", Recover: true, Hooks: true, Deny: true, Edit: true, Log: true, V2: true}},
+		{"subagents denying edits format=v3", Scenario{}},
 	}
 	for _, tt := range tests {
 		if got := ParseScenario(tt.prompt); got != tt.want {
