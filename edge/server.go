@@ -3,8 +3,9 @@
 // the in-memory route table, holding a request while wake brings a sleeping
 // sandbox up, the reverse proxy with its one shared Transport (HTTP,
 // WebSocket, SSE), activity counting on backend connections, tracking of
-// upgraded connections, and the error pages. A request to a running sandbox
-// whose port is known open touches memory only.
+// upgraded connections, the access check of private previews (access.go),
+// and the error pages. A request to a running sandbox whose port is known
+// open touches memory only, private or public.
 package edge
 
 import (
