@@ -39,6 +39,11 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.getServices)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.putServices)).Methods(put)
 
+	// Issue 13: who may open the previews, and the tokens that open private ones.
+	r.HandleFunc("/v1/sandboxes/{id}/previews", s.h(s.putPreviews)).Methods(put)
+	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens", s.h(s.mintPreviewToken)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens/revoke", s.h(s.revokePreviewTokens)).Methods(post)
+
 	// Files, relative to the sandbox home; they work while the sandbox sleeps.
 	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.getFiles)).Methods(get, head)
 	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.putFile)).Methods(put, post)

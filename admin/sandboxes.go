@@ -54,6 +54,8 @@ type createBody struct {
 	// Issue 13: the tenant the sandbox belongs to. Only an admin token may name one; a
 	// tenant token's sandboxes are its tenant's.
 	Tenant string `json:"tenant"`
+	// Issue 13: who may open its previews.
+	Previews *previewsBody `json:"previews"`
 
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
@@ -70,8 +72,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := decode(w, r, &b, true); err != nil {
 		return err
 	}
-	if b.Visibility != "" && b.Visibility != "public" {
-		return badRequest(`visibility %q is not supported: previews are public`, b.Visibility)
+	previews, err := createPreviews(b)
+	if err != nil {
+		return err
 	}
 	for _, f := range []struct {
 		name string
@@ -85,6 +88,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
+		Previews: previews,
 	}
 	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
 		return err
@@ -110,6 +114,28 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	s.record(r, "sandbox.create", sb.ID, sb.Image)
 	writeJSON(w, http.StatusCreated, s.view(sb))
 	return nil
+}
+
+// createPreviews reads "previews", or the prior system's "visibility" (public or private),
+// which is its access.
+func createPreviews(b createBody) (store.Previews, error) {
+	var p store.Previews
+	if b.Previews != nil {
+		var err error
+		if p, err = b.Previews.toStore(); err != nil {
+			return p, err
+		}
+	}
+	switch {
+	case b.Visibility == "":
+	case b.Visibility != store.AccessPublic && b.Visibility != store.AccessPrivate:
+		return p, badRequest(`visibility must be "public" or "private"; got %q`, b.Visibility)
+	case p.Access != "" && p.Access != b.Visibility:
+		return p, badRequest("visibility %q and previews.access %q disagree: give one", b.Visibility, p.Access)
+	default:
+		p.Access = b.Visibility
+	}
+	return p, nil
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) error {

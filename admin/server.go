@@ -47,6 +47,7 @@ type Server struct {
 	keys       *apikey.Keys
 	tokens     TokenStore
 	auditLog   AuditLog
+	previews   Previews // issue 13
 	log        *slog.Logger
 
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
@@ -84,6 +85,7 @@ type Deps struct {
 	Keys     *apikey.Keys // auth.go: environment and stored tokens
 	Tokens   TokenStore   // tokens.go: POST/GET/DELETE /v1/tokens
 	AuditLog AuditLog     // audit.go: GET /v1/audit
+	Previews Previews     // previews.go: preview access and tokens (issue 13)
 }
 
 // New returns the API over d; a nil log discards.
@@ -94,7 +96,7 @@ func New(d Deps, log *slog.Logger) *Server {
 	return &Server{
 		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
-		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog,
+		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog, previews: d.Previews,
 		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
 	}
 }

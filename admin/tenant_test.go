@@ -150,6 +150,18 @@ func (s *spy) TaskEvents(ctx context.Context, taskID string, after int64, limit 
 	return nil, nil, errSpy
 }
 func (s *spy) Ping(ctx context.Context) error { s.call("Ping", ""); return nil }
+func (s *spy) SetPreviews(ctx context.Context, id string, p store.Previews) (store.Sandbox, error) {
+	s.call("SetPreviews", id)
+	return store.Sandbox{}, errSpy
+}
+func (s *spy) MintPreviewToken(ctx context.Context, id string, port int, ttl time.Duration, embed bool) (lifecycle.PreviewToken, error) {
+	s.call("MintPreviewToken", id)
+	return lifecycle.PreviewToken{}, errSpy
+}
+func (s *spy) RevokePreviewTokens(ctx context.Context, id string) error {
+	s.call("RevokePreviewTokens", id)
+	return errSpy
+}
 func (s *spy) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
 	s.call("Wake", id)
 	return netip.AddrPort{}, errSpy
@@ -187,7 +199,7 @@ func newTenantEnv(t *testing.T) *tenantEnv {
 	keys := apikey.New(db)
 	keys.SetEnv(tenantTokens)
 	srv := New(Deps{Sandboxes: sp, Execs: sp, Detached: sp, Terminals: sp, Workspaces: sp, Services: sp, Tasks: sp,
-		Health: sp, Waker: sp, Audit: db, Keys: keys, Tokens: db, AuditLog: db}, nil)
+		Health: sp, Waker: sp, Audit: db, Keys: keys, Tokens: db, AuditLog: db, Previews: sp}, nil)
 	return &tenantEnv{spy: sp, db: db, keys: keys, srv: srv, h: srv.Handler()}
 }
 

@@ -32,6 +32,8 @@ type sandboxView struct {
 	// Issue 13: the tenant it belongs to; "" for the operator's.
 	Tenant string `json:"tenant"`
 
+	Previews previewsView `json:"previews"` // issue 13
+
 	ID string `json:"id"`
 }
 
@@ -41,8 +43,8 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		Labels: sb.Labels, Services: sb.Services, Memory: sb.MemoryBytes, CPUs: float64(sb.NanoCPUs) / 1e9,
 		IdlePolicy: sb.IdlePolicy, HostHeader: "preview", IP: sb.IP, Error: sb.Error,
 		CreatedAt: sb.CreatedAt, UpdatedAt: sb.UpdatedAt, LastActiveAt: sb.LastActiveAt,
-		PreviewURLs: map[string]string{},
-		Tenant:      sb.Tenant,
+		PreviewURLs: map[string]string{}, Previews: viewPreviews(sb.Previews),
+		Tenant: sb.Tenant,
 	}
 	if sb.HostHeader != "" {
 		v.HostHeader = sb.HostHeader

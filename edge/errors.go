@@ -21,6 +21,8 @@ type answer struct {
 	code       string
 	message    string
 	retryAfter time.Duration // sent as Retry-After, in whole seconds, when positive
+	// authenticate is sent as WWW-Authenticate, which a 401 must carry.
+	authenticate string
 }
 
 // unknownHost answers a Host that names no sandbox; one on the preview domain in the
@@ -97,6 +99,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if a.authenticate != "" {
+		h.Set("WWW-Authenticate", a.authenticate)
+	}
 	if a.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((a.retryAfter+time.Second-1)/time.Second)))
 	}
@@ -119,7 +124,12 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	w.Write(append(b, '\n'))
 }
 
+// wantsHTML reports a browser: a navigation (whose Accept need not name
+// HTML), or an Accept that names HTML.
 func wantsHTML(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
+		return true
+	}
 	for _, v := range r.Header.Values("Accept") {
 		if strings.Contains(v, "text/html") {
 			return true
@@ -147,6 +157,8 @@ func title(code string) string {
 		return "Sandbox error"
 	case "limit_exceeded":
 		return "Too many sandboxes running"
+	case "unauthorized":
+		return "Preview link missing or expired"
 	}
 	return "Bad gateway"
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sandboxd/sandboxd/internal/previewtoken"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -32,6 +33,10 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	}
 	// The caller leaving must not leave a half-made sandbox: once the lock is held, finish
 	// or undo regardless.
+	key, err := previewtoken.NewKey()
+	if err != nil {
+		return store.Sandbox{}, internal(err, "make a preview key")
+	}
 	began := time.Now()
 	ctx, unlock, err := m.lockDetached(ctx, req.ID)
 	if err != nil {
@@ -45,7 +50,8 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
 		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
-		Tenant: req.Tenant,
+		Tenant:   req.Tenant,
+		Previews: req.Previews, PreviewKey: key,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

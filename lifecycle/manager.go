@@ -46,6 +46,9 @@ type Config struct {
 	// Issue 13: per-tenant limits; zero is no limit. The operator's sandboxes have none.
 	TenantMaxSandboxes int // sandboxes a tenant may have, in any state
 	TenantMaxRunning   int // sandboxes of a tenant that may run (or start) at once
+	// PreviewAccess is the preview access of a sandbox that names none (issue 13):
+	// store.AccessPublic or store.AccessPrivate.
+	PreviewAccess string
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -54,6 +57,7 @@ func DefaultConfig(dataDir string) Config {
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
 		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
+		PreviewAccess: store.AccessPublic,
 	}
 }
 
@@ -67,6 +71,11 @@ type Route struct {
 	HostHeader string
 	Bytes      *atomic.Int64
 	Message    string // why, when Status is error
+
+	// Issue 13: who may open its previews, Access resolved against the operator's
+	// default, and the key its preview tokens are verified with (nil: none yet).
+	Previews   store.Previews
+	PreviewKey []byte
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -225,6 +234,9 @@ func (m *Manager) runningSandbox(id string) (store.Sandbox, error) {
 
 // remember caches sb and publishes its route.
 func (m *Manager) remember(sb store.Sandbox) {
+	// Memory holds the access in force; the row keeps "" so that a sandbox that never
+	// chose follows the operator's default across restarts.
+	sb.Previews.Access = m.previewAccess(sb)
 	m.mu.Lock()
 	l, ok := m.sandboxes[sb.ID]
 	if !ok {
@@ -247,6 +259,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 		m.Routes.SetRoute(Route{
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
 		})
 	}
 }

@@ -36,6 +36,7 @@ func (m *Manager) List(ctx context.Context, o store.ListOptions) ([]store.Sandbo
 }
 
 func (m *Manager) overlay(sb *store.Sandbox) {
+	sb.Previews.Access = m.previewAccess(*sb) // a sandbox that names none shows the default it follows
 	if t := m.lastActive(sb.ID); t.After(sb.LastActiveAt) {
 		sb.LastActiveAt = t
 	}

@@ -49,6 +49,8 @@ type CreateRequest struct {
 	// split hosts on "-" (issue 16). Only sandboxd's own adapters set it. A tenant can
 	// never ask for a bare id, so one made here is never claimable by another tenant.
 	BareID bool
+	// Issue 13: who may open its previews; an access left out is the operator's default.
+	Previews store.Previews
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -116,7 +118,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return err
 	}
 	req.Ports = ports
-	return nil
+	return validPreviews(&req.Previews, req.Ports, m.cfg.PreviewAccess)
 }
 
 // minMemory is the smallest memory limit a sandbox may have: below it, sandbox-init and a

@@ -54,6 +54,11 @@ type Sandbox struct {
 	UpdatedAt      time.Time
 	LastActiveAt   time.Time
 	KeepaliveUntil time.Time
+
+	// Issue 13: preview access. PreviewKey signs the sandbox's preview tokens; it is a
+	// secret, never shown by the API, and nil until one is made.
+	Previews   Previews
+	PreviewKey []byte
 }
 
 // Service is a long-running process that sandbox-init keeps up inside the sandbox.
@@ -117,6 +122,9 @@ func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[str
 			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
 				return fmt.Errorf("insert label: %w", err)
 			}
+		}
+		if err := insertPreviews(ctx, tx, sb); err != nil {
+			return err
 		}
 		return insertServices(ctx, tx, sb.ID, sb.Services)
 	})
@@ -230,6 +238,9 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	}
 	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
 	if err := db.fill(ctx, list, index, in, ids); err != nil {
+		return nil, err
+	}
+	if err := db.fillPreviews(ctx, list, index, in, ids); err != nil {
 		return nil, err
 	}
 	return list, nil

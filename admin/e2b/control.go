@@ -99,8 +99,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Letters and digits only: E2B's SDKs and hosts split on "-", so the id is a bare ULID
 	// (unique, and such) even for a tenant's sandbox; the row records whose it is.
+	// Previews are public whatever the operator's default: E2B's SDKs hand out get_host(port)
+	// URLs with no credential (E2B's own allowPublicTraffic defaults to true).
 	req := lifecycle.CreateRequest{BareID: true, Tenant: principal(r).Tenant, Image: image,
-		Ports: s.ports(), Env: b.EnvVars, Labels: labels}
+		Ports: s.ports(), Env: b.EnvVars, Labels: labels, Previews: store.Previews{Access: store.AccessPublic}}
 	sb, err := s.sandboxes.Create(r.Context(), req)
 	if err != nil {
 		return err

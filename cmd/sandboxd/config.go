@@ -15,6 +15,7 @@ import (
 
 	units "github.com/docker/go-units"
 	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/store"
 )
 
 // config is sandboxd's configuration: environment variables, each also a flag of
@@ -46,6 +47,8 @@ type config struct {
 	TenantMaxSandboxes int
 	TenantMaxRunning   int
 	AuditMaxRows       int
+	// Issue 13: preview access.
+	PreviewAccess string // public or private: the access of a sandbox that names none
 
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
@@ -131,6 +134,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 				return fmt.Errorf("want a readable file of KEY=VALUE lines: %v", err)
 			}
 			c.EnvFile = v
+			return nil
+		}},
+
+		// Issue 13: preview access.
+		{"SANDBOXD_PREVIEW_ACCESS", "preview-access", "public", "who may open a preview that names no access: public (anyone with the URL) or private (only with a preview token)", func(v string) error {
+			if v != store.AccessPublic && v != store.AccessPrivate {
+				return fmt.Errorf("want public or private")
+			}
+			c.PreviewAccess = v
 			return nil
 		}},
 	}

@@ -42,6 +42,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad e2b bind", map[string]string{"SANDBOXD_E2B_BIND": "3001"}, nil, "SANDBOXD_E2B_BIND"},
 		{"public e2b without tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001"}, nil, "SANDBOXD_E2B_BIND"},
 		{"public e2b with tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001", "SANDBOXD_API_TOKENS": "sdk:e2b_0123456789abcdef0123456789abcdef01234567"}, nil, ""},
+		{"preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}, nil, ""},
+		{"bad preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "secret"}, nil, `SANDBOXD_PREVIEW_ACCESS="secret": want public or private`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
