@@ -166,9 +166,9 @@ func (p *claudeParser) assistant(m map[string]any) []Event {
 			}
 			if top {
 				if id != "" && id == p.lastMsg && p.res.FinalMessage != "" {
-					p.res.FinalMessage += "\n\n" + text
+					p.res.FinalMessage = appendFinal(p.res.FinalMessage, text)
 				} else {
-					p.res.FinalMessage, p.lastMsg = text, id
+					p.res.FinalMessage, p.lastMsg = finalMessage(text), id
 				}
 			}
 			evs = append(evs, Event{Type: TypeMessage, Role: "assistant", Text: text})
@@ -180,6 +180,9 @@ func (p *claudeParser) assistant(m map[string]any) []Event {
 			name := strings.ToLower(str(block, "name"))
 			summary, changed := summarize(name, obj(block["input"]), p.dir)
 			if id := str(block, "id"); id != "" {
+				if len(p.tools) >= maxTracked {
+					clear(p.tools) // calls without a result; theirs reads as an unknown tool's
+				}
 				p.tools[id] = claudeTool{name: name, input: summary, changed: changed}
 			}
 			evs = append(evs, Event{Type: TypeTool, Tool: name, Input: summary, Status: ToolRunning})
@@ -261,7 +264,7 @@ func (p *claudeParser) result(m map[string]any) []Event {
 	subtype := str(m, "subtype")
 	if !boolean(m, "is_error") && (subtype == "" || subtype == "success") {
 		if text != "" {
-			p.res.FinalMessage = text
+			p.res.FinalMessage = finalMessage(text)
 		}
 		return evs
 	}

@@ -105,6 +105,35 @@ const (
 	detailLimit = 500 // a thinking summary or a tool's error
 )
 
+// What a parser holds is bounded whatever the agent prints (issue 11: the runner feeds it
+// every line, those past the task's event cap too): the final message keeps its first
+// MaxFinalMessage bytes, and tool calls followed at once are at most maxTracked.
+const (
+	MaxFinalMessage = 64 << 10
+	maxTracked      = 1024
+)
+
+// finalMessage is text as a final message: cut at MaxFinalMessage, on a character
+// boundary, with "…" to say so.
+func finalMessage(text string) string {
+	if len(text) <= MaxFinalMessage {
+		return text
+	}
+	cut := MaxFinalMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut] + "…"
+}
+
+// appendFinal adds text to a final message as a new paragraph, within MaxFinalMessage.
+func appendFinal(msg, text string) string {
+	if len(msg) >= MaxFinalMessage {
+		return msg
+	}
+	return finalMessage(msg + "\n\n" + text)
+}
+
 // relPath reports p relative to dir when p is dir or under it, else p
 // cleaned. The paths are the sandbox's, so always slash-separated.
 func relPath(dir, p string) string {

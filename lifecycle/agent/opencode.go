@@ -94,9 +94,9 @@ func (p *openCodeParser) Parse(line []byte) []Event {
 			return evs
 		}
 		if p.stepText {
-			p.res.FinalMessage += "\n\n" + text
+			p.res.FinalMessage = appendFinal(p.res.FinalMessage, text)
 		} else {
-			p.res.FinalMessage, p.stepText = text, true
+			p.res.FinalMessage, p.stepText = finalMessage(text), true
 		}
 		return append(evs, Event{Type: TypeMessage, Role: "assistant", Text: text})
 	case "reasoning":
@@ -154,6 +154,9 @@ func (p *openCodeParser) tool(part map[string]any) []Event {
 		id := str(part, "callID")
 		if prev, ok := p.shown[id]; ok && prev == summary {
 			return []Event{}
+		}
+		if len(p.shown) >= maxTracked {
+			clear(p.shown) // at worst a call shows running twice
 		}
 		p.shown[id] = summary
 		ev.Status = ToolRunning

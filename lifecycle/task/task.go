@@ -46,6 +46,8 @@ type Result struct {
 	ExitCode      *int         `json:"exit_code"`
 	FailureReason string       `json:"failure_reason,omitempty"` // timeout, cancelled, agent_error, sandbox_stopped, sandboxd_lost, internal
 	Error         string       `json:"error,omitempty"`
+	// EventsTruncated: the task reached a cap and not every event was stored (issue 11).
+	EventsTruncated bool `json:"events_truncated,omitempty"`
 }
 
 func validRequest(req *Request) error {
