@@ -28,7 +28,16 @@ type sandboxView struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	LastActiveAt   time.Time         `json:"last_active_at"`
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
-	ID             string            `json:"id"`
+	// issue 11: how the container last ended without being asked; absent when it never has.
+	LastExit *lastExitView `json:"last_exit,omitempty"`
+	ID       string        `json:"id"`
+}
+
+// lastExitView is store.Exit as the API shows it: {"code":137,"reason":"oom","at":...}.
+type lastExitView struct {
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"` // oom or exited
+	At     time.Time `json:"at"`
 }
 
 func (s *Server) view(sb store.Sandbox) sandboxView {
@@ -48,6 +57,9 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	if !sb.KeepaliveUntil.IsZero() {
 		k := sb.KeepaliveUntil
 		v.KeepaliveUntil = &k
+	}
+	if sb.LastExit.Reason != "" {
+		v.LastExit = &lastExitView{Code: sb.LastExit.Code, Reason: sb.LastExit.Reason, At: sb.LastExit.At}
 	}
 	if v.Ports == nil {
 		v.Ports = []int{}
