@@ -168,9 +168,10 @@ func (m *Manager) configFromContainer(ctx context.Context, id string, containers
 	}
 	sb.CreatedAt, _ = time.Parse(time.RFC3339Nano, info.Created)
 	env := map[string]string{}
+	fromImage := m.imageEnv(ctx, info.Config.Image)
 	for _, kv := range info.Config.Env {
 		k, v, _ := strings.Cut(kv, "=")
-		if k == "HOME" && v == Home { // containerSpec's, not the user's
+		if fromImage[kv] || k == "HOME" && v == Home { // the image's and containerSpec's, not the user's
 			continue
 		}
 		env[k] = v
