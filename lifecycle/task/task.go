@@ -51,8 +51,11 @@ type Result struct {
 }
 
 func validRequest(req *Request) error {
-	if strings.TrimSpace(req.Prompt) == "" || len(req.Prompt) > maxPrompt || strings.IndexByte(req.Prompt, 0) >= 0 {
+	if strings.TrimSpace(req.Prompt) == "" || len(req.Prompt) > maxPrompt {
 		return errorf(lifecycle.CodeInvalid, "prompt must be 1 byte to %d KiB of text", maxPrompt>>10)
+	}
+	if strings.IndexByte(req.Prompt, 0) >= 0 { // the prompt is an argv item of the agent
+		return errorf(lifecycle.CodeInvalid, "prompt holds a NUL byte, which no argv can carry")
 	}
 	if req.Agent == "" {
 		req.Agent = "opencode"
