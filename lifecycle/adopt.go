@@ -76,43 +76,50 @@ func idsIn(dir, suffix string) ([]string, error) {
 	return ids, nil
 }
 
-// adoptOrphans gives a row to every sandbox that has a container of this instance or a
-// saved config but no row, rebuilt from its config (or, lacking one, from what the
-// container says). A sandbox it cannot rebuild fails the boot: its container must not be
-// removed as an orphan by the reconcile that follows.
-func (m *Manager) adoptOrphans(ctx context.Context, rows []store.Sandbox) error {
+// adoptOrphans gives a row to sandboxes that have none, rebuilt from the saved config (or,
+// lacking one, from what the container says). Every boot adopts those with both a
+// container and a saved config: only a lost row makes that pair (create writes the row
+// first, delete removes it last), as after a backup is restored, and removing such a
+// container would lose a sandbox made since the backup. With all (AdoptOrphans, after the
+// database was lost) it also adopts a container without a config and a config without a
+// container. A sandbox it cannot rebuild fails the boot: its container must not be removed
+// as an orphan by the reconcile that follows.
+func (m *Manager) adoptOrphans(ctx context.Context, rows []store.Sandbox, all bool) (adopted int, err error) {
 	known := map[string]bool{}
 	for _, sb := range rows {
 		known[sb.ID] = true
 	}
 	byID, err := m.listContainers(ctx, "")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	configs, err := m.configIDs()
 	if err != nil {
-		return internal(err, "list sandbox configs")
+		return 0, internal(err, "list sandbox configs")
 	}
+	hasConfig := map[string]bool{}
 	ids := map[string]bool{}
 	for id := range byID {
 		ids[id] = true
 	}
 	for _, id := range configs {
-		ids[id] = true
+		ids[id], hasConfig[id] = true, true
 	}
 	var errs []error
 	for _, id := range sortedKeys(ids) {
-		if known[id] {
+		if known[id] || !all && (!hasConfig[id] || len(byID[id]) == 0) {
 			continue
 		}
 		if err := m.adoptOne(ctx, id, byID[id]); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+			continue
 		}
+		adopted++
 	}
 	if len(errs) > 0 {
-		return errorf(CodeInternal, "could not adopt every sandbox, so none of their containers was touched: %v", errors.Join(errs...))
+		return 0, errorf(CodeInternal, "could not adopt every sandbox, so none of their containers was touched: %v", errors.Join(errs...))
 	}
-	return nil
+	return adopted, nil
 }
 
 func (m *Manager) adoptOne(ctx context.Context, id string, containers []container.Summary) error {

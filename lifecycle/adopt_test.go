@@ -104,3 +104,28 @@ func TestConfigFileIsPrivate(t *testing.T) {
 		t.Fatalf("config after delete: %v", err)
 	}
 }
+
+// Every boot, --adopt or not, adopts a container whose saved config has no row: only a
+// restored backup makes one. A container with neither row nor config is an orphan and goes.
+func TestBootAdoptsContainersWithAConfig(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	kept := h.create(t, CreateRequest{ID: "kept", Labels: map[string]string{"a": "b"}})
+	h.create(t, CreateRequest{ID: "orphan"})
+	os.Remove(h.m.configPath("orphan"))
+
+	h.loseDatabase(t, false)
+	if err := h.m.Boot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.m.Get(ctx, "kept")
+	if err != nil || got.ContainerID != kept.ContainerID || got.Status != store.StatusRunning || got.Labels["a"] != "b" {
+		t.Fatalf("kept: %+v %v", got, err)
+	}
+	if _, err := h.m.Get(ctx, "orphan"); ErrorCode(err) != CodeNotFound {
+		t.Fatalf("orphan: %v", err)
+	}
+	if st := h.containerState(t, "orphan"); st != "absent" {
+		t.Fatalf("the orphan's container is %s, want removed", st)
+	}
+}

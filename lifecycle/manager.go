@@ -95,6 +95,7 @@ type Manager struct {
 	// AdoptOrphans makes Boot rebuild the row of every container of this instance, and of
 	// every saved sandbox config, that has none, instead of removing the container as an
 	// orphan: `sandboxd serve --adopt`, after the database was lost (adopt.go; issue 11).
+	// Without it Boot adopts only a container that has a saved config.
 	AdoptOrphans bool
 
 	db       *store.DB

@@ -14,7 +14,7 @@ import (
 // adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
 // the next start; rows stuck in creating or stopping after a crash get the container's
 // state; a running sandbox whose container ended on its own gets its last_exit).
-// Containers of ours without a row are removed, unless Boot adopts them (AdoptOrphans).
+// Containers of ours without a row are removed, unless Boot adopts them (adopt.go).
 
 // Boot loads every sandbox into memory, publishes its route and reconciles. Call it once
 // before serving.
@@ -26,10 +26,11 @@ func (m *Manager) Boot(ctx context.Context) error {
 	if err != nil {
 		return internal(err, "load sandboxes")
 	}
-	if m.AdoptOrphans {
-		if err := m.adoptOrphans(ctx, rows); err != nil {
-			return err
-		}
+	adopted, err := m.adoptOrphans(ctx, rows, m.AdoptOrphans)
+	if err != nil {
+		return err
+	}
+	if adopted > 0 {
 		if rows, err = m.db.ListSandboxes(ctx, store.ListOptions{}); err != nil {
 			return internal(err, "load sandboxes")
 		}

@@ -70,7 +70,7 @@ func moveDatabase(t *testing.T, data, to string) {
 // The database moved away under a running daemon fails /readyz; at the next start sandboxd
 // refuses, saying what it found and how to recover, and touches no container; --adopt
 // brings every sandbox back as it was, previews answering; a backup taken while serving,
-// restored, loses nothing.
+// restored, loses nothing, not even a sandbox created after it.
 func TestLostDatabase(t *testing.T) {
 	e := newEnv(t)
 	d := e.start()
@@ -78,7 +78,6 @@ func TestLostDatabase(t *testing.T) {
 		"labels": map[string]string{"team": "blue"}, "memory": "256m",
 		"services": []any{map[string]any{"name": "api", "cmd": []string{"devserver"}, "env": map[string]string{"PORT": "4000"}, "port": 4000}}})
 	mustCreate(t, d, map[string]any{"id": "two", "ports": []int{3000}})
-	before := listFull(t, d)
 	previewAnswers(t, d, "web", 4000)
 
 	backupFile := filepath.Join(t.TempDir(), "backup.db")
@@ -86,6 +85,8 @@ func TestLostDatabase(t *testing.T) {
 	if err := run(context.Background(), []string{"backup", backupFile}, func(k string) string { return e.vars[k] }, &out); err != nil {
 		t.Fatalf("backup while serving: %v\n%s", err, out.String())
 	}
+	mustCreate(t, d, map[string]any{"id": "late", "ports": []int{3000}, "labels": map[string]string{"after": "backup"}})
+	before := listFull(t, d)
 
 	aside := t.TempDir()
 	moveDatabase(t, e.data(), aside)
@@ -100,10 +101,10 @@ func TestLostDatabase(t *testing.T) {
 	var logs bytes.Buffer
 	err := run(context.Background(), []string{"serve"}, func(k string) string { return e.vars[k] }, &logs)
 	if err == nil || !strings.Contains(err.Error(), "is missing") || !strings.Contains(err.Error(), "--adopt") ||
-		!strings.Contains(err.Error(), "2 containers") {
+		!strings.Contains(err.Error(), "3 containers") {
 		t.Fatalf("start without a database: %v, want a refusal naming what it found and how to recover", err)
 	}
-	for _, id := range []string{"web", "two"} {
+	for _, id := range []string{"web", "two", "late"} {
 		info, err := e.docker.ContainerInspect(context.Background(), e.containerName(id))
 		if err != nil || !info.State.Running {
 			t.Fatalf("container of %s after the refusal: %v", id, err)
@@ -127,7 +128,8 @@ func TestLostDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Restore: the backup in place of the database, then an ordinary start.
+	// Restore: the backup in place of the database, then an ordinary start. The sandbox
+	// made after the backup is adopted from its container and saved config.
 	moveDatabase(t, e.data(), t.TempDir())
 	raw, err := os.ReadFile(backupFile)
 	if err != nil {
@@ -141,6 +143,7 @@ func TestLostDatabase(t *testing.T) {
 		t.Fatalf("after restoring the backup:\n got %+v\nwant %+v", after, before)
 	}
 	previewAnswers(t, d, "two", 3000)
+	previewAnswers(t, d, "late", 3000)
 }
 
 // kill 1 inside a sandbox: the API shows it stopped within 2 s, and the next preview
