@@ -253,6 +253,17 @@ chmod +x bin/opencode`)
 	if n := countMentions(t, dbPath, task.ID)["task_events.task_id"]; n != 52 {
 		t.Fatalf("%d event rows stored, want 52", n)
 	}
+	// A delete keeps the workspace and the tasks: the same id created again finds both.
+	if code := call(t, "DELETE", d.API+"/v1/sandboxes/flood", nil, nil); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	mustCreate(t, d, map[string]any{"id": "flood"})
+	var kept struct {
+		Tasks []taskJSON `json:"tasks"`
+	}
+	if code := call(t, "GET", d.API+"/v1/sandboxes/flood/tasks", nil, &kept); code != 200 || len(kept.Tasks) != 1 || kept.Tasks[0].ID != task.ID {
+		t.Fatalf("tasks after delete and create again: %d %+v", code, kept.Tasks)
+	}
 	if code := call(t, "POST", d.API+"/v1/sandboxes/flood/purge", nil, nil); code != 200 {
 		t.Fatalf("purge: %d", code)
 	}
