@@ -124,9 +124,11 @@ func (m *Manager) recordExit(ctx context.Context, sb *store.Sandbox, cid string)
 		return
 	}
 	e := store.Exit{Code: st.ExitCode, Reason: store.ExitExited, At: st.FinishedAt}
-	// The engine's OOMKilled flag is set by any OOM kill in the container, PID 1's or a
-	// child's; with the code of a SIGKILL it says the kernel took the container down.
-	if m.deaths.takeOOM(cid, st.StartedAt) && st.ExitCode == 137 || st.OOMKilled && st.ExitCode == 137 {
+	// An oom event (or the engine's OOMKilled flag, for a death sandboxd did not watch) says
+	// the kernel killed some process of the container, PID 1's or a child's; with the code of
+	// a SIGKILL, the container went down with it.
+	sawOOM := m.deaths.takeOOM(cid, st.StartedAt)
+	if (sawOOM || st.OOMKilled) && st.ExitCode == 137 {
 		e.Reason = store.ExitOOM
 	}
 	if e.At.IsZero() {
