@@ -67,6 +67,9 @@ type createBody struct {
 	} `json:"external"`
 }
 
+// maxCPUs is the most cpus a create may name before it is converted.
+const maxCPUs = 1 << 20
+
 func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	var b createBody
 	if err := decode(w, r, &b, true); err != nil {
@@ -83,6 +86,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		if f.v < 0 {
 			return badRequest("%s must be positive; got %v", f.name, f.v)
 		}
+	}
+	// cpus becomes nanoseconds of CPU: a value past what int64 holds would wrap around
+	// (issue 11). Far above any limit, so the lifecycle's range check names the bound.
+	if b.CPUs > maxCPUs {
+		return badRequest("cpus must be at most %d; got %v", maxCPUs, b.CPUs)
 	}
 	req := lifecycle.CreateRequest{
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,

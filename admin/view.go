@@ -34,7 +34,16 @@ type sandboxView struct {
 
 	Previews previewsView `json:"previews"` // issue 13
 
-	ID string `json:"id"`
+	// issue 11: how the container last ended without being asked; absent when it never has.
+	LastExit *lastExitView `json:"last_exit,omitempty"`
+	ID       string        `json:"id"`
+}
+
+// lastExitView is store.Exit as the API shows it: {"code":137,"reason":"oom","at":...}.
+type lastExitView struct {
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"` // oom or exited
+	At     time.Time `json:"at"`
 }
 
 func (s *Server) view(sb store.Sandbox) sandboxView {
@@ -55,6 +64,9 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	if !sb.KeepaliveUntil.IsZero() {
 		k := sb.KeepaliveUntil
 		v.KeepaliveUntil = &k
+	}
+	if sb.LastExit.Reason != "" {
+		v.LastExit = &lastExitView{Code: sb.LastExit.Code, Reason: sb.LastExit.Reason, At: sb.LastExit.At}
 	}
 	if v.Ports == nil {
 		v.Ports = []int{}

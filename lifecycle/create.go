@@ -85,6 +85,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if err := m.writeServices(sb); err != nil {
 		return fail(err)
 	}
+	if err := m.writeConfig(sb, req.Env); err != nil {
+		return fail(err)
+	}
 	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
 		return fail(err)
 	}
@@ -110,6 +113,7 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 			m.log.Error("undo create: remove container", "sandbox", id, "err", err)
 		}
 	}
+	m.removeConfig(id)
 	if err := m.db.DeleteSandbox(ctx, id); err != nil {
 		m.log.Error("undo create: delete row", "sandbox", id, "err", err)
 	}

@@ -105,6 +105,11 @@ type Manager struct {
 	// Hook, when set, is called at named points of create and stop. Tests use it to crash
 	// sandboxd at a chosen instant.
 	Hook func(point string)
+	// AdoptOrphans makes Boot rebuild the row of every container of this instance, and of
+	// every saved sandbox config, that has none, instead of removing the container as an
+	// orphan: `sandboxd serve --adopt`, after the database was lost (adopt.go; issue 11).
+	// Without it Boot adopts only a container that has a saved config.
+	AdoptOrphans bool
 
 	db       *store.DB
 	docker   *client.Client
@@ -127,6 +132,10 @@ type Manager struct {
 	cancelBase context.CancelFunc
 
 	detachedExecs detachedSet
+
+	// issue 11: deaths reported by the engine's events, until reconcile settles them
+	// (death.go).
+	deaths deaths
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.

@@ -94,6 +94,9 @@ func (m *Manager) SetPreviews(ctx context.Context, id string, p store.Previews) 
 	}
 	sb.Previews, sb.UpdatedAt = p, m.now()
 	m.remember(sb)
+	if err := m.writeConfigFromStore(ctx, sb); err != nil {
+		m.log.Warn("previews recorded, config file not rewritten: --adopt would restore the old access", "sandbox", id, "err", err)
+	}
 	return sb, nil
 }
 

@@ -42,9 +42,14 @@ func (m *Manager) overlay(sb *store.Sandbox) {
 	}
 }
 
-// Ping checks the database and the engine, for readiness.
+// Ping checks the database and the engine, for readiness. A database file removed or
+// replaced under the running daemon fails it (issue 11): queries go on answering from the
+// file still open, and every write from then on is lost.
 func (m *Manager) Ping(ctx context.Context) error {
 	if err := m.db.Ping(ctx); err != nil {
+		return internal(err, "database")
+	}
+	if err := m.db.CheckFile(); err != nil {
 		return internal(err, "database")
 	}
 	if _, err := m.docker.Ping(ctx); err != nil {

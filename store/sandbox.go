@@ -59,7 +59,23 @@ type Sandbox struct {
 	// secret, never shown by the API, and nil until one is made.
 	Previews   Previews
 	PreviewKey []byte
+	// issue 11: how the container last ended without sandboxd asking; zero when it never has.
+	LastExit Exit
 }
+
+// Exit is how a sandbox's container ended on its own: its exit code, why ("oom" when the
+// kernel's OOM killer took it, "exited" otherwise) and when.
+type Exit struct {
+	Code   int
+	Reason string
+	At     time.Time
+}
+
+// Reasons of an Exit.
+const (
+	ExitOOM    = "oom"
+	ExitExited = "exited"
+)
 
 // Service is a long-running process that sandbox-init keeps up inside the sandbox.
 type Service struct {
@@ -81,6 +97,10 @@ type Runtime struct {
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
 	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
 	tenant`
+
+// sandboxReadCols are the columns a read scans: sandboxCols and those only updates write.
+const sandboxReadCols = sandboxCols + `,
+	last_exit_code, last_exit_reason, last_exit_at` // issue 11
 
 // CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
 // It returns ErrConflict when the id is taken.
@@ -204,7 +224,7 @@ func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, erro
 // querySandboxes loads rows, then their ports, env keys, labels and services with one query
 // each, never one per row.
 func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([]Sandbox, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxCols+" FROM sandboxes "+clause, args...)
+	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxReadCols+" FROM sandboxes "+clause, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query sandboxes: %w", err)
 	}
@@ -213,12 +233,13 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	index := map[string]int{}
 	for rows.Next() {
 		var sb Sandbox
-		var idle, created, updated, active, keep int64
+		var idle, created, updated, active, keep, exitAt int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
 			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
-			&sb.Tenant); err != nil {
+			&sb.Tenant, &sb.LastExit.Code, &sb.LastExit.Reason, &exitAt); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
+		sb.LastExit.At = fromMS(exitAt)
 		sb.IdleTimeout = time.Duration(idle) * time.Millisecond
 		sb.CreatedAt, sb.UpdatedAt = fromMS(created), fromMS(updated)
 		sb.LastActiveAt, sb.KeepaliveUntil = fromMS(active), fromMS(keep)
@@ -321,6 +342,12 @@ func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Ti
 		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(now), id)
 }
 
+// SetLastExit records how a sandbox's container ended without sandboxd asking.
+func (db *DB) SetLastExit(ctx context.Context, id string, e Exit) error {
+	return db.update(ctx, "UPDATE sandboxes SET last_exit_code = ?, last_exit_reason = ?, last_exit_at = ? WHERE id = ?",
+		e.Code, e.Reason, ms(e.At), id)
+}
+
 // SetServices replaces a sandbox's services and its declared ports.
 func (db *DB) SetServices(ctx context.Context, id string, services []Service, ports []int, now time.Time) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
@@ -374,9 +401,34 @@ func (db *DB) TouchActive(ctx context.Context, at map[string]time.Time) error {
 	})
 }
 
-// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay.
+// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay: a
+// delete keeps the workspace, and the id created again finds its task history.
 func (db *DB) DeleteSandbox(ctx context.Context, id string) error {
 	return db.update(ctx, "DELETE FROM sandboxes WHERE id = ?", id)
+}
+
+// PurgeSandbox removes everything stored about a sandbox, in one transaction: its row (and
+// what hangs off it), its tasks and their events. The audit log keeps its lines: it is the
+// record of who did what, purges included. A sandbox without a row (deleted, its workspace
+// kept) still loses its tasks. It reports whether there was anything to remove.
+func (db *DB) PurgeSandbox(ctx context.Context, id string) (found bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE sandbox_id = ?)",
+			"DELETE FROM tasks WHERE sandbox_id = ?",
+			"DELETE FROM sandboxes WHERE id = ?",
+		} {
+			res, err := tx.ExecContext(ctx, q, id)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found, err
 }
 
 func (db *DB) update(ctx context.Context, query string, args ...any) error {

@@ -49,6 +49,10 @@ type config struct {
 	AuditMaxRows       int
 	// Issue 13: preview access.
 	PreviewAccess string // public or private: the access of a sandbox that names none
+	// issue 11: what a task may store; --adopt rebuilds rows after the database was lost.
+	TaskEventsMax int64
+	TaskLogMax    int64
+	Adopt         bool
 
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
@@ -146,6 +150,25 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil
 		}},
 	}
+	// issue 11: host state per sandbox is bounded.
+	settings = append(settings,
+		setting{"SANDBOXD_TASK_EVENTS_MAX", "task-events-max", "10000", "events stored per task; the rest are dropped after one \"truncated\" event", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 10 || n > 1e7 {
+				return fmt.Errorf("want a whole number from 10 to 10000000")
+			}
+			c.TaskEventsMax = n
+			return nil
+		}},
+		setting{"SANDBOXD_TASK_LOG_MAX", "task-log-max", "16MiB", "bytes of events stored per task, the same way", func(v string) error {
+			n, err := units.RAMInBytes(v)
+			if err != nil || n < 4<<10 || n > 1<<40 {
+				return fmt.Errorf("want a size from 4KiB to 1TiB, like 16MiB")
+			}
+			c.TaskLogMax = n
+			return nil
+		}},
+	)
 	settings = append(settings, tlsSettings(&c.TLS)...)
 	settings = append(settings,
 		// Issue 13: per-tenant limits and the audit log's size.
@@ -167,9 +190,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	for _, s := range settings {
 		flags[s.env] = fs.String(s.flag, "", s.usage+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
 	}
+	adopt := fs.Bool("adopt", false, "rebuild the sandboxes that have a container or a saved config but no row in the database, instead of removing their containers: the recovery after the database was lost (README, \"Backup and restore\")")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	c.Adopt = *adopt
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

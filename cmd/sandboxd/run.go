@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -34,6 +33,7 @@ const usage = `usage: sandboxd <command>
 
 commands:
   serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
+  backup    write a consistent copy of the database to a file (sandboxd backup -h)
   version   print the version
 `
 
@@ -64,6 +64,8 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		return nil
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr, hooks)
+	case "backup":
+		return backup(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -105,18 +107,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "sandboxd.db"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	db.AuditMaxRows = cfg.AuditMaxRows
 	met := newMetrics()
 	docker, err := dockerClient(met)
 	if err != nil {
 		return err
 	}
 	defer docker.Close()
+	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.AuditMaxRows = cfg.AuditMaxRows
 
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
@@ -125,9 +127,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.PreviewAccess = cfg.PreviewAccess
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
+	mgr.AdoptOrphans = cfg.Adopt
 	table := edge.NewTable()
 	mgr.Routes = routes{table}
 	tasks := task.New(mgr, db, cfg.DataDir, log)
+	tasks.MaxEvents, tasks.MaxEventBytes = cfg.TaskEventsMax, cfg.TaskLogMax
 	defer tasks.Close() // a return before Run still joins the tasks Resume started
 
 	waker := wake.New(mgr)
