@@ -49,6 +49,14 @@ type Config struct {
 	// PreviewAccess is the preview access of a sandbox that names none (issue 13):
 	// store.AccessPublic or store.AccessPrivate.
 	PreviewAccess string
+
+	// Issue 18: snapshots. SnapshotsMax is the snapshots a sandbox may hold (0:
+	// DefaultSnapshotsMax); TaskCheckpoints the task checkpoints kept per sandbox, the
+	// newest (0: DefaultTaskCheckpoints; SANDBOXD_TASK_CHECKPOINTS); TaskCheckpointAge
+	// the age past which one is pruned (0: DefaultTaskCheckpointAge).
+	SnapshotsMax      int
+	TaskCheckpoints   int
+	TaskCheckpointAge time.Duration
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.

@@ -51,6 +51,12 @@ type CreateRequest struct {
 	BareID bool
 	// Issue 13: who may open its previews; an access left out is the operator's default.
 	Previews store.Previews
+
+	// Issue 18: start from a snapshot (its id) or a template (its name): the workspace is a
+	// copy of it and the config its, which the fields above override when set (env and
+	// labels key by key). A tenant may name its own sandboxes' snapshots and any template.
+	From     string
+	Template string
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches

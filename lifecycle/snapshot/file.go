@@ -37,7 +37,7 @@ func (w *walker) file(s, d int, p, name string, st *unix.Stat_t) error {
 		return fmt.Errorf("stat %s: %w", show(p), err)
 	}
 	if fst.Mode&unix.S_IFMT != unix.S_IFREG || fst.Ino != st.Ino || fst.Dev != st.Dev {
-		return fmt.Errorf("%s changed while it was copied", show(p))
+		return fmt.Errorf("%s: %w", show(p), ErrChanged)
 	}
 	df, linked, err := w.create(d, p, name, &fst)
 	if err != nil {

@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tempPrefix starts the name of a tree Restore is making beside its target; CleanTemp
-// removes the ones a crash left.
-const tempPrefix = ".restore-"
+// tempPrefix starts the name of a tree Restore (or a caller of TempPath) is making beside
+// its target; CleanTemp removes the ones a crash left.
+const tempPrefix = ".tmp-"
 
 // Restore replaces the directory target with a copy of snap. The copy is made beside the
 // target, the target's excluded entries (sandboxd's state dir) are moved into it, and the
@@ -26,7 +26,7 @@ const tempPrefix = ".restore-"
 // On success the old tree is removed; if that fails, Result.Leftover names it (CleanTemp
 // removes it later). On failure target is as it was.
 func Restore(ctx context.Context, snap, target string, opt Options) (Result, error) {
-	tmp, err := tempPath(target)
+	tmp, err := TempPath(target)
 	if err != nil {
 		return Result{}, err
 	}
@@ -73,8 +73,9 @@ func Restore(ctx context.Context, snap, target string, opt Options) (Result, err
 	return res, nil
 }
 
-// tempPath is a fresh name beside path for a tree being made.
-func tempPath(path string) (string, error) {
+// TempPath is a fresh name beside path for a tree being made there, which CleanTemp
+// removes should a crash leave it.
+func TempPath(path string) (string, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
@@ -82,7 +83,7 @@ func tempPath(path string) (string, error) {
 	return filepath.Join(filepath.Dir(path), tempPrefix+filepath.Base(path)+"-"+hex.EncodeToString(b[:])), nil
 }
 
-// CleanTemp removes what an interrupted Restore left in dir (the parent of its targets).
+// CleanTemp removes what an interrupted Restore (or TempPath's caller) left in dir.
 // Call it at boot, before anything restores into dir.
 func CleanTemp(dir string) error {
 	entries, err := os.ReadDir(dir)

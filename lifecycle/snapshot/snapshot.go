@@ -50,6 +50,10 @@ const (
 // ErrTooDeep is returned for a tree nested deeper than Options.MaxDepth.
 var ErrTooDeep = errors.New("directories nested too deep")
 
+// ErrChanged is returned when the source changed under the walk (a file replaced, a
+// directory swapped for a symlink): the copy is refused rather than made of two states.
+var ErrChanged = errors.New("changed while it was copied")
+
 // ErrUnsupported is returned when a forced Method cannot be done on the filesystem.
 var ErrUnsupported = errors.New("not supported by this filesystem")
 

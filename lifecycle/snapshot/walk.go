@@ -193,8 +193,11 @@ func (w *walker) subdir(s, d int, p, name string, depth int) error {
 		return fmt.Errorf("%s: %w (more than %d levels)", show(p), ErrTooDeep, w.maxDepth)
 	}
 	cs, err := unix.Openat(s, name, dirFlags, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%s: %w", show(p), ErrChanged) // swapped for a symlink or removed meanwhile
+	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", show(p), err) // ELOOP: swapped for a symlink meanwhile
+		return fmt.Errorf("open %s: %w", show(p), err)
 	}
 	if err := unix.Mkdirat(d, name, 0o700); err != nil {
 		unix.Close(cs)
