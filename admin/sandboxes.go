@@ -57,6 +57,10 @@ type createBody struct {
 	// Issue 13: who may open its previews.
 	Previews *previewsBody `json:"previews"`
 
+	// Issue 18: start from a snapshot (its id) or a template (its name).
+	From     string `json:"from"`
+	Template string `json:"template"`
+
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
 	Visibility string `json:"visibility"`
@@ -97,6 +101,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
 		Previews: previews,
+		From:     b.From, Template: b.Template, // issue 18
 	}
 	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
 		return err

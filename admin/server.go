@@ -47,7 +47,8 @@ type Server struct {
 	keys       *apikey.Keys
 	tokens     TokenStore
 	auditLog   AuditLog
-	previews   Previews // issue 13
+	previews   Previews  // issue 13
+	snapshots  Snapshots // issue 18
 	log        *slog.Logger
 
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
@@ -86,6 +87,8 @@ type Deps struct {
 	Tokens   TokenStore   // tokens.go: POST/GET/DELETE /v1/tokens
 	AuditLog AuditLog     // audit.go: GET /v1/audit
 	Previews Previews     // previews.go: preview access and tokens (issue 13)
+
+	Snapshots Snapshots // snapshots.go: snapshots, restore, fork, revert, templates (issue 18)
 }
 
 // New returns the API over d; a nil log discards.
@@ -97,7 +100,8 @@ func New(d Deps, log *slog.Logger) *Server {
 		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
 		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog, previews: d.Previews,
-		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
+		snapshots: d.Snapshots,
+		log:       log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
 	}
 }
 

@@ -54,6 +54,11 @@ type config struct {
 	TaskLogMax    int64
 	Adopt         bool
 
+	// Issue 18: snapshots and task checkpoints kept per sandbox.
+	SnapshotsMax      int
+	TaskCheckpoints   int
+	TaskCheckpointAge time.Duration
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -182,6 +187,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.AuditMaxRows = n
 			return nil
 		}},
+	)
+	settings = append(settings,
+		// Issue 18: snapshots and the checkpoint before every task.
+		setting{"SANDBOXD_SNAPSHOTS_MAX", "snapshots-max", "20", "snapshots one sandbox may hold (task checkpoints aside)", intParser(&c.SnapshotsMax)},
+		setting{"SANDBOXD_TASK_CHECKPOINTS", "task-checkpoints", "20", "task checkpoints kept per sandbox, the newest; older ones are pruned", intParser(&c.TaskCheckpoints)},
+		setting{"SANDBOXD_TASK_CHECKPOINT_AGE", "task-checkpoint-age", "168h", "age past which a task checkpoint is pruned", durParser(&c.TaskCheckpointAge, time.Minute)},
 	)
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)

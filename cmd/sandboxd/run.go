@@ -125,6 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
 	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
 	lcfg.PreviewAccess = cfg.PreviewAccess
+	lcfg.SnapshotsMax, lcfg.TaskCheckpoints, lcfg.TaskCheckpointAge = cfg.SnapshotsMax, cfg.TaskCheckpoints, cfg.TaskCheckpointAge // issue 18
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	mgr.AdoptOrphans = cfg.Adopt
@@ -187,7 +188,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
 		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db,
-		Previews: mgr}, log)
+		Previews: mgr, Snapshots: mgr}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
@@ -336,6 +337,9 @@ var (
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
 )
+
+// Issue 18.
+var _ admin.Snapshots = (*lifecycle.Manager)(nil)
 
 // Issue 13.
 var (
