@@ -28,13 +28,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: sandboxd <command>
-
-commands:
-  serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
-  version   print the version
-`
-
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -52,22 +45,11 @@ type testHooks struct {
 
 // runWith is run with test hooks.
 func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
-	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintln(stderr, "sandboxd", buildVersion())
-		return nil
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr, hooks)
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	// serve is one of the CLI's commands; every other is a client of a sandboxd's API
+	// (cli.go).
+	env := processEnv(getenv, stderr)
+	env.serve = func(ctx context.Context, args []string) error { return serve(ctx, args, getenv, stderr, hooks) }
+	return runCLI(ctx, args, env)
 }
 
 func buildVersion() string {
