@@ -43,6 +43,13 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/files/content", s.h(s.readFile)).Methods(get, head)
 	r.HandleFunc("/v1/sandboxes/{id}/files/move", s.h(s.moveFile)).Methods(post)
 
+	// Issue 17: the API's own description, and the MCP server (streamable HTTP, stateless:
+	// POST only) behind the same auth as every route.
+	r.HandleFunc("/v1/openapi.json", s.h(s.openapi)).Methods(get)
+	if s.MCP != nil {
+		r.Handle("/mcp", s.MCP).Methods(post)
+	}
+
 	// The prior system's paths.
 	r.HandleFunc("/sandbox", s.h(s.create)).Methods(post)
 	r.HandleFunc("/sandboxes", s.h(s.listLegacy)).Methods(get)
