@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/mcp"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -155,8 +156,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
+	// The MCP server's tools call the API's own handler, auth included, as their caller
+	// (issue 17): it is made after the server it calls, hence the indirection.
+	api.Version = buildVersion()
+	var apiHandler http.Handler
+	api.MCP = mcp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), buildVersion(), log)
+	apiHandler = api.Handler()
 	apiSrv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
