@@ -143,9 +143,9 @@ func (c *cli) printEvent(ev client.TaskEvent) error {
 	var line string
 	switch ev.Type {
 	case "status":
-		line = "status: " + a.Phase
-		if a.Text != "" {
-			line = "status: " + a.Text // the detail names its phase
+		line = "status: " + strings.TrimSpace(a.Phase+" "+a.Text)
+		if a.Phase != "" && strings.HasPrefix(a.Text, a.Phase) {
+			line = "status: " + a.Text // the detail names its phase already
 		}
 	case "message":
 		role := a.Role
