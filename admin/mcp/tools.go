@@ -210,11 +210,20 @@ func (s *Server) readFile(ctx context.Context, req *mcp.CallToolRequest, in path
 	out := readOut{Path: in.Path, Size: f.Size, Truncated: int64(len(b)) > s.maxFile()}
 	if out.Truncated {
 		b = b[:s.maxFile()]
+		// Text cut inside a character is still text: cut before that character.
+		for i := 1; i < utf8.UTFMax && i <= len(b); i++ {
+			if utf8.RuneStart(b[len(b)-i]) {
+				if !utf8.FullRune(b[len(b)-i:]) {
+					b = b[:len(b)-i]
+				}
+				break
+			}
+		}
 	}
 	if out.Size < 0 {
 		out.Size = int64(len(b))
 	}
-	if utf8.Valid(b) || out.Truncated && utf8.Valid(b[:max(0, len(b)-utf8.UTFMax)]) {
+	if utf8.Valid(b) {
 		out.Content, out.Encoding = string(b), "utf-8"
 	} else {
 		out.Content, out.Encoding = base64.StdEncoding.EncodeToString(b), "base64"

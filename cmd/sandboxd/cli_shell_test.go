@@ -105,6 +105,7 @@ func (s *shellSession) exitCode(within time.Duration) int {
 // resize, its exit code is the CLI's, and the terminal is restored after, also when the
 // CLI is told to stop.
 func TestCLIShell(t *testing.T) {
+	t.Parallel()
 	d := cliDaemon(t)
 	r := newCLIRunner(t, d, cliToken)
 	r.run("create", "-q", "--id", "sh").must(t, 0)

@@ -9,6 +9,7 @@ import (
 // task run --follow shows the fake agents' events live and in order, and exits non-zero
 // when the task fails (agent_error); task ls, get and cancel.
 func TestCLITask(t *testing.T) {
+	t.Parallel()
 	d := cliDaemon(t)
 	r := newCLIRunner(t, d, cliToken)
 	r.run("create", "-q", "--id", "ct", "-e", "ANTHROPIC_API_KEY="+providerKey).must(t, 0)

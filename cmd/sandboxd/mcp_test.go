@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // bearerTransport adds a bearer token to every request.
@@ -80,6 +81,7 @@ func callTool(t *testing.T, s *mcp.ClientSession, name string, args map[string]a
 // runs a command, writes and reads a file, gets a preview URL that serves, runs an agent
 // with progress, and stops the sandbox. Without a valid token nothing is served.
 func TestMCP(t *testing.T) {
+	t.Parallel()
 	d := cliDaemon(t)
 
 	// Refused without a token, or with a wrong one: the API's own auth guards /mcp.
@@ -192,10 +194,16 @@ func TestMCP(t *testing.T) {
 		mcp.Meta{"progressToken": "task-1"}, &task); msg != "" {
 		t.Fatal(msg)
 	}
-	mu.Lock()
-	got := slices.Clone(progress)
-	mu.Unlock()
-	if task.Status != "succeeded" || len(task.FilesChanged) == 0 || len(got) < 4 || got[len(got)-1] != "done" ||
+	// The client hands notifications to its handler on its own goroutine: the last may
+	// come after the call's result.
+	var got []string
+	testutil.Eventually(t, 10*time.Second, "the progress notification of the task's end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		got = slices.Clone(progress)
+		return len(got) > 0 && got[len(got)-1] == "done"
+	})
+	if task.Status != "succeeded" || len(task.FilesChanged) == 0 || len(got) < 4 ||
 		!slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, "tool write") }) {
 		t.Fatalf("run_task: %+v, progress %q", task, got)
 	}
