@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +31,12 @@ type shellSession struct {
 
 func startShell(t *testing.T, d *daemon, id string) *shellSession {
 	t.Helper()
+	return startOnPTY(t, d, "shell", id)
+}
+
+// startOnPTY runs the sandboxd binary with args on a new pseudo-terminal.
+func startOnPTY(t *testing.T, d *daemon, args ...string) *shellSession {
+	t.Helper()
 	ptm, pts, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +45,7 @@ func startShell(t *testing.T, d *daemon, id string) *shellSession {
 	if err := pty.Setsize(ptm, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(dockertest.Binary(t, "./cmd/sandboxd"), "shell", id)
+	cmd := exec.Command(dockertest.Binary(t, "./cmd/sandboxd"), args...)
 	cmd.Env = append(os.Environ(), "SANDBOXD_API="+d.API, "SANDBOXD_TOKEN="+cliToken)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -148,5 +156,40 @@ func TestCLIShell(t *testing.T) {
 	}
 	if after := s2.termios(); after != before {
 		t.Fatalf("the terminal was not restored after SIGTERM:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// cp draws a progress bar for a large file when it runs on a terminal, both ways.
+func TestCLICopyProgress(t *testing.T) {
+	t.Parallel()
+	d := cliDaemon(t)
+	r := newCLIRunner(t, d, cliToken)
+	r.run("create", "-q", "--id", "cp").must(t, 0)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16) // 3 MiB
+	local := r.writeLocal("big.bin", big)
+
+	up := startOnPTY(t, d, "cp", local, "cp:workspace/big.bin")
+	if code := up.exitCode(time.Minute); code != 0 {
+		t.Fatalf("cp up exited %d\n%s", code, up.out.String())
+	}
+	back := filepath.Join(r.tmp, "back.bin")
+	down := startOnPTY(t, d, "cp", "cp:workspace/big.bin", back)
+	if code := down.exitCode(time.Minute); code != 0 {
+		t.Fatalf("cp down exited %d\n%s", code, down.out.String())
+	}
+	for _, s := range []*shellSession{up, down} {
+		testutil.Eventually(t, 10*time.Second, "the bar's last line", func() bool { return strings.Contains(s.out.String(), "copied 3.0 MiB") })
+		out := s.out.String()
+		if !strings.Contains(out, "100% [==============================] 3.0 MiB / 3.0 MiB") {
+			t.Errorf("no finished progress bar:\n%q", out)
+		}
+	}
+	if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the file came back different (%d bytes, %v)", len(got), err)
+	}
+	// Not on a terminal, no bar.
+	res := r.run("cp", local, "cp:workspace/big2.bin").must(t, 0)
+	if strings.Contains(res.stderr, "%") || res.stdout != "copied 3.0 MiB to cp:workspace/big2.bin\n" {
+		t.Fatalf("cp off a terminal: %+v", res)
 	}
 }
