@@ -113,14 +113,17 @@ func runCLI(ctx context.Context, args []string, env cliEnv) error {
 	return err
 }
 
-// isCobraUsage reports the errors cobra itself raises for a command line.
+// isCobraUsage reports the errors cobra itself raises for a command line it cannot
+// parse (an unknown command; flags go through SetFlagErrorFunc). The API's errors and the
+// server's are never taken for one.
 func isCobraUsage(err error) bool {
 	var ue usageError
-	if errors.As(err, &ue) {
+	var ce *client.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) {
 		return false
 	}
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "invalid argument", "flag needs an argument", "required flag", "accepts ", "requires "} {
+	for _, p := range []string{"unknown command ", "unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: "} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
