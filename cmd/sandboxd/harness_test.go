@@ -301,6 +301,7 @@ func call(t testing.TB, method, url string, body any, out any) int {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAPIResponse(t, req, resp.StatusCode, resp.Header, raw) // against admin/openapi.json
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)

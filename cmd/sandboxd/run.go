@@ -17,6 +17,7 @@ import (
 	"github.com/sandboxd/sandboxd/admin"
 	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/admin/e2b"
+	"github.com/sandboxd/sandboxd/admin/mcp"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -28,14 +29,6 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const usage = `usage: sandboxd <command>
-
-commands:
-  serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
-  backup    write a consistent copy of the database to a file (sandboxd backup -h)
-  version   print the version
-`
 
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
@@ -54,24 +47,12 @@ type testHooks struct {
 
 // runWith is run with test hooks.
 func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
-	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintln(stderr, "sandboxd", buildVersion())
-		return nil
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr, hooks)
-	case "backup":
-		return backup(ctx, args[1:], getenv, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	// serve is one of the CLI's commands; every other is a client of a sandboxd's API
+	// (cli.go).
+	env := processEnv(getenv, stderr)
+	env.serve = func(ctx context.Context, args []string) error { return serve(ctx, args, getenv, stderr, hooks) }
+	env.backup = func(ctx context.Context, args []string) error { return backup(ctx, args, getenv, stderr) }
+	return runCLI(ctx, args, env)
 }
 
 func buildVersion() string {
@@ -191,8 +172,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
+	// The MCP server's tools call the API's own handler, auth included, as their caller
+	// (issue 17): it is made after the server it calls, hence the indirection.
+	api.Version = buildVersion()
+	var apiHandler http.Handler
+	api.MCP = mcp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), buildVersion(), log)
+	apiHandler = api.Handler()
 	apiSrv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
