@@ -30,23 +30,30 @@ const (
 	refusalWriteTimeout = 50 * time.Millisecond
 )
 
-// MaxConnsFor is the default Server.MaxConns for a process allowed nofile open files. A
-// quarter of them, and at least 256, are kept for what is not the edge: the admin API and
-// its streams, SQLite, the Docker client, the relay, wake's probes, log files. The rest is
-// halved because each client connection may hold one backend connection (Server caps those
-// at MaxConns too). It is at most 16384, to bound memory as well: a connection held with
-// its request in flight costs some tens of KiB. Below 8 it returns 0: too few descriptors
-// to serve.
-func MaxConnsFor(nofile uint64) int {
+// ConnRoom is the most client connections a process allowed nofile open files can hold.
+// A quarter of the descriptors, and at least 256, are kept for what is not the edge: the
+// admin API and its streams, SQLite, the Docker client, the relay, wake's probes, log
+// files. The rest is halved because each client connection may hold one backend
+// connection (Server caps those at MaxConns too).
+func ConnRoom(nofile uint64) int {
 	reserve := max(nofile/4, 256)
 	if nofile <= reserve {
 		return 0
 	}
-	n := min((nofile-reserve)/2, 16384)
+	return int((nofile - reserve) / 2)
+}
+
+// MaxConnsFor is the default Server.MaxConns for a process allowed nofile open files:
+// ConnRoom, and at most 8192, to bound memory as well: a connection held with a request
+// body in flight costs about 50 KiB (its goroutines, buffers and backend connection;
+// TestSlowClientFlood measures it), so 8192 of them about 400 MiB. Below 8 it returns 0:
+// too few descriptors to serve.
+func MaxConnsFor(nofile uint64) int {
+	n := min(ConnRoom(nofile), 8192)
 	if n < 8 {
 		return 0
 	}
-	return int(n)
+	return n
 }
 
 // openFileLimit is the process's soft RLIMIT_NOFILE, or 1024 when it cannot be read.
@@ -171,7 +178,7 @@ type limitListener struct {
 	net.Listener
 	limits  *connLimits
 	plain   bool
-	onLimit func(limit string)
+	limited func(limit string) // Server.limited: OnLimit as it is at the call
 }
 
 func (ll *limitListener) Accept() (net.Conn, error) {
@@ -197,9 +204,7 @@ func (ll *limitListener) refuse(c net.Conn, v verdict) {
 	if v == edgeFull {
 		limit, answer = "conns", edgeFullAnswer
 	}
-	if ll.onLimit != nil {
-		ll.onLimit(limit)
-	}
+	ll.limited(limit)
 	if ll.plain {
 		c.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
 		c.Write(answer)

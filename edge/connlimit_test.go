@@ -45,10 +45,10 @@ func TestMaxConnsFor(t *testing.T) {
 		nofile uint64
 		want   int
 	}{
-		{256, 0},         // all reserve
-		{1024, 384},      // (1024-256)/2
-		{20000, 7500},    // (20000-5000)/2
-		{1 << 20, 16384}, // memory bound
+		{256, 0},        // all reserve
+		{1024, 384},     // (1024-256)/2
+		{20000, 7500},   // (20000-5000)/2
+		{1 << 20, 8192}, // memory bound
 	}
 	for _, tc := range tests {
 		if got := MaxConnsFor(tc.nofile); got != tc.want {

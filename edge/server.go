@@ -235,13 +235,13 @@ func (s *Server) OpenWebSockets() int { return s.upgrades.len() }
 // is answered 429 (this client holds its share) or 503 (the edge is full), with
 // Retry-After, and closed. Call it after setting the knobs.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	return &limitListener{Listener: ln, limits: s.limit(), plain: true, onLimit: s.OnLimit}
+	return &limitListener{Listener: ln, limits: s.limit(), plain: true, limited: s.limited}
 }
 
 // TLSListener is Listener for a listener whose server speaks TLS (ServeTLS): a connection
 // over a cap is closed without an answer.
 func (s *Server) TLSListener(ln net.Listener) net.Listener {
-	return &limitListener{Listener: ln, limits: s.limit(), onLimit: s.OnLimit}
+	return &limitListener{Listener: ln, limits: s.limit(), limited: s.limited}
 }
 
 // OpenConns returns the client connections counted by the caps now, and how many

@@ -40,6 +40,17 @@ type config struct {
 	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 
+	// Issue 11: what a client can hold at the edge, and how many requests wait for a wake
+	// (limits.go).
+	OpenFiles           uint64 // the process's open-file limit (soft RLIMIT_NOFILE)
+	EdgeMaxConns        int    // resolved: "auto" becomes edge.MaxConnsFor(OpenFiles)
+	EdgeMaxConnsPerIP   int    // 0: no cap
+	EdgeBodyMinRate     int64  // bytes per second
+	EdgeBodyWindow      time.Duration
+	EdgeHeaderTimeout   time.Duration
+	WakeQueuePerSandbox int
+	WakeQueueMax        int
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -122,6 +133,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
+	settings = append(settings, limitSettings(c)...)
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -160,9 +172,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
 	}
+	c.OpenFiles = 1024 // what Linux gives a process unless told otherwise
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		c.capNoFile(lim.Max, explicit["SANDBOXD_NOFILE"])
+		c.OpenFiles = lim.Cur
+	}
+	if err := c.resolveEdgeMaxConns(); err != nil {
+		return nil, err
 	}
 	if c.InitPath == "" {
 		if exe, err := os.Executable(); err == nil {

@@ -29,6 +29,18 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad bool", map[string]string{"SANDBOXD_API_AUTH_DISABLED": "maybe"}, nil, "SANDBOXD_API_AUTH_DISABLED"},
 		{"flag wins and is named", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "5m"}, []string{"--idle-timeout", "x"}, `--idle-timeout="x"`},
 		{"missing init", map[string]string{"SANDBOXD_INIT_PATH": "/nonexistent/sandbox-init"}, nil, "SANDBOXD_INIT_PATH"},
+		// Issue 11: the edge's and the waker's limits.
+		{"edge conns not a number", map[string]string{"SANDBOXD_EDGE_MAX_CONNS": "lots"}, nil, `SANDBOXD_EDGE_MAX_CONNS="lots": want auto`},
+		{"edge conns past the open-file limit", map[string]string{"SANDBOXD_EDGE_MAX_CONNS": "100000000"}, nil, "SANDBOXD_EDGE_MAX_CONNS=100000000: the open-file limit"},
+		{"edge conns given", map[string]string{"SANDBOXD_EDGE_MAX_CONNS": "100"}, nil, ""},
+		{"per-IP negative", map[string]string{"SANDBOXD_EDGE_MAX_CONNS_PER_IP": "-1"}, nil, "SANDBOXD_EDGE_MAX_CONNS_PER_IP"},
+		{"per-IP off", map[string]string{"SANDBOXD_EDGE_MAX_CONNS_PER_IP": "0"}, nil, ""},
+		{"body rate zero", map[string]string{"SANDBOXD_EDGE_BODY_MIN_RATE": "0"}, nil, "SANDBOXD_EDGE_BODY_MIN_RATE"},
+		{"body rate overflows", map[string]string{"SANDBOXD_EDGE_BODY_MIN_RATE": "8EiB"}, nil, "SANDBOXD_EDGE_BODY_MIN_RATE"},
+		{"body window too short", map[string]string{"SANDBOXD_EDGE_BODY_WINDOW": "1ms"}, nil, "SANDBOXD_EDGE_BODY_WINDOW"},
+		{"header timeout", map[string]string{"SANDBOXD_EDGE_HEADER_TIMEOUT": "never"}, nil, "SANDBOXD_EDGE_HEADER_TIMEOUT"},
+		{"wake queue zero", map[string]string{"SANDBOXD_WAKE_QUEUE_MAX": "0"}, nil, "SANDBOXD_WAKE_QUEUE_MAX"},
+		{"wake queue per sandbox", map[string]string{"SANDBOXD_WAKE_QUEUE_PER_SANDBOX": "x"}, nil, "SANDBOXD_WAKE_QUEUE_PER_SANDBOX"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,5 +114,38 @@ func TestConfigPrintsNothingWithDefaults(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("loadConfig with the defaults printed %q; warnings go through the JSON logger", out.String())
+	}
+}
+
+// The edge's connection cap comes from the open-file limit: "auto" takes what it allows,
+// and a number it does not allow stops sandboxd with the arithmetic (issue 11).
+func TestEdgeMaxConnsFromTheLimit(t *testing.T) {
+	tests := []struct {
+		name      string
+		openFiles uint64
+		given     int // 0: auto
+		want      int
+		err       string
+	}{
+		{"auto at 1024", 1024, 0, 384, ""},
+		{"auto at a million is bounded for memory", 1 << 20, 0, 8192, ""},
+		{"given within the room", 1024, 300, 300, ""},
+		{"given past the memory bound", 1 << 20, 100000, 100000, ""},
+		{"given past the room", 1024, 500, 0, "leaves room for 384"},
+		{"a limit too low to serve", 256, 0, 0, "too low for sandboxd"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &config{OpenFiles: tc.openFiles, EdgeMaxConns: tc.given}
+			err := c.resolveEdgeMaxConns()
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatal(err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("err = %v, want it to contain %q", err, tc.err)
+			case tc.err == "" && c.EdgeMaxConns != tc.want:
+				t.Fatalf("EdgeMaxConns = %d, want %d", c.EdgeMaxConns, tc.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,26 +27,46 @@ import (
 // binary reads it: the production sandboxd has no such variable or flag.
 const hookEnv = "SANDBOXD_TEST_CHILD_HOOK"
 
+// nofileEnv, set in the environment of this test binary, makes it run as sandboxd with
+// its open-file limit, soft and hard, set to the number it gives (startSelf), so that a
+// test can run the daemon out of descriptors quickly. Only this test binary reads it.
+const nofileEnv = "SANDBOXD_TEST_CHILD_NOFILE"
+
 func TestMain(m *testing.M) {
-	if point := os.Getenv(hookEnv); point != "" {
-		os.Exit(hookedSandboxd(point))
+	if os.Getenv(hookEnv) != "" || os.Getenv(nofileEnv) != "" {
+		os.Exit(childSandboxd(os.Getenv(hookEnv), os.Getenv(nofileEnv)))
 	}
 	code := m.Run()
 	dockertest.RemoveBuilt()
 	os.Exit(code)
 }
 
-// hookedSandboxd is main with a lifecycle hook that announces point in the log and blocks
-// there forever, so a crash test can kill -9 the process at that instant.
-func hookedSandboxd(point string) int {
+// childSandboxd is main for a test's child process. With point, a lifecycle hook
+// announces point in the log and blocks there forever, so a crash test can kill -9 the
+// process at that instant. With nofile, the process may open that many files, no more:
+// the hard limit too, or sandboxd would raise the soft one back.
+func childSandboxd(point, nofile string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hooks := testHooks{lifecycle: func(p string) {
-		if p == point {
-			fmt.Fprintf(os.Stderr, "{\"level\":\"WARN\",\"msg\":\"test hook reached; blocking\",\"point\":%q}\n", p)
-			select {}
+	if nofile != "" {
+		n, err := strconv.ParseUint(nofile, 10, 64)
+		if err == nil {
+			err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n})
 		}
-	}}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd test child:", nofileEnv, err)
+			return 1
+		}
+	}
+	var hooks testHooks
+	if point != "" {
+		hooks.lifecycle = func(p string) {
+			if p == point {
+				fmt.Fprintf(os.Stderr, "{\"level\":\"WARN\",\"msg\":\"test hook reached; blocking\",\"point\":%q}\n", p)
+				select {}
+			}
+		}
+	}
 	if err := runWith(ctx, os.Args[1:], os.Getenv, os.Stderr, hooks); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd:", err)
 		return 1
@@ -135,18 +156,25 @@ func (e *env) startProcess(extra map[string]string) *process {
 }
 
 // startHooked runs this test binary as sandboxd, blocking forever at the lifecycle hook
-// point (hookedSandboxd), for tests that kill it there or need a start that never ends.
+// point (childSandboxd), for tests that kill it there or need a start that never ends.
 func (e *env) startHooked(point string, extra map[string]string) *process {
+	e.t.Helper()
+	vars := map[string]string{hookEnv: point}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return e.startSelf(vars)
+}
+
+// startSelf runs this test binary as sandboxd in a child process, with the test-only
+// variables of childSandboxd in extra.
+func (e *env) startSelf(extra map[string]string) *process {
 	e.t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	vars := map[string]string{hookEnv: point}
-	for k, v := range extra {
-		vars[k] = v
-	}
-	return e.startBinary(self, vars)
+	return e.startBinary(self, extra)
 }
 
 func (e *env) startBinary(bin string, extra map[string]string) *process {
