@@ -27,46 +27,26 @@ import (
 // binary reads it: the production sandboxd has no such variable or flag.
 const hookEnv = "SANDBOXD_TEST_CHILD_HOOK"
 
-// nofileEnv, set in the environment of this test binary, makes it run as sandboxd with
-// its open-file limit, soft and hard, set to the number it gives (startSelf), so that a
-// test can run the daemon out of descriptors quickly. Only this test binary reads it.
-const nofileEnv = "SANDBOXD_TEST_CHILD_NOFILE"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(hookEnv) != "" || os.Getenv(nofileEnv) != "" {
-		os.Exit(childSandboxd(os.Getenv(hookEnv), os.Getenv(nofileEnv)))
+	if point := os.Getenv(hookEnv); point != "" {
+		os.Exit(hookedSandboxd(point))
 	}
 	code := m.Run()
 	dockertest.RemoveBuilt()
 	os.Exit(code)
 }
 
-// childSandboxd is main for a test's child process. With point, a lifecycle hook
-// announces point in the log and blocks there forever, so a crash test can kill -9 the
-// process at that instant. With nofile, the process may open that many files, no more:
-// the hard limit too, or sandboxd would raise the soft one back.
-func childSandboxd(point, nofile string) int {
+// hookedSandboxd is main with a lifecycle hook that announces point in the log and blocks
+// there forever, so a crash test can kill -9 the process at that instant.
+func hookedSandboxd(point string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if nofile != "" {
-		n, err := strconv.ParseUint(nofile, 10, 64)
-		if err == nil {
-			err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n})
+	hooks := testHooks{lifecycle: func(p string) {
+		if p == point {
+			fmt.Fprintf(os.Stderr, "{\"level\":\"WARN\",\"msg\":\"test hook reached; blocking\",\"point\":%q}\n", p)
+			select {}
 		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "sandboxd test child:", nofileEnv, err)
-			return 1
-		}
-	}
-	var hooks testHooks
-	if point != "" {
-		hooks.lifecycle = func(p string) {
-			if p == point {
-				fmt.Fprintf(os.Stderr, "{\"level\":\"WARN\",\"msg\":\"test hook reached; blocking\",\"point\":%q}\n", p)
-				select {}
-			}
-		}
-	}
+	}}
 	if err := runWith(ctx, os.Args[1:], os.Getenv, os.Stderr, hooks); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd:", err)
 		return 1
@@ -156,30 +136,39 @@ func (e *env) startProcess(extra map[string]string) *process {
 }
 
 // startHooked runs this test binary as sandboxd, blocking forever at the lifecycle hook
-// point (childSandboxd), for tests that kill it there or need a start that never ends.
+// point (hookedSandboxd), for tests that kill it there or need a start that never ends.
 func (e *env) startHooked(point string, extra map[string]string) *process {
-	e.t.Helper()
-	vars := map[string]string{hookEnv: point}
-	for k, v := range extra {
-		vars[k] = v
-	}
-	return e.startSelf(vars)
-}
-
-// startSelf runs this test binary as sandboxd in a child process, with the test-only
-// variables of childSandboxd in extra.
-func (e *env) startSelf(extra map[string]string) *process {
 	e.t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return e.startBinary(self, extra)
+	vars := map[string]string{hookEnv: point}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return e.startBinary(self, vars)
 }
 
 func (e *env) startBinary(bin string, extra map[string]string) *process {
 	e.t.Helper()
-	cmd := exec.Command(bin, "serve")
+	return e.startCommand([]string{bin, "serve"}, extra)
+}
+
+// startLimited runs the sandboxd binary with its open-file limit, soft and hard, at nofile
+// (prlimit sets it and execs sandboxd in the same process), so that a test can run the
+// daemon out of descriptors quickly. The hard limit too: sandboxd raises the soft one to it.
+func (e *env) startLimited(nofile int, extra map[string]string) *process {
+	e.t.Helper()
+	limit := "--nofile=" + strconv.Itoa(nofile) + ":" + strconv.Itoa(nofile)
+	return e.startCommand([]string{"prlimit", limit, "--", dockertest.Binary(e.t, "./cmd/sandboxd"), "serve"}, extra)
+}
+
+// startCommand runs argv, which execs sandboxd in its own process, with the env's
+// variables and extra.
+func (e *env) startCommand(argv []string, extra map[string]string) *process {
+	e.t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = os.Environ()
 	for k, v := range e.vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
