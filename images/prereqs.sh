@@ -41,7 +41,6 @@ image   gpgv               gpgv           checking the signatures of the Debian 
 image   curl               curl           fetching the release file of the Debian mirror
 test    curl               curl           the walkthrough tests
 test    systemd-analyze    systemd        verifying the systemd unit in the deploy tests
-test    prlimit            util-linux     running sandboxd with a small open-file limit (the flood test)
 EOF
 
 # Purposes made of others.

@@ -156,12 +156,12 @@ func (e *env) startBinary(bin string, extra map[string]string) *process {
 }
 
 // startLimited runs the sandboxd binary with its open-file limit, soft and hard, at nofile
-// (prlimit sets it and execs sandboxd in the same process), so that a test can run the
+// (the shell sets it and execs sandboxd in the same process), so that a test can run the
 // daemon out of descriptors quickly. The hard limit too: sandboxd raises the soft one to it.
 func (e *env) startLimited(nofile int, extra map[string]string) *process {
 	e.t.Helper()
-	limit := "--nofile=" + strconv.Itoa(nofile) + ":" + strconv.Itoa(nofile)
-	return e.startCommand([]string{"prlimit", limit, "--", dockertest.Binary(e.t, "./cmd/sandboxd"), "serve"}, extra)
+	bin := dockertest.Binary(e.t, "./cmd/sandboxd")
+	return e.startCommand([]string{"/bin/sh", "-c", `ulimit -n "$0" && exec "$1" serve`, strconv.Itoa(nofile), bin}, extra)
 }
 
 // startCommand runs argv, which execs sandboxd in its own process, with the env's
