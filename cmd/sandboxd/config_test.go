@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/edge"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -147,5 +149,20 @@ func TestEdgeMaxConnsFromTheLimit(t *testing.T) {
 				t.Fatalf("EdgeMaxConns = %d, want %d", c.EdgeMaxConns, tc.want)
 			}
 		})
+	}
+}
+
+// The admin API's connections fit in half of what the edge leaves (issue 11).
+func TestAPIMaxConns(t *testing.T) {
+	for _, tc := range []struct {
+		openFiles uint64
+		want      int
+	}{{256, 64}, {1024, 128}, {1 << 20, 131072}} {
+		if got := apiMaxConns(tc.openFiles); got != tc.want {
+			t.Errorf("apiMaxConns(%d) = %d, want %d", tc.openFiles, got, tc.want)
+		}
+		if reserve := int(tc.openFiles) - 2*edge.ConnRoom(tc.openFiles); tc.openFiles >= 1024 && 2*apiMaxConns(tc.openFiles) > reserve {
+			t.Errorf("at %d files the API takes %d of the %d kept for what is not the edge", tc.openFiles, apiMaxConns(tc.openFiles), reserve)
+		}
 	}
 }

@@ -73,6 +73,16 @@ func (c *config) resolveEdgeMaxConns() error {
 	return nil
 }
 
+// apiMaxConns caps the admin API's connections, SSE streams and terminals included, at
+// half the descriptors edge.ConnRoom keeps for what is not the edge: an eighth of the
+// open-file limit, at least 64. Past it new connections wait in the kernel's backlog to be
+// accepted (netutil.LimitListener) rather than being refused: API clients are few and
+// retry badly, and the API may face more than loopback, where anyone can connect before
+// the token check.
+func apiMaxConns(openFiles uint64) int {
+	return int(max(openFiles/8, 64))
+}
+
 // raiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit, as Go's runtime has
 // done at start since Go 1.19: done here too, so that the budget of edge connections
 // stands on a limit sandboxd chose, whatever the runtime does. It returns the limits.
