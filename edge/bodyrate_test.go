@@ -2,11 +2,14 @@ package edge
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"strings"
 	"sync"
@@ -256,5 +259,52 @@ func TestBodyAtPaceThenSlowAnswer(t *testing.T) {
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Over HTTP/2 a stalled body is cut the same way, and only its stream: the connection's
+// other requests go on.
+func TestStalledBodyIsCutOverHTTP2(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(s *Server) { s.BodyWindow = 300 * time.Millisecond })
+	_, port := h.backend(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	h.route("sb1", Running, port)
+	ts := httptest.NewUnstartedServer(h.edge)
+	ts.EnableHTTP2 = true
+	ts.Listener = h.edge.TLSListener(ts.Listener)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	client := ts.Client()
+	var reused atomic.Bool
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused.Store(info.Reused) }}
+	post := func(body io.Reader) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", ts.URL+"/upload", body)
+		req.Host = previewHost("sb1", port)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, string(b)
+	}
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go io.WriteString(pw, "a start, then nothing")
+	res, body := post(pr)
+	if res.ProtoMajor != 2 || res.StatusCode != 408 || !strings.Contains(body, "body_too_slow") {
+		t.Fatalf("a stalled HTTP/2 body: %s %d %q; want HTTP/2 408 body_too_slow", res.Proto, res.StatusCode, body)
+	}
+	res, body = post(strings.NewReader("whole"))
+	if res.StatusCode != 200 || body != "5" {
+		t.Fatalf("the next request: %d %q", res.StatusCode, body)
+	}
+	if !reused.Load() {
+		t.Error("the next request needed a new connection; the cut should end only its stream")
 	}
 }

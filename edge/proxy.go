@@ -120,8 +120,12 @@ func (s *Server) modifyResponse(res *http.Response) error {
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if rb := bodyOf(r); rb != nil && rb.wasCut() {
 		// The read that hit the deadline also canceled the request's context: answer
-		// anyway, or http.Server would send an empty 200 for the handler.
-		w.Header().Set("Connection", "close")
+		// anyway, or http.Server would send an empty 200 for the handler. An HTTP/1
+		// connection cannot go on (the rest of the body is still on it); on HTTP/2 the
+		// stream is reset and the connection's other streams go on.
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		s.write(w, r, answer{status: http.StatusRequestTimeout, code: "body_too_slow",
 			message: "the request body arrived slower than " + itoa(s.bodyMinRate()) + " bytes per second; the request was cut"})
 		return

@@ -52,7 +52,7 @@ type Server struct {
 	// MaxConns caps the client connections of every listener wrapped by Listener or
 	// TLSListener, together, and the backend connections as well, so that the edge holds
 	// at most 2×MaxConns descriptors beyond its listeners. Zero means MaxConnsFor the
-	// process's open-file limit at the first Listener call; negative means no cap.
+	// process's open-file limit, read at first use; negative means no cap.
 	MaxConns int
 
 	// MaxConnsPerIP caps the connections of one client (an IPv4 address or an IPv6 /64);
