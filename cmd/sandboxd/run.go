@@ -24,6 +24,7 @@ import (
 	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 	"github.com/sandboxd/sandboxd/wake"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -70,6 +71,10 @@ func buildVersion() string {
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
+	// Before the config, which sizes the edge from the limit.
+	if _, _, err := raiseOpenFileLimit(); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -118,6 +123,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	waker := wake.New(mgr)
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
 	waker.MinMemAvailable = uint64(cfg.WakeMinMemory)
+	waker.MaxWaitingPerSandbox, waker.MaxWaiting = cfg.WakeQueuePerSandbox, cfg.WakeQueueMax
 	mgr.MemAvailable = wake.ReadMemAvailable
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
@@ -126,6 +132,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = initproto.RelayPort
+	edgeSrv.MaxConns, edgeSrv.MaxConnsPerIP = cfg.EdgeMaxConns, cfg.EdgeMaxConnsPerIP
+	if cfg.EdgeMaxConnsPerIP == 0 {
+		edgeSrv.MaxConnsPerIP = -1 // the variable's 0 is "no cap"; the knob's is the default
+	}
+	edgeSrv.BodyMinRate, edgeSrv.BodyWindow = int(cfg.EdgeBodyMinRate), cfg.EdgeBodyWindow
+	edgeSrv.ReadHeaderTimeout = cfg.EdgeHeaderTimeout
+	log.Info("limits", "open_files", cfg.OpenFiles, "edge_max_conns", cfg.EdgeMaxConns, "edge_max_conns_per_ip", cfg.EdgeMaxConnsPerIP, "api_max_conns", apiMaxConns(cfg.OpenFiles),
+		"wake_queue_per_sandbox", cfg.WakeQueuePerSandbox, "wake_queue_max", cfg.WakeQueueMax)
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
 
@@ -136,6 +150,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("SANDBOXD_API_BIND: %w", err)
 	}
 	defer apiLn.Close()
+	apiLn = netutil.LimitListener(apiLn, apiMaxConns(cfg.OpenFiles)) // issue 11: within the descriptors kept for it
 	httpLn, err := net.Listen("tcp", cfg.HTTPBind)
 	if err != nil {
 		return fmt.Errorf("SANDBOXD_HTTP_BIND: %w", err)
@@ -203,7 +218,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
-	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
+	g.Go(func() error { return serveUntilClosed(httpSrv, edgeSrv.Listener(httpLn)) })
 	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
