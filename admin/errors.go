@@ -35,6 +35,7 @@ var statusOf = map[lifecycle.Code]int{
 	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
 	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
 	lifecycle.CodeInternal:    http.StatusInternalServerError,
+	lifecycle.CodeDiskQuota:   http.StatusInsufficientStorage,
 }
 
 // writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are

@@ -22,6 +22,9 @@ func (m *Manager) listContainers(ctx context.Context, id string) (map[string][]c
 	byID := map[string][]container.Summary{}
 	for _, c := range list {
 		cid := c.Labels[LabelID]
+		if c.Labels[labelProbe] != "" {
+			continue // reading an image's accounts; removed by its maker
+		}
 		if !ValidID(cid) {
 			m.log.Warn("container with a bad sandbox label; leaving it alone", "container", shortID(c.ID))
 			continue

@@ -22,7 +22,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if req.ID == "" {
 		req.ID = strings.ToLower(ulid.Make().String())
 	}
-	imageCmd, err := m.imageCommand(ctx, req.Image)
+	img, err := m.inspectImage(ctx, req.Image)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
@@ -35,12 +35,17 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	}
 	defer unlock()
 
+	uid, err := m.assignUID(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
 	now := m.now()
 	sb := store.Sandbox{
 		ID: req.ID, Status: store.StatusCreating, Image: req.Image, Ports: req.Ports,
 		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
 		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
+		DiskBytes: req.DiskBytes, UID: uid,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}
@@ -65,13 +70,13 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		m.undoCreate(ctx, sb.ID, cid, createdWorkspace)
 		return store.Sandbox{}, err
 	}
-	if createdWorkspace, err = m.ensureWorkspace(sb.ID); err != nil {
+	if createdWorkspace, err = m.ensureWorkspace(sb); err != nil {
 		return fail(err)
 	}
 	if err := m.writeServices(sb); err != nil {
 		return fail(err)
 	}
-	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
+	if cid, err = m.createContainer(ctx, sb, &img); err != nil {
 		return fail(err)
 	}
 	m.hook("create.container")
@@ -102,6 +107,10 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 	if createdWorkspace {
 		if _, err := m.removeWorkspace(id); err != nil {
 			m.log.Error("undo create: remove workspace", "sandbox", id, "err", err)
+		}
+		// A new id's uid goes back to the range; one that kept a workspace keeps its uid.
+		if err := m.db.ReleaseUID(ctx, id); err != nil {
+			m.log.Error("undo create: free uid", "sandbox", id, "err", err)
 		}
 	}
 	m.removeRunDir(id)

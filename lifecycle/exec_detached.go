@@ -81,7 +81,7 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 	execID := strings.ToLower(ulid.Make().String())
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
-	created, err := m.createLoggedExec(cctx, sb.ContainerID, path.Join(Home, detachedLog(execID)), req.Cmd, req.Env, execCwd(req.Cwd))
+	created, err := m.createLoggedExec(cctx, sb, path.Join(Home, detachedLog(execID)), req.Cmd, req.Env, execCwd(req.Cwd))
 	if err != nil {
 		return DetachedExec{}, err
 	}

@@ -41,6 +41,9 @@ type CreateRequest struct {
 	IdlePolicy  string
 	HostHeader  string
 	Services    []store.Service
+
+	// Issue 12: the disk quota in bytes; 0 takes Config.DiskQuota.
+	DiskBytes int64
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -56,6 +59,9 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "image %q is not a valid image reference", req.Image)
 	}
 	if err := m.checkMemory(req); err != nil {
+		return err
+	}
+	if err := m.checkDiskRequest(req); err != nil {
 		return err
 	}
 	switch {

@@ -52,8 +52,18 @@ type Sandbox struct {
 	KeepaliveUntil time.Time
 
 	// Issue 12: disk quota and a uid of its own.
-	DiskBytes int64 // disk quota asked for at create; 0: the operator's default
-	UID       int   // the sandbox's own uid (sandbox_uids); 0: none yet, it still runs as uid 1000
+	DiskBytes int64     // disk quota asked for at create; 0: the operator's default
+	UID       int       // the sandbox's own uid (sandbox_uids); 0: none yet, it still runs as uid 1000
+	Disk      DiskUsage // not stored: lifecycle fills it from its last measurement
+}
+
+// DiskUsage is a sandbox's disk as last measured, and its quotas (issue 12).
+type DiskUsage struct {
+	Used       int64  // bytes
+	Quota      int64  // bytes; 0: none
+	Inodes     int64  // files, directories and links
+	InodeQuota int64  // 0: none
+	Enforced   string // how the byte quota is enforced: "btrfs" (the kernel), "scan" or "none"
 }
 
 // Service is a long-running process that sandbox-init keeps up inside the sandbox.

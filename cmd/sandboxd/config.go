@@ -40,6 +40,9 @@ type config struct {
 	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 
+	// Issue 12: disk quotas, uids, secrets at rest (isolation_config.go).
+	Isolation isolationConfig
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -122,6 +125,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
+	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -160,6 +164,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
 	}
+	if err := c.validateIsolation("/etc/passwd", "/etc/subuid"); err != nil {
+		return nil, err
+	}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		c.capNoFile(lim.Max, explicit["SANDBOXD_NOFILE"])
@@ -174,6 +181,22 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
 	}
 	return c, nil
+}
+
+// validateIsolation checks issue 12's variables against the host's account files.
+func (c *config) validateIsolation(passwdPath, subuidPath string) error {
+	var passwd, subuid io.Reader
+	if f := openIfPresent(passwdPath); f != nil {
+		defer f.Close()
+		passwd = f
+	}
+	if f := openIfPresent(subuidPath); f != nil {
+		defer f.Close()
+		subuid = f
+	}
+	warnings, err := c.Isolation.validate(passwd, subuid)
+	c.Warnings = append(c.Warnings, warnings...)
+	return err
 }
 
 // capNoFile lowers NoFile to hard, the host's hard limit of open files: a container cannot

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -100,10 +99,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
+	if err := ownDataDir(cfg.DataDir); err != nil {
+		return err
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "sandboxd.db"))
+	sealer, err := secretsSealer(cfg)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "sandboxd.db"), store.WithSealer(sealer))
+	if errors.Is(err, store.ErrUnsealable) {
+		return fmt.Errorf("SANDBOXD_SECRET_KEY: %w: the database's env values were sealed with another key; "+
+			"give that key (SANDBOXD_SECRET_KEY, or SANDBOXD_SECRET_KEY_PREVIOUS beside a new one)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,6 +125,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	iso := cfg.Isolation // issue 12
+	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
+	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
