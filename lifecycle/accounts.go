@@ -40,7 +40,7 @@ var minimalAccounts = accountFiles{
 // sandboxAccounts returns the account files for a sandbox whose uid and gid are uid.
 func sandboxAccounts(img accountFiles, uid int) (passwd, group []byte) {
 	u := strconv.Itoa(uid)
-	shell := "/bin/sh"
+	shell, named := "/bin/sh", false
 	var pw bytes.Buffer
 	eachLine(img.passwd, func(line string) {
 		f := strings.Split(line, ":")
@@ -48,9 +48,12 @@ func sandboxAccounts(img accountFiles, uid int) (passwd, group []byte) {
 			return
 		}
 		if f[0] == "sandbox" || f[2] == u || f[5] == Home {
-			if f[6] != "" {
-				shell = f[6] // the image's sandbox user's shell (bash in the base image)
+			// The image's sandbox user's shell (bash in the base image) is kept; an entry
+			// that only clashes gives one when there is no such user.
+			if f[6] != "" && (f[0] == "sandbox" || !named) {
+				shell = f[6]
 			}
+			named = named || f[0] == "sandbox"
 			return
 		}
 		pw.WriteString(line + "\n")

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -189,5 +191,44 @@ func TestCheckDiskRequest(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || ErrorMessage(err) != c.want) {
 			t.Errorf("disk %d: %v, want %q", c.disk, err, c.want)
 		}
+	}
+}
+
+// TestLegacySandboxMovesToItsOwnUID: a sandbox made before issue 12 runs as uid 1000; at its
+// first start under a sandboxd with a uid range it gets a uid of its own, its files are
+// given to that uid, its container is made again for it, and the log says so.
+func TestLegacySandboxMovesToItsOwnUID(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+	old := newHarnessAt(t, data, func(c *Config) { c.UIDFirst, c.UIDLast = 0, 0 })
+	sb := old.create(t, CreateRequest{ID: "legacy"})
+	if res := old.exec(t, "legacy", "sh", "-c", "id -u; touch workspace/app/mine"); sb.UID != 0 || string(res.Stdout) != "1000\n" {
+		t.Fatalf("before: uid %d, id -u %q", sb.UID, res.Stdout)
+	}
+	if err := old.m.Stop(ctx, "legacy"); err != nil {
+		t.Fatal(err)
+	}
+
+	h := newHarnessAt(t, data, nil)
+	logs := &records{}
+	h.m.log = slog.New(logs)
+	if _, err := h.m.Start(ctx, "legacy"); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := h.m.cached("legacy")
+	if moved.UID != h.cfg.UIDFirst {
+		t.Fatalf("uid after the start: %d", moved.UID)
+	}
+	if res := h.exec(t, "legacy", "id", "-un"); string(res.Stdout) != "sandbox\n" {
+		t.Errorf("id -un: %q", res.Stdout)
+	}
+	for _, p := range []string{"", "workspace/app/mine"} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(h.m.workspaceDir("legacy"), p), &st); err != nil || int(st.Uid) != moved.UID || int(st.Gid) != moved.UID {
+			t.Errorf("%q: owner %d:%d, %v; want %d", p, st.Uid, st.Gid, err, moved.UID)
+		}
+	}
+	if !slices.Contains(logs.messages(), "INFO sandbox moved to a uid of its own") {
+		t.Errorf("logged %q", logs.messages())
 	}
 }

@@ -29,6 +29,12 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad bool", map[string]string{"SANDBOXD_API_AUTH_DISABLED": "maybe"}, nil, "SANDBOXD_API_AUTH_DISABLED"},
 		{"flag wins and is named", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "5m"}, []string{"--idle-timeout", "x"}, `--idle-timeout="x"`},
 		{"missing init", map[string]string{"SANDBOXD_INIT_PATH": "/nonexistent/sandbox-init"}, nil, "SANDBOXD_INIT_PATH"},
+		{"uid range backwards", map[string]string{"SANDBOXD_UID_RANGE": "300000-200000"}, nil, `SANDBOXD_UID_RANGE="300000-200000"`},
+		{"uid range over a host account", map[string]string{"SANDBOXD_UID_RANGE": "65000-70000"}, nil, `holds uid 65534 of host account "nobody"`},
+		{"short key", map[string]string{"SANDBOXD_SECRET_KEY": "c2hvcnQ="}, nil, "SANDBOXD_SECRET_KEY: want 32 random bytes"},
+		{"previous key without a new one", map[string]string{"SANDBOXD_SECRET_KEY_PREVIOUS": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}, nil, "SANDBOXD_SECRET_KEY is not"},
+		{"bad disk quota", map[string]string{"SANDBOXD_DISK_QUOTA": "lots"}, nil, "SANDBOXD_DISK_QUOTA"},
+		{"quota above its max", map[string]string{"SANDBOXD_DISK_QUOTA": "20G", "SANDBOXD_DISK_QUOTA_MAX": "10G"}, nil, "above SANDBOXD_DISK_QUOTA_MAX"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -38,6 +44,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			case err != nil && strings.Contains(err.Error(), "c2hvcnQ"):
+				t.Fatalf("the error repeats a secrets key: %v", err)
 			}
 		})
 	}
