@@ -51,6 +51,9 @@ type createBody struct {
 	HostHeader  string            `json:"host_header"`
 	Services    []store.Service   `json:"services"`
 
+	// Issue 12: the disk quota, "2G" or bytes.
+	Disk size `json:"disk"`
+
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
 	Visibility string `json:"visibility"`
@@ -72,7 +75,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}} {
+	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}, {"disk", float64(b.Disk)}} {
 		if f.v < 0 {
 			return badRequest("%s must be positive; got %v", f.name, f.v)
 		}
@@ -81,6 +84,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
+		DiskBytes: int64(b.Disk), // issue 12
 	}
 	if req.MemoryBytes == 0 {
 		req.MemoryBytes = int64(b.MemoryHigh)

@@ -26,8 +26,10 @@ func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, img *im
 		}
 		img = &f
 	}
-	if err := m.writeAccounts(sb, m.imageAccounts(ctx, *img)); err != nil {
-		return "", err
+	if sb.UID != 0 {
+		if err := m.writeAccounts(sb, m.imageAccounts(ctx, *img)); err != nil {
+			return "", err
+		}
 	}
 	var imageCmd []string
 	if m.cfg.InitPath != "" {

@@ -78,10 +78,12 @@ func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCm
 		Mounts: []mount.Mount{{
 			Type: mount.TypeBind, Source: m.workspaceDir(sb.ID), Target: Home,
 			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate},
-		},
+		}},
+	}
+	if sb.UID != 0 { // a sandbox still on uid 1000 keeps the image's accounts, as before
+		host.Mounts = append(host.Mounts,
 			mount.Mount{Type: mount.TypeBind, Source: filepath.Join(m.runDir(sb.ID), passwdFile), Target: "/etc/passwd", ReadOnly: true},
-			mount.Mount{Type: mount.TypeBind, Source: filepath.Join(m.runDir(sb.ID), groupFile), Target: "/etc/group", ReadOnly: true},
-		},
+			mount.Mount{Type: mount.TypeBind, Source: filepath.Join(m.runDir(sb.ID), groupFile), Target: "/etc/group", ReadOnly: true})
 	}
 	if m.disk.seccomp != "" {
 		host.SecurityOpt = append(host.SecurityOpt, "seccomp="+m.disk.seccomp)

@@ -92,6 +92,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if m.Observe.Timed != nil {
 		m.Observe.Timed("create", time.Since(began))
 	}
+	m.overlay(&sb)
 	return sb, nil
 }
 

@@ -87,7 +87,7 @@ func (m *Manager) initDisk() error {
 	case xfsSuperMagic:
 		why = "sandboxd does not use XFS project quotas (this kernel cannot test them)"
 	default:
-		why = fmt.Sprintf("the filesystem (type %#x) has no per-directory quota sandboxd uses; btrfs has", st.Type)
+		why = fsName(st.Type) + " has no per-directory quota sandboxd uses; btrfs has"
 	}
 	if m.disk.kind == "" {
 		m.disk.kind = EnforcedScan
@@ -105,6 +105,21 @@ func (m *Manager) initDisk() error {
 			"why", why, "workspaces", parent, "quota", formatBytes(m.cfg.DiskQuota), "inode_quota", m.cfg.InodeQuota)
 	}
 	return nil
+}
+
+// fsName names a filesystem by its statfs magic, for the log line.
+func fsName(magic int64) string {
+	switch magic {
+	case 0xef53:
+		return "ext4 (or ext2/3)"
+	case 0x01021994:
+		return "tmpfs"
+	case 0x794c7630:
+		return "overlayfs"
+	case 0x2fc12fc1:
+		return "zfs"
+	}
+	return fmt.Sprintf("the filesystem (statfs type %#x)", magic)
 }
 
 // btrfsQuotas turns qgroups on for the filesystem of dir and finds their sysfs.

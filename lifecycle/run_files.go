@@ -74,6 +74,9 @@ func (m *Manager) writeAccounts(sb store.Sandbox, img accountFiles) error {
 // hand): the container's mounts need them to start. The image's entries are used when
 // they are known already.
 func (m *Manager) ensureAccounts(ctx context.Context, sb store.Sandbox) error {
+	if sb.UID == 0 {
+		return nil // still on uid 1000, with the image's accounts
+	}
 	_, perr := os.Stat(filepath.Join(m.runDir(sb.ID), passwdFile))
 	_, gerr := os.Stat(filepath.Join(m.runDir(sb.ID), groupFile))
 	if perr == nil && gerr == nil {

@@ -72,6 +72,7 @@ func (m *Manager) SetServices(ctx context.Context, id string, services []store.S
 			m.log.Warn("signal sandbox-init to reload", "sandbox", id, "err", err)
 		}
 	}
+	m.overlay(&sb)
 	return sb, nil
 }
 

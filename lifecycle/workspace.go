@@ -103,6 +103,9 @@ func seedDir(root *os.Root, p string, uid int, mode fs.FileMode) error {
 	if err == nil {
 		err = root.Lchown(p, uid, uid)
 	}
+	if err == nil {
+		err = root.Chmod(p, mode) // the mode asked for, whatever the umask took
+	}
 	return err
 }
 
