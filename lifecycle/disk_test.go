@@ -107,6 +107,31 @@ func TestBtrfsQuotaEnforcedByTheKernel(t *testing.T) {
 	if _, err := h.m.Create(ctx, CreateRequest{ID: "quota-c"}); err != nil {
 		t.Fatalf("sandboxd after all that: %v", err)
 	}
+	// The delete ioctl takes a subvolume's name in a directory, and refuses anything else:
+	// a symlink the sandbox left is not followed.
+	parent, err := os.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	if err := btrfsCreateSubvolume(parent, "vol"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, "vol", "f"), []byte("x"), 0o600)
+	os.Symlink(filepath.Join(data, "vol"), filepath.Join(data, "link"))
+	if err := btrfsDeleteSubvolume(parent, "link"); err == nil || !exists(filepath.Join(data, "vol", "f")) {
+		t.Errorf("delete through a symlink: %v", err)
+	}
+	if err := btrfsDeleteSubvolume(parent, "vol"); err != nil || exists(filepath.Join(data, "vol")) {
+		t.Errorf("delete a subvolume with a file in it: %v", err)
+	}
+	// Purge deletes both subvolumes.
+	if err := h.m.Purge(ctx, "quota-a"); err != nil {
+		t.Fatal(err)
+	}
+	if h.m.WorkspaceExists("quota-a") {
+		t.Error("the workspace outlived purge")
+	}
 }
 
 // TestScanQuotaStopsAndRefusesStart is the fallback on a data dir whose filesystem cannot
@@ -161,6 +186,8 @@ func TestScanQuotaStopsAndRefusesStart(t *testing.T) {
 		t.Errorf("after start: %s %q", sb.Status, sb.Error)
 	}
 }
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
 func copyFile(t *testing.T, from, to string, uid int) {
 	t.Helper()

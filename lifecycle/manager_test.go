@@ -20,8 +20,14 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	dockertest.RemoveBuilt()
+	if scanCleanup != nil {
+		scanCleanup()
+	}
 	os.Exit(code)
 }
+
+// scanCleanup removes the scan benchmark's trees, made once per process.
+var scanCleanup func()
 
 type harness struct {
 	m      *Manager
