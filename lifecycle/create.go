@@ -35,6 +35,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	}
 	defer unlock()
 
+	// Before a uid is assigned: an existing sandbox still on uid 1000 must not get one
+	// from a create that fails.
+	if _, ok := m.cached(req.ID); ok {
+		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
 	uid, err := m.assignUID(ctx, req.ID)
 	if err != nil {
 		return store.Sandbox{}, err

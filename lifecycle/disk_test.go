@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -257,5 +258,20 @@ func TestLegacySandboxMovesToItsOwnUID(t *testing.T) {
 	}
 	if !slices.Contains(logs.messages(), "INFO sandbox moved to a uid of its own") {
 		t.Errorf("logged %q", logs.messages())
+	}
+
+	// A workspace kept by a delete before the upgrade (uid 1000's) is given to the uid of
+	// the sandbox created again with its id.
+	kept := filepath.Join(h.m.workspacesDir(), "kept")
+	if err := os.MkdirAll(filepath.Join(kept, "workspace", "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(kept, "workspace", "app", "old"), []byte("x"), 0o644)
+	if _, err := reown(kept, 0, legacyUID); err != nil {
+		t.Fatal(err)
+	}
+	again := h.create(t, CreateRequest{ID: "kept"})
+	if res := h.exec(t, "kept", "sh", "-c", "stat -c %u workspace/app/old; echo more >> workspace/app/old && echo ok"); string(res.Stdout) != fmt.Sprintf("%d\nok\n", again.UID) {
+		t.Errorf("a kept workspace after create: %q, want owner %d and writable", res.Stdout, again.UID)
 	}
 }

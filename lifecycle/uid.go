@@ -96,6 +96,23 @@ func (m *Manager) ensureUID(ctx context.Context, sb *store.Sandbox) (changed boo
 	return true, nil
 }
 
+// reownWorkspace gives a workspace whose directory another uid owns to uid.
+func (m *Manager) reownWorkspace(id, dir string, uid int) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) == uid {
+		return nil
+	}
+	n, err := reown(dir, int(st.Uid), uid)
+	if err != nil {
+		return err
+	}
+	m.log.Info("workspace given to its sandbox's uid", "sandbox", id, "from_uid", st.Uid, "to_uid", uid, "files_reowned", n)
+	return nil
+}
+
 // reown gives everything under dir that from owns (user or group) to to. The sandbox is
 // not running, so nothing swaps a directory for a symlink during the walk; WalkDir never
 // follows one, and Lchown changes a link itself.

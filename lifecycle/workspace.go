@@ -56,6 +56,13 @@ func (m *Manager) ensureWorkspace(sb store.Sandbox) (created bool, err error) {
 		}
 		return false, internal(err, "%s", what)
 	}
+	if !created {
+		// A workspace kept from before (deleted, then created again) may belong to another
+		// uid: 1000 before issue 12, or one the range no longer holds.
+		if err := m.reownWorkspace(sb.ID, dir, uid); err != nil {
+			return fail(err, "give the workspace to its uid")
+		}
+	}
 	if err := os.Lchown(dir, uid, uid); err != nil {
 		return fail(err, "chown workspace")
 	}
