@@ -102,8 +102,8 @@ func (m *Manager) reownWorkspace(id, dir string, uid int) error {
 	if err := syscall.Lstat(dir, &st); err != nil {
 		return err
 	}
-	if int(st.Uid) == uid {
-		return nil
+	if int(st.Uid) == uid || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return nil // its own already, or no directory at all (which fails later, plainly)
 	}
 	n, err := reown(dir, int(st.Uid), uid)
 	if err != nil {
