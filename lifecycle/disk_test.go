@@ -37,6 +37,7 @@ func usedBytes(t *testing.T, dir string) int64 {
 // and the other sandbox and sandboxd go on. Inodes are counted by the scan, which stops
 // the sandbox and refuses its start until files are removed.
 func TestBtrfsQuotaEnforcedByTheKernel(t *testing.T) {
+	t.Parallel()
 	data := testutil.Btrfs(t, 768<<20)
 	h := newHarnessAt(t, data, func(c *Config) { c.InodeQuota = 2000 })
 	ctx := context.Background()
@@ -140,6 +141,7 @@ func TestBtrfsQuotaEnforcedByTheKernel(t *testing.T) {
 // start and file writes are refused with the documented error until files are removed
 // through the files API.
 func TestScanQuotaStopsAndRefusesStart(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	if got := h.m.DiskEnforcement(); got != EnforcedScan {
@@ -226,6 +228,7 @@ func TestCheckDiskRequest(t *testing.T) {
 // first start under a sandboxd with a uid range it gets a uid of its own, its files are
 // given to that uid, its container is made again for it, and the log says so.
 func TestLegacySandboxMovesToItsOwnUID(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	ctx := context.Background()
 	old := newHarnessAt(t, data, func(c *Config) { c.UIDFirst, c.UIDLast = 0, 0 })
