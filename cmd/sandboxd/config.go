@@ -63,6 +63,8 @@ type config struct {
 	EdgeHeaderTimeout   time.Duration
 	WakeQueuePerSandbox int
 	WakeQueueMax        int
+	// Issue 12: disk quotas, uids, secrets at rest (isolation_config.go).
+	Isolation isolationConfig
 
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
@@ -194,6 +196,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}},
 	)
 	settings = append(settings, limitSettings(c)...)
+	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -238,6 +241,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
 	}
+	if err := c.validateIsolation("/etc/passwd", "/etc/subuid"); err != nil {
+		return nil, err
+	}
 	c.OpenFiles = 1024 // what Linux gives a process unless told otherwise
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
@@ -257,6 +263,22 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
 	}
 	return c, nil
+}
+
+// validateIsolation checks issue 12's variables against the host's account files.
+func (c *config) validateIsolation(passwdPath, subuidPath string) error {
+	var passwd, subuid io.Reader
+	if f := openIfPresent(passwdPath); f != nil {
+		defer f.Close()
+		passwd = f
+	}
+	if f := openIfPresent(subuidPath); f != nil {
+		defer f.Close()
+		subuid = f
+	}
+	warnings, err := c.Isolation.validate(passwd, subuid)
+	c.Warnings = append(c.Warnings, warnings...)
+	return err
 }
 
 // capNoFile lowers NoFile to hard, the host's hard limit of open files: a container cannot

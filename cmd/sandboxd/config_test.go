@@ -57,6 +57,12 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"header timeout", map[string]string{"SANDBOXD_EDGE_HEADER_TIMEOUT": "never"}, nil, "SANDBOXD_EDGE_HEADER_TIMEOUT"},
 		{"wake queue zero", map[string]string{"SANDBOXD_WAKE_QUEUE_MAX": "0"}, nil, "SANDBOXD_WAKE_QUEUE_MAX"},
 		{"wake queue per sandbox", map[string]string{"SANDBOXD_WAKE_QUEUE_PER_SANDBOX": "x"}, nil, "SANDBOXD_WAKE_QUEUE_PER_SANDBOX"},
+		{"uid range backwards", map[string]string{"SANDBOXD_UID_RANGE": "300000-200000"}, nil, `SANDBOXD_UID_RANGE="300000-200000"`},
+		{"uid range over a host account", map[string]string{"SANDBOXD_UID_RANGE": "65000-70000"}, nil, `holds uid 65534 of host account "nobody"`},
+		{"short key", map[string]string{"SANDBOXD_SECRET_KEY": "c2hvcnQ="}, nil, "SANDBOXD_SECRET_KEY: want 32 random bytes"},
+		{"previous key without a new one", map[string]string{"SANDBOXD_SECRET_KEY_PREVIOUS": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}, nil, "SANDBOXD_SECRET_KEY is not"},
+		{"bad disk quota", map[string]string{"SANDBOXD_DISK_QUOTA": "lots"}, nil, "SANDBOXD_DISK_QUOTA"},
+		{"quota above its max", map[string]string{"SANDBOXD_DISK_QUOTA": "20G", "SANDBOXD_DISK_QUOTA_MAX": "10G"}, nil, "above SANDBOXD_DISK_QUOTA_MAX"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,6 +72,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			case err != nil && strings.Contains(err.Error(), "c2hvcnQ"):
+				t.Fatalf("the error repeats a secrets key: %v", err)
 			}
 		})
 	}

@@ -45,7 +45,7 @@ func newMetrics() *metrics {
 		m.proxied[i] = proxied.WithLabelValues(class)
 	}
 	m.reaperStops = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sandboxd_sandbox_stops_total", Help: "Sandboxes stopped, by reason: api, idle, pressure.",
+		Name: "sandboxd_sandbox_stops_total", Help: "Sandboxes stopped, by reason: api, idle, pressure, disk_quota.",
 	}, []string{"reason"})
 	m.opSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "sandboxd_operation_duration_seconds", Help: "Create (to running) and start durations.",
@@ -97,6 +97,7 @@ func (m *metrics) wire(mgr *lifecycle.Manager, tasks *task.Runner, w *wake.Waker
 			func() float64 { conns, _ := e.OpenConns(); return float64(conns) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sandboxd_tasks_running", Help: "Agent tasks running now."},
 			func() float64 { return float64(tasks.Running()) }),
+		newDiskCollector(mgr), // issue 12
 	)
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -90,8 +89,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
+	if err := ownDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	sealer, err := secretsSealer(cfg)
+	if err != nil {
+		return err
 	}
 	met := newMetrics()
 	docker, err := dockerClient(met)
@@ -99,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer docker.Close()
-	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, log)
+	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, sealer, log)
 	if err != nil {
 		return err
 	}
@@ -111,6 +114,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
 	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
 	lcfg.PreviewAccess = cfg.PreviewAccess
+	iso := cfg.Isolation // issue 12
+	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
+	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	mgr.AdoptOrphans = cfg.Adopt
