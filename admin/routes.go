@@ -57,6 +57,13 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/tokens/{name}", s.h(s.deleteToken)).Methods(del)
 	r.HandleFunc("/v1/audit", s.h(s.auditList)).Methods(get)
 
+	// Issue 17: the API's own description, and the MCP server (streamable HTTP, stateless:
+	// POST only) behind the same auth as every route.
+	r.HandleFunc("/v1/openapi.json", s.h(s.openapi)).Methods(get)
+	if s.MCP != nil {
+		r.Handle("/mcp", s.MCP).Methods(post)
+	}
+
 	// Issue 18: snapshots, restore, fork, task revert and templates.
 	r.HandleFunc("/v1/sandboxes/{id}/snapshots", s.h(s.createSnapshot)).Methods(post)
 	r.HandleFunc("/v1/sandboxes/{id}/snapshots", s.h(s.listSnapshots)).Methods(get)

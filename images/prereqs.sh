@@ -39,10 +39,10 @@ image   docker             -              Docker Engine (https://docs.docker.com
 image   debootstrap        debootstrap    the base image when no registry answers
 image   gpgv               gpgv           checking the signatures of the Debian mirror
 image   curl               curl           fetching the release file of the Debian mirror
-test    mkfs.btrfs         btrfs-progs    the loop-mounted btrfs of the snapshot tests (issue 18)
-test    mkfs.xfs           xfsprogs       the loop-mounted XFS (reflink=1) of the snapshot tests (issue 18)
 test    curl               curl           the walkthrough tests
 test    systemd-analyze    systemd        verifying the systemd unit in the deploy tests
+test    mkfs.btrfs         btrfs-progs    the loop-mounted btrfs of the disk quota and snapshot tests
+test    mkfs.xfs           xfsprogs       the loop-mounted XFS (reflink=1) of the snapshot tests (issue 18)
 EOF
 
 # Purposes made of others.

@@ -42,7 +42,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 		return store.Sandbox{}, err
 	}
 	defer release()
-	imageCmd, err := m.imageCommand(ctx, req.Image)
+	img, err := m.inspectImage(ctx, req.Image)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
@@ -59,8 +59,17 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 	}
 	defer unlock()
 
+	// Before a uid is assigned: an existing sandbox still on uid 1000 must not get one
+	// from a create that fails.
+	if _, ok := m.cached(req.ID); ok {
+		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
 	if stage != "" && m.WorkspaceExists(req.ID) {
 		return store.Sandbox{}, keptWorkspace(req.ID)
+	}
+	uid, err := m.assignUID(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
 	}
 	now := m.now()
 	sb := store.Sandbox{
@@ -70,6 +79,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
 		Tenant:   req.Tenant,
 		Previews: req.Previews, PreviewKey: key,
+		DiskBytes: req.DiskBytes, UID: uid,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}
@@ -98,12 +108,14 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 		return store.Sandbox{}, err
 	}
 	if stage != "" {
+		// The copy becomes the workspace; ensureWorkspace then gives it to this sandbox's
+		// uid (it belonged to the source's) and applies this sandbox's quota.
 		if err := os.Rename(stage, m.workspaceDir(sb.ID)); err != nil {
 			return fail(internal(err, "move the copied workspace of %s into place", sb.ID))
 		}
 		createdWorkspace = true
 	}
-	created, err := m.ensureWorkspace(sb.ID)
+	created, err := m.ensureWorkspace(sb)
 	createdWorkspace = createdWorkspace || created
 	if err != nil {
 		return fail(err)
@@ -114,7 +126,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 	if err := m.writeConfig(sb, req.Env); err != nil {
 		return fail(err)
 	}
-	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
+	if cid, err = m.createContainer(ctx, sb, &img); err != nil {
 		return fail(err)
 	}
 	m.hook("create.container")
@@ -130,6 +142,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 	if m.Observe.Timed != nil {
 		m.Observe.Timed("create", time.Since(began))
 	}
+	m.overlay(&sb)
 	return sb, nil
 }
 
@@ -146,6 +159,10 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 	if createdWorkspace {
 		if _, err := m.removeWorkspace(id); err != nil {
 			m.log.Error("undo create: remove workspace", "sandbox", id, "err", err)
+		}
+		// A new id's uid goes back to the range; one that kept a workspace keeps its uid.
+		if err := m.db.ReleaseUID(ctx, id); err != nil {
+			m.log.Error("undo create: free uid", "sandbox", id, "err", err)
 		}
 	}
 	m.removeRunDir(id)

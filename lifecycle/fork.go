@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/sandboxd/sandboxd/lifecycle/snapshot"
@@ -130,6 +129,9 @@ func applySnapshot(req *CreateRequest, c store.SnapshotConfig, sec store.Snapsho
 	if req.HostHeader == "" {
 		req.HostHeader = c.HostHeader
 	}
+	if req.DiskBytes == 0 {
+		req.DiskBytes = c.DiskBytes
+	}
 	if req.Previews.Access == "" {
 		req.Previews.Access = c.PreviewAccess // a private sandbox's copies stay private
 	}
@@ -166,7 +168,7 @@ func keptWorkspace(id string) error {
 // stageCopy runs copy into a fresh temporary name beside the workspaces, holding key's
 // lock, and returns that name.
 func (m *Manager) stageCopy(ctx context.Context, key, id string, copy func(ctx context.Context, dst string) error) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(m.workspaceDir(id)), 0o700); err != nil {
+	if err := os.MkdirAll(m.workspacesDir(), 0o700); err != nil {
 		return "", internal(err, "create workspaces dir")
 	}
 	stage, err := snapshot.TempPath(m.workspaceDir(id))

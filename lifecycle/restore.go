@@ -95,6 +95,11 @@ func (m *Manager) restoreLocked(ctx context.Context, sb store.Sandbox, s store.S
 		}
 		return copyError(err, "restore snapshot %s into %s", s.ID, sb.ID)
 	}
+	// A new tree: give it to the sandbox's uid (a snapshot from before it moved to a uid
+	// of its own holds the old one), and, on btrfs, the new subvolume the quota.
+	if _, err := m.ensureWorkspace(sb); err != nil {
+		return err
+	}
 	if res.Leftover != "" {
 		m.log.Warn("restored; the replaced tree could not be removed, the next boot removes it", "sandbox", sb.ID, "dir", res.Leftover)
 	}

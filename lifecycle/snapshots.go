@@ -39,8 +39,10 @@ const (
 	DefaultTaskCheckpoints = 20
 )
 
-// snapshotExclude are the workspace's entries a snapshot leaves out.
-var snapshotExclude = []string{".sandboxd"}
+// snapshotExclude are the workspace's entries a snapshot leaves out: the state dir (on a
+// btrfs data dir a subvolume of its own, which a subvolume snapshot shows as an empty
+// directory).
+var snapshotExclude = []string{stateDir}
 
 var snapshotIDPattern = regexp.MustCompile(`^snap-[a-z0-9]{26}$`)
 
@@ -231,6 +233,7 @@ func snapshotConfig(sb store.Sandbox, env map[string]string) (store.SnapshotConf
 		Image: sb.Image, Ports: sb.Ports, EnvKeys: keys, Labels: sb.Labels, Services: services,
 		MemoryBytes: sb.MemoryBytes, NanoCPUs: sb.NanoCPUs, IdleTimeoutMS: sb.IdleTimeout.Milliseconds(),
 		IdlePolicy: sb.IdlePolicy, HostHeader: sb.HostHeader, PreviewAccess: sb.Previews.Access,
+		DiskBytes: sb.DiskBytes,
 	}, sec
 }
 

@@ -48,6 +48,7 @@ type SnapshotConfig struct {
 	IdlePolicy    string            `json:"idle_policy"`
 	HostHeader    string            `json:"host_header"`
 	PreviewAccess string            `json:"preview_access,omitempty"`
+	DiskBytes     int64             `json:"disk_bytes,omitempty"` // issue 12's quota; 0: the default
 }
 
 // SnapshotSecrets are a snapshot's env values and its services' env values, by service
@@ -207,16 +208,63 @@ func (db *DB) PruneCheckpoints(ctx context.Context, sandboxID string, keep int, 
 	return gone, err
 }
 
+// Snapshot secrets are sealed like a sandbox's env (issue 12): one AES-GCM value per
+// snapshot, bound to its id.
+func snapshotAD(id string) []byte { return []byte("snapshots\x00" + id) }
+
 // sealSnapshot is the stored form of a snapshot's secrets.
 func (db *DB) sealSnapshot(id string, sec SnapshotSecrets) ([]byte, error) {
-	return json.Marshal(sec)
+	b, err := json.Marshal(sec)
+	if err != nil {
+		return nil, err
+	}
+	return db.seal.Seal(b, snapshotAD(id)), nil
 }
 
 // openSnapshot reads a snapshot's stored secrets.
-func (db *DB) openSnapshot(id string, b []byte) (SnapshotSecrets, error) {
+func (db *DB) openSnapshot(id string, sealed []byte) (SnapshotSecrets, error) {
 	var sec SnapshotSecrets
+	b, err := db.seal.Open(sealed, snapshotAD(id))
+	if err != nil {
+		return sec, fmt.Errorf("secrets of snapshot %s: %w", id, err)
+	}
 	if err := json.Unmarshal(b, &sec); err != nil {
 		return sec, fmt.Errorf("secrets of snapshot %s: %w", id, err)
 	}
 	return sec, nil
+}
+
+// resealSnapshots seals again, under the current key, the secrets an older key sealed (a
+// rotation); part of reseal's transaction.
+func (db *DB) resealSnapshots(ctx context.Context, tx *sql.Tx) (int, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT id, secrets FROM snapshots")
+	if err != nil {
+		return 0, fmt.Errorf("reseal snapshots: %w", err)
+	}
+	stale := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var sealed []byte
+		if err := rows.Scan(&id, &sealed); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if !db.seal.current(sealed) {
+			stale[id] = sealed
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for id, sealed := range stale {
+		plain, err := db.seal.Open(sealed, snapshotAD(id))
+		if err != nil {
+			return 0, fmt.Errorf("secrets of snapshot %s: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE snapshots SET secrets = ? WHERE id = ?", db.seal.Seal(plain, snapshotAD(id)), id); err != nil {
+			return 0, fmt.Errorf("reseal snapshots: %w", err)
+		}
+	}
+	return len(stale), nil
 }

@@ -97,3 +97,42 @@ func TestSnapshotsAndTemplates(t *testing.T) {
 		t.Errorf("after purge, %d templates, want 1", len(list))
 	}
 }
+
+// A snapshot's env values are sealed at rest like a sandbox's, and a key rotation seals
+// them again: after it, the new key alone opens them.
+func TestSnapshotSecretsSealedAndRotated(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	ctx := context.Background()
+	old, _ := NewSealer(key(1))
+	db, err := Open(ctx, path, WithSealer(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := SnapshotSecrets{Env: map[string]string{"TOKEN": "snapshot-secret-5e1f"}, ServiceEnv: map[string]map[string]string{"web": {"DB": "service-secret-77aa"}}}
+	s := Snapshot{ID: "snap1", Kind: SnapshotUser, SandboxID: "sb", Method: "copy", CreatedAt: time.Now()}
+	if err := db.CreateSnapshot(ctx, s, sec, 0); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, v := range []string{"snapshot-secret-5e1f", "service-secret-77aa"} {
+		if hits := grepDir(t, dir, v); len(hits) > 0 {
+			t.Errorf("%s in clear in %v", v, hits)
+		}
+	}
+	rotated, _ := NewSealer(key(2), key(1))
+	if db, err = Open(ctx, path, WithSealer(rotated)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fresh, _ := NewSealer(key(2))
+	if db, err = Open(ctx, path, WithSealer(fresh)); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.SnapshotSecrets(ctx, "snap1")
+	if err != nil || got.Env["TOKEN"] != "snapshot-secret-5e1f" || got.ServiceEnv["web"]["DB"] != "service-secret-77aa" {
+		t.Fatalf("secrets with the new key alone: %+v, %v", got, err)
+	}
+}

@@ -158,8 +158,8 @@ func TestPrereqsInstallsWhatIsMissingAsRoot(t *testing.T) {
 		wantSays []string
 	}{
 		{"test on a fresh machine", []string{"test"}, []string{"go", "make", "docker"},
-			"gcc git busybox-static bash-static btrfs-progs xfsprogs curl systemd",
-			[]string{"installing busybox-static for make testkit", "installing systemd for make test", "installing xfsprogs for make test", "installed gcc git busybox-static bash-static btrfs-progs xfsprogs curl systemd"}},
+			"gcc git busybox-static bash-static curl systemd btrfs-progs xfsprogs",
+			[]string{"installing busybox-static for make testkit", "installing systemd for make test", "installing btrfs-progs for make test", "installing xfsprogs for make test", "installed gcc git busybox-static bash-static curl systemd btrfs-progs xfsprogs"}},
 		{"run on a fresh machine", []string{"run"}, []string{"go", "make", "docker"},
 			"gcc git debootstrap gpgv curl",
 			[]string{"installing debootstrap for make image"}},
@@ -299,11 +299,11 @@ func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
 		pkgs string
 	}{
 		{[]string{"make", "run"}, "gcc git debootstrap gpgv curl"},
-		{[]string{"make", "test"}, "gcc git busybox-static bash-static btrfs-progs xfsprogs curl systemd"},
+		{[]string{"make", "test"}, "gcc git busybox-static bash-static curl systemd btrfs-progs xfsprogs"},
 		{[]string{"make", "testkit"}, "busybox-static bash-static"},
 		{[]string{"make", "image"}, "debootstrap gpgv curl"},
 		{[]string{"make", "build"}, "gcc git"},
-		{[]string{"make", "bench"}, "gcc git busybox-static bash-static btrfs-progs xfsprogs curl systemd"},
+		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd btrfs-progs xfsprogs"},
 		{[]string{"images/testkit/build.sh"}, "busybox-static bash-static"},
 		{[]string{"images/base/build.sh"}, "debootstrap gpgv curl"},
 	}

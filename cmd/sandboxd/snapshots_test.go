@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -44,6 +45,34 @@ func page(t *testing.T, d *daemon, id string) string {
 		return ""
 	}
 	return body
+}
+
+// unowned is a tree listing without its owners, and the owners it had: a copy that becomes
+// another sandbox's is given to that sandbox's uid (issue 12), all else kept.
+func unowned(lines []string) ([]string, map[string]bool) {
+	owners := map[string]bool{}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = ownerField.ReplaceAllStringFunc(l, func(o string) string { owners[o] = true; return "" })
+	}
+	return out, owners
+}
+
+var ownerField = regexp.MustCompile(` owner=\d+:\d+`)
+
+// sameTreeOtherOwner fails unless got is want but for its owner: one, not want's.
+func sameTreeOtherOwner(t *testing.T, what string, want, got []string) {
+	t.Helper()
+	w, wo := unowned(want)
+	g, gol := unowned(got)
+	if !slices.Equal(w, g) {
+		t.Errorf("%s differs:\n%s", what, testutil.DiffListings(w, g))
+	}
+	for o := range gol {
+		if wo[o] || len(gol) != 1 {
+			t.Errorf("%s: owners %v, want one of its own (the source's were %v)", what, gol, wo)
+		}
+	}
 }
 
 func waitPage(t *testing.T, d *daemon, id, want string) {
@@ -131,9 +160,7 @@ func TestSnapshotsEndToEnd(t *testing.T) {
 	v2 := tree("a--src")
 	must(alice, "POST", "/v1/sandboxes/a--src/fork", `{"id":"a--fork"}`, 201)
 	waitPage(t, d, "a--fork", "<h1>v2</h1>")
-	if got := tree("a--fork"); !slices.Equal(got, v2) {
-		t.Errorf("the fork's workspace differs from its source's:\n%s", testutil.DiffListings(v2, got))
-	}
+	sameTreeOtherOwner(t, "the fork's workspace", v2, tree("a--fork"))
 	must(alice, "POST", "/v1/sandboxes/a--src/fork", `{"id":"a--fork"}`, 409) // taken: nothing changes
 	exec("a--fork", `printf '<h1>fork only</h1>' > ~/workspace/app/index.html`)
 	if got := page(t, d, "a--src"); got != "<h1>v2</h1>" {
@@ -182,9 +209,7 @@ func TestSnapshotsEndToEnd(t *testing.T) {
 		// Bob starts from the template: alice's v1 app, as his own sandbox.
 		var sb sandboxJSON
 		json.Unmarshal([]byte(must(bob, "POST", "/v1/sandboxes", `{"template":"vite-react","id":"b--app"}`, 201)), &sb)
-		if got := tree("b--app"); !slices.Equal(got, v1) {
-			t.Errorf("the template's sandbox differs from the snapshot:\n%s", testutil.DiffListings(v1, got))
-		}
+		sameTreeOtherOwner(t, "the template's sandbox", v1, tree("b--app"))
 		waitPage(t, d, "b--app", "<h1>v1</h1>")
 		must(root, "DELETE", "/v1/templates/vite-react", "", 200)
 		if code, _ := tenantCall(t, d, bob, "POST", "/v1/sandboxes", `{"template":"vite-react"}`); code != 404 {
