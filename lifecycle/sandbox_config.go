@@ -29,13 +29,13 @@ const configVersion = 1
 
 // sandboxConfig is the file's content.
 type sandboxConfig struct {
-	Version     int               `json:"version"`
-	ID          string            `json:"id"`
-	Image       string            `json:"image"`
-	Ports       []int             `json:"ports"`
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	Image   string `json:"image"`
+	Ports   []int  `json:"ports"`
 	// Secrets holds the env and the services' env values, sealed with the store's key
 	// (issue 12): the file is owner-only, and still holds no value in clear.
-	Secrets []byte `json:"secrets"`
+	Secrets     []byte            `json:"secrets"`
 	Labels      map[string]string `json:"labels"`
 	Services    []store.Service   `json:"services"`
 	MemoryBytes int64             `json:"memory_bytes"`
