@@ -69,6 +69,7 @@ type diskView struct {
 	Inodes     int64  `json:"inodes"`
 	InodeQuota int64  `json:"inode_quota"`
 	Enforced   string `json:"enforced"`
+	Snapshots  int64  `json:"snapshots"` // issue 18: the part of used its snapshots hold
 }
 
 // envKeys lists the names of env, sorted, never its values.
@@ -91,7 +92,7 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		Tenant: sb.Tenant,
 		UID:    sb.UID,
 		Disk: diskView{Used: sb.Disk.Used, Quota: sb.Disk.Quota, Inodes: sb.Disk.Inodes,
-			InodeQuota: sb.Disk.InodeQuota, Enforced: sb.Disk.Enforced},
+			InodeQuota: sb.Disk.InodeQuota, Enforced: sb.Disk.Enforced, Snapshots: sb.Disk.Snapshots},
 	}
 	for _, sv := range sb.Services {
 		v.Services = append(v.Services, declaredView{Name: sv.Name, Cmd: sv.Cmd, Cwd: sv.Cwd, EnvKeys: envKeys(sv.Env), Port: sv.Port})

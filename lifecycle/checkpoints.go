@@ -95,6 +95,7 @@ func (m *Manager) pruneCheckpoints(ctx context.Context, id string) {
 // workspaces, and snapshot trees without a row (a crash between the copy and its row, or
 // between a row's delete and its tree's); and prunes checkpoints past their age.
 func (m *Manager) bootSnapshots(ctx context.Context, rows []store.Sandbox) {
+	m.probeCloning()
 	if err := snapshot.CleanTemp(m.workspacesDir()); err != nil {
 		m.log.Warn("remove half-made copies", "err", err)
 	}

@@ -156,6 +156,8 @@ type Manager struct {
 	// issue 11: deaths reported by the engine's events, until reconcile settles them
 	// (death.go).
 	deaths deaths
+
+	snapCosts snapshotCosts // issue 18: what snapshots hold on disk (snapshot_disk.go)
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.

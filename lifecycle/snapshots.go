@@ -124,6 +124,9 @@ func (m *Manager) takeSnapshot(ctx context.Context, sb store.Sandbox, kind, name
 			return store.Snapshot{}, err
 		}
 	}
+	if err := m.roomForCopy(ctx, sb, kind); err != nil {
+		return store.Snapshot{}, err
+	}
 	env, err := m.db.SandboxEnv(ctx, sb.ID)
 	if err != nil {
 		return store.Snapshot{}, internal(err, "read env of %s", sb.ID)
@@ -292,6 +295,7 @@ func (m *Manager) dropSnapshot(ctx context.Context, s store.Snapshot) error {
 
 // removeTree removes a snapshot's tree, logging what it cannot.
 func (m *Manager) removeTree(dir string) {
+	m.forgetCost(dir)
 	if err := snapshot.Remove(dir); err != nil {
 		m.log.Warn("remove a snapshot's tree; the next boot tries again", "dir", dir, "err", err)
 	}

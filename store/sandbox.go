@@ -73,6 +73,7 @@ type DiskUsage struct {
 	Inodes     int64  // files, directories and links
 	InodeQuota int64  // 0: none
 	Enforced   string // how the byte quota is enforced: "btrfs" (the kernel), "scan" or "none"
+	Snapshots  int64  // issue 18: the part of Used that snapshots and checkpoints hold alone
 }
 
 // Exit is how a sandbox's container ended on its own: its exit code, why ("oom" when the

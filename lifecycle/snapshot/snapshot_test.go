@@ -221,6 +221,27 @@ func leftovers(t *testing.T, dir string) []string {
 }
 
 // A failed copy or restore changes nothing: no partial copy, the target as it was.
+// The fallback copy holds all its blocks alone; CanClone tells it apart from a filesystem
+// that clones.
+func TestUsageOfACopy(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	src := filepath.Join(base, "src")
+	os.Mkdir(src, 0o700)
+	manyFiles(t, src, 200, 4<<20)
+	res, err := Copy(context.Background(), src, filepath.Join(base, "snap"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Usage(filepath.Join(base, "snap"))
+	if err != nil || n < 4<<20 {
+		t.Errorf("usage of a %s copy of 4 MiB: %d, %v", res.Method, n, err)
+	}
+	if res.Method == MethodCopy && CanClone(base) {
+		t.Errorf("CanClone says yes where the copy could not clone")
+	}
+}
+
 func TestFailuresLeaveNothingBehind(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
@@ -334,6 +355,24 @@ func TestCopyOnWriteUsesAlmostNoSpace(t *testing.T) {
 			extra := used(t, base) - before
 			t.Logf("%s: %d files, %d MiB: the snapshot took %.2f MiB more on disk (%.1f%%)",
 				res.Method, files, size>>20, float64(extra)/(1<<20), 100*float64(extra)/size)
+			// Usage counts what the copy holds alone: at first next to nothing; once the
+			// source rewrote its files, all their old data.
+			if l.want != MethodBtrfs {
+				fresh, err := Usage(snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				manyFiles(t, src, files, size) // rewrites every file
+				diverged, err := Usage(snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s: the snapshot holds alone %.2f MiB, then %.2f MiB once its source rewrote every file",
+					res.Method, float64(fresh)/(1<<20), float64(diverged)/(1<<20))
+				if fresh > size/10 || diverged < size*9/10 {
+					t.Errorf("usage of a reflinked snapshot: %d bytes at first, %d after its source diverged; want ≈0, then ≥ %d", fresh, diverged, size*9/10)
+				}
+			}
 			switch {
 			case res.Method != l.want:
 				t.Errorf("method %s, want %s", res.Method, l.want)
