@@ -402,3 +402,44 @@ func used(t testing.TB, dir string) int64 {
 	}
 	return int64(st.Blocks-st.Bfree) * st.Bsize
 }
+
+// Reown gives a tree to another uid without following a symlink out, keeping modes (the
+// set-id bits a chown clears too) and every other owner.
+func TestReown(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	ws := filepath.Join(base, "ws")
+	os.Mkdir(ws, 0o700)
+	hostileTree(t, ws) // most of it 200123's, some root's
+	outside := filepath.Join(base, "outside")
+	os.WriteFile(outside, []byte("host"), 0o600)
+	os.Lchown(outside, 200123, 200123)
+	os.Symlink(outside, filepath.Join(ws, "to-outside"))
+	os.Lchown(filepath.Join(ws, "to-outside"), 200123, 200123)
+	before := testutil.TreeListing(t, ws)
+	n, err := Reown(ws, 200123, 200456, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := testutil.TreeListing(t, ws)
+	want := make([]string, len(before))
+	changed := 0
+	for i, l := range before {
+		want[i] = strings.ReplaceAll(l, "owner=200123:200123", "owner=200456:200456")
+		if want[i] != l {
+			changed++
+		}
+	}
+	if !slices.Equal(after, want) {
+		t.Fatalf("after Reown:\n%s", testutil.DiffListings(want, after))
+	}
+	// Three names of one file are one change (hostileTree links big.bin twice).
+	if n != int64(changed-2) {
+		t.Errorf("Reown counted %d, the listing shows %d changed names", n, changed)
+	}
+	var st unix.Stat_t
+	unix.Lstat(outside, &st)
+	if st.Uid != 200123 {
+		t.Errorf("the file a symlink leads to was reowned: %d", st.Uid)
+	}
+}
