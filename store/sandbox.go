@@ -17,6 +17,7 @@ import (
 const (
 	StatusCreating = "creating"
 	StatusRunning  = "running"
+	StatusPaused   = "paused" // frozen by the cgroup freezer: processes and memory kept, no CPU
 	StatusStopping = "stopping"
 	StatusStopped  = "stopped"
 	StatusError    = "error"
@@ -26,6 +27,12 @@ const (
 const (
 	IdleSleep    = "sleep"
 	IdleAlwaysOn = "always_on"
+)
+
+// Wake policies (issue 14): which requests wake a sleeping (paused or stopped) sandbox.
+const (
+	WakeOnNavigation = "navigation" // navigations and clients without browser fetch metadata
+	WakeOnAny        = "any"        // every request, a page's background requests included
 )
 
 // Sandbox is one row of sandboxes with its ports, env keys, labels and services.
@@ -51,6 +58,11 @@ type Sandbox struct {
 	UpdatedAt      time.Time
 	LastActiveAt   time.Time
 	KeepaliveUntil time.Time
+
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string        // WakeOnNavigation or WakeOnAny
+	StopAfter time.Duration // how long it stays paused before it is stopped; 0: the operator's default
+	PausedAt  time.Time     // when it was paused; zero unless Status is paused
 }
 
 // Service is a long-running process that sandbox-init keeps up inside the sandbox.
@@ -68,20 +80,24 @@ type Runtime struct {
 	ContainerID string
 	IP          string
 	Error       string
+	PausedAt    time.Time // when it was paused; kept only while Status is paused
 }
 
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
-	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until`
+	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
+	wake_on, stop_after_ms, paused_at`
 
 // CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
 // It returns ErrConflict when the id is taken.
 func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]string) error {
+	sb.WakeOn = wakeOn(sb.WakeOn)
 	return db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
 			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
-			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil))
+			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil),
+			sb.WakeOn, sb.StopAfter.Milliseconds(), ms(sb.PausedAt))
 		if isUniqueViolation(err) {
 			return ErrConflict
 		}
@@ -185,12 +201,14 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	index := map[string]int{}
 	for rows.Next() {
 		var sb Sandbox
-		var idle, created, updated, active, keep int64
+		var idle, created, updated, active, keep, stopAfter, paused int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
-			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep); err != nil {
+			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
+			&sb.WakeOn, &stopAfter, &paused); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
 		sb.IdleTimeout = time.Duration(idle) * time.Millisecond
+		sb.StopAfter, sb.PausedAt = time.Duration(stopAfter)*time.Millisecond, fromMS(paused)
 		sb.CreatedAt, sb.UpdatedAt = fromMS(created), fromMS(updated)
 		sb.LastActiveAt, sb.KeepaliveUntil = fromMS(active), fromMS(keep)
 		sb.Labels = map[string]string{}
@@ -283,10 +301,14 @@ func (db *DB) SandboxEnv(ctx context.Context, id string) (map[string]string, err
 	return env, rows.Err()
 }
 
-// SetRuntime records what Docker says about a sandbox's container.
+// SetRuntime records what Docker says about a sandbox's container. PausedAt is kept only
+// for a paused sandbox.
 func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Time) error {
-	return db.update(ctx, `UPDATE sandboxes SET status = ?, container_id = ?, ip = ?, error = ?, updated_at = ? WHERE id = ?`,
-		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(now), id)
+	if rt.Status != StatusPaused {
+		rt.PausedAt = time.Time{}
+	}
+	return db.update(ctx, `UPDATE sandboxes SET status = ?, container_id = ?, ip = ?, error = ?, paused_at = ?, updated_at = ? WHERE id = ?`,
+		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(rt.PausedAt), ms(now), id)
 }
 
 // SetServices replaces a sandbox's services and its declared ports.
@@ -358,6 +380,14 @@ func (db *DB) update(ctx context.Context, query string, args ...any) error {
 		}
 		return nil
 	})
+}
+
+// wakeOn is the policy stored for p: the default for an empty one.
+func wakeOn(p string) string {
+	if p == "" {
+		return WakeOnNavigation
+	}
+	return p
 }
 
 // isUniqueViolation reports a primary key or unique index violation; other constraint
