@@ -122,7 +122,7 @@ func TestMigration0006RebuildKeepsEverything(t *testing.T) {
 	}
 	for _, child := range []string{"sandbox_ports", "sandbox_env", "sandbox_labels", "sandbox_services", "sandbox_grants"} {
 		var n int
-		db.r.QueryRow(`SELECT count(*) FROM `+child+` WHERE sandbox_id = 'beta'`).Scan(&n)
+		db.r.QueryRow(`SELECT count(*) FROM ` + child + ` WHERE sandbox_id = 'beta'`).Scan(&n)
 		if n != 0 {
 			t.Errorf("%s kept %d rows of a deleted sandbox: foreign keys are off", child, n)
 		}
