@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"context"
+
+	"github.com/docker/docker/errdefs"
 )
 
 // containerIP reads the sandbox's address on the sandboxd network.
@@ -18,4 +20,21 @@ func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 		}
 	}
 	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.cfg.Network)
+}
+
+// containerState reads whether cid exists, runs and is paused (a paused container runs too).
+func (m *Manager) containerState(ctx context.Context, cid string) (found, running, paused bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	info, err := m.docker.ContainerInspect(cctx, cid)
+	if errdefs.IsNotFound(err) {
+		return false, false, false, nil
+	}
+	if err != nil {
+		return false, false, false, internal(err, "inspect container")
+	}
+	if info.State == nil {
+		return true, false, false, nil
+	}
+	return true, info.State.Running, info.State.Paused, nil
 }

@@ -42,6 +42,11 @@ type Config struct {
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
+
+	// StopAfter is how long an idle sandbox stays paused before it is stopped (issue 14).
+	// 0 turns the pause tier off: idle sandboxes stop at once, and one paused through the
+	// API stays paused until woken or memory runs short.
+	StopAfter time.Duration
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -50,6 +55,7 @@ func DefaultConfig(dataDir string) Config {
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
 		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
+		StopAfter: 2 * time.Hour,
 	}
 }
 
@@ -63,6 +69,7 @@ type Route struct {
 	HostHeader string
 	Bytes      *atomic.Int64
 	Message    string // why, when Status is error
+	WakeOn     string // store.WakeOnNavigation or store.WakeOnAny (issue 14)
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -74,8 +81,9 @@ type RouteSink interface {
 // Observer is told what the Manager does, for metrics. Every field is optional and must be
 // cheap and safe for concurrent use.
 type Observer struct {
-	Stopped func(reason string)              // a sandbox stopped: api, idle or pressure
-	Timed   func(op string, d time.Duration) // create (to running) or start took d
+	Stopped func(reason string)              // a sandbox stopped: api, idle, stop_after or pressure
+	Paused  func(reason string)              // a sandbox paused: api or idle
+	Timed   func(op string, d time.Duration) // create (to running), start or unpause took d
 }
 
 // Manager runs sandboxes on one Docker engine. It is safe for concurrent use.
@@ -241,7 +249,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 	if m.Routes != nil {
 		m.Routes.SetRoute(Route{
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
-			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error, WakeOn: sb.WakeOn,
 		})
 	}
 }
@@ -261,6 +269,10 @@ func (m *Manager) setRuntime(ctx context.Context, sb store.Sandbox, rt store.Run
 		return sb, internal(err, "record state of %s", sb.ID)
 	}
 	sb.Status, sb.ContainerID, sb.IP, sb.Error = rt.Status, rt.ContainerID, rt.IP, rt.Error
+	sb.PausedAt = time.Time{}
+	if rt.Status == store.StatusPaused {
+		sb.PausedAt = rt.PausedAt
+	}
 	sb.UpdatedAt = m.now()
 	m.remember(sb)
 	return sb, nil

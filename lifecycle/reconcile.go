@@ -10,8 +10,8 @@ import (
 )
 
 // Reconcile converges Docker and SQLite: the store says which sandboxes exist, Docker says
-// which run. For each row, the container's real state is recorded (a running container is
-// adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
+// which run. For each row, the container's real state is recorded (a running or paused
+// container is adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
 // the next start; rows stuck in creating or stopping after a crash get the container's
 // state). Containers of ours without a row are removed.
 
@@ -139,10 +139,13 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		m.remember(sb) // memory may lag the row after a crash; the route follows the row
 		return nil
 	}
-	if want.Status == store.StatusRunning && want.IP == "" {
+	if alive(want.Status) && want.IP == "" {
 		if want.IP, err = m.containerIP(ctx, want.ContainerID); err != nil {
 			return err
 		}
+	}
+	if want.Status == store.StatusPaused && want.PausedAt.IsZero() {
+		want.PausedAt = m.now() // paused behind our back: its stop_after counts from now
 	}
 	m.log.Info("reconciled", "sandbox", id, "from", sb.Status, "to", want.Status, "container", shortID(want.ContainerID))
 	sb, err = m.setRuntime(ctx, sb, *want)
@@ -164,13 +167,20 @@ func (m *Manager) desired(sb store.Sandbox, containers []container.Summary) (ext
 		}
 	case keep.State == "running":
 		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+	case keep.State == "paused":
+		// Paused by us, or by someone else behind our back: either way frozen, and a
+		// wake unpauses it (issue 14). A start would fail on a paused container.
+		rt = store.Runtime{Status: store.StatusPaused, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+		if sb.Status == store.StatusPaused {
+			rt.PausedAt = sb.PausedAt
+		}
 	default:
 		rt.ContainerID = keep.ID
 		if sb.Status == store.StatusError {
 			rt.Status = store.StatusError
 		}
 	}
-	if sb.Status == rt.Status && sb.ContainerID == rt.ContainerID && (sb.IP == rt.IP || rt.IP == "" && rt.Status == store.StatusRunning) {
+	if sb.Status == rt.Status && sb.ContainerID == rt.ContainerID && (sb.IP == rt.IP || rt.IP == "" && alive(rt.Status)) {
 		return extra, nil
 	}
 	return extra, &rt

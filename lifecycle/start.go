@@ -9,8 +9,8 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-// Start starts a sandbox's container and returns its IP. A running sandbox answers from
-// memory at once. A stop in progress is waited for, until ctx ends (then the error is
+// Start starts a sandbox's container, or unpauses a paused one, and returns its IP. A
+// running sandbox answers from memory at once. A stop in progress is waited for, until ctx ends (then the error is
 // unavailable and nothing was done); once the lock is held, the start runs to its end
 // whatever ctx does. A container that vanished is recreated from the stored spec. A failed
 // start leaves the sandbox in state error with the reason, until the next Start succeeds.
@@ -33,6 +33,12 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	}
 	if sb.Status == store.StatusRunning && parseIP(sb.IP).IsValid() {
 		return parseIP(sb.IP), nil
+	}
+	if sb.Status == store.StatusPaused {
+		ip, ok, err := m.unpauseLocked(ctx, sb)
+		if err != nil || ok {
+			return ip, err
+		}
 	}
 	m.hook("start.begin")
 	began := time.Now()
