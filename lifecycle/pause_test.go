@@ -163,7 +163,9 @@ func TestPausedBehindOurBack(t *testing.T) {
 	}
 	// The row says paused, the container was stopped.
 	h.pause(t, "side")
-	engine("stop", func(ctx context.Context, id string) error { return h.docker.ContainerStop(ctx, id, container.StopOptions{}) })
+	engine("stop", func(ctx context.Context, id string) error {
+		return h.docker.ContainerStop(ctx, id, container.StopOptions{})
+	})
 	if _, err := h.m.Start(ctx, "side"); err != nil || h.containerState(t, "side") != "running" {
 		t.Fatalf("start over a container stopped behind our back: %v, container %s", err, h.containerState(t, "side"))
 	}
