@@ -21,6 +21,7 @@ type answer struct {
 	code       string
 	message    string
 	retryAfter time.Duration // sent as Retry-After, in whole seconds, when positive
+	state      string        // sent as X-Sandboxd-State, when set
 }
 
 // unknownHost answers a Host that names no sandbox; one on the preview domain in the
@@ -85,6 +86,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	if a.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((a.retryAfter+time.Second-1)/time.Second)))
 	}
+	if a.state != "" {
+		h.Set("X-Sandboxd-State", a.state)
+	}
 	if wantsHTML(r) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(a.status)
@@ -130,6 +134,8 @@ func title(code string) string {
 		return "Host busy"
 	case "sandbox_error":
 		return "Sandbox error"
+	case "sandbox_sleeping":
+		return "Sandbox asleep"
 	}
 	return "Bad gateway"
 }
