@@ -75,7 +75,9 @@ func TestSleepingSandboxWakePolicy(t *testing.T) {
 			before := h.waker.calls.Load()
 			for name, headers := range map[string]map[string]string{"fetch": fetchHeaders, "script": scriptHeaders, "prefetch": prefetchHeaders} {
 				res := get(headers)
-				var body struct{ Error struct{ Code, Message string } }
+				var body struct {
+					Error struct{ Code, Message string }
+				}
 				json.NewDecoder(res.Body).Decode(&body)
 				if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("X-Sandboxd-State") != "sleeping" ||
 					res.Header.Get("Retry-After") != "5" || body.Error.Code != "sandbox_sleeping" {
