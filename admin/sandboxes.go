@@ -24,6 +24,8 @@ type Sandboxes interface {
 	Delete(ctx context.Context, id string) error
 	Purge(ctx context.Context, id string) error
 	Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
+	// Pause freezes a running sandbox (issue 14); the waker's wake unpauses it.
+	Pause(ctx context.Context, id string) error
 	// Images answers GET /v1/images (tasks.go).
 	Images(ctx context.Context) ([]lifecycle.ImageInfo, error)
 }
@@ -50,6 +52,10 @@ type createBody struct {
 	IdlePolicy  string            `json:"idle_policy"`
 	HostHeader  string            `json:"host_header"`
 	Services    []store.Service   `json:"services"`
+
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string   `json:"wake_on"`
+	StopAfter duration `json:"stop_after"`
 
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
@@ -81,6 +87,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
+		WakeOn: b.WakeOn, StopAfter: time.Duration(b.StopAfter),
 	}
 	if req.MemoryBytes == 0 {
 		req.MemoryBytes = int64(b.MemoryHigh)
@@ -118,7 +125,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 // sandboxStates are the states ?status= filters on.
-var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError}
+var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusPaused, store.StatusStopping, store.StatusStopped, store.StatusError}
 
 // listOptions reads ?status=&label=k=v&limit=&cursor=, and the prior system's
 // ?external_user_id=&external_project_id=.
@@ -223,6 +230,13 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) error {
 	return s.mutate(w, r, "sandbox.stop", s.sandboxes.Stop, true)
+}
+
+// pause freezes a running sandbox (issue 14): its processes keep their memory and sockets
+// and use no CPU. Any wake resumes it: a preview navigation, exec, terminal, task,
+// keepalive, start or resume. The answer is the sandbox, paused.
+func (s *Server) pause(w http.ResponseWriter, r *http.Request) error {
+	return s.mutate(w, r, "sandbox.pause", s.sandboxes.Pause, true)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) error {

@@ -28,7 +28,13 @@ type sandboxView struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	LastActiveAt   time.Time         `json:"last_active_at"`
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
-	ID             string            `json:"id"`
+
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string     `json:"wake_on"`
+	StopAfter string     `json:"stop_after,omitempty"` // absent: the operator's default
+	PausedAt  *time.Time `json:"paused_at,omitempty"`
+
+	ID string `json:"id"`
 }
 
 func (s *Server) view(sb store.Sandbox) sandboxView {
@@ -48,6 +54,17 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	if !sb.KeepaliveUntil.IsZero() {
 		k := sb.KeepaliveUntil
 		v.KeepaliveUntil = &k
+	}
+	v.WakeOn = sb.WakeOn
+	if v.WakeOn == "" {
+		v.WakeOn = store.WakeOnNavigation
+	}
+	if sb.StopAfter > 0 {
+		v.StopAfter = sb.StopAfter.String()
+	}
+	if !sb.PausedAt.IsZero() {
+		p := sb.PausedAt
+		v.PausedAt = &p
 	}
 	if v.Ports == nil {
 		v.Ports = []int{}

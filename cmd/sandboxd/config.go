@@ -40,6 +40,9 @@ type config struct {
 	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 
+	// Issue 14: tiered sleep.
+	StopAfter time.Duration // how long an idle sandbox stays paused before it is stopped; 0: no pause
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -121,6 +124,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil
 		}},
 	}
+	// Issue 14: tiered sleep.
+	settings = append(settings,
+		setting{"SANDBOXD_STOP_AFTER", "stop-after", "2h", "stop a sandbox paused (idle) this long; 0 stops idle sandboxes at once, without pausing them",
+			durParser(&c.StopAfter, 0)},
+	)
 	settings = append(settings, tlsSettings(&c.TLS)...)
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)

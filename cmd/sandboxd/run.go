@@ -118,6 +118,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	lcfg.StopAfter = cfg.StopAfter
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	table := edge.NewTable()
@@ -267,8 +268,17 @@ func (r routes) SetRoute(lr lifecycle.Route) {
 		state = edge.Running
 	case store.StatusError:
 		state = edge.Broken
+	case store.StatusPaused:
+		state = edge.Paused
+	case store.StatusCreating:
+		state = edge.Starting
 	}
-	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message})
+	wakeOn := wake.OnNavigation
+	if lr.WakeOn == store.WakeOnAny {
+		wakeOn = wake.OnAny
+	}
+	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes,
+		Message: lr.Message, WakeOn: wakeOn})
 }
 
 func (r routes) DeleteRoute(id string) { r.t.Delete(id) }
