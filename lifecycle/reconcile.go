@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -100,11 +101,9 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 	fresh := hint == nil
 	containers := hint
 	if fresh {
-		byID, err := m.listContainers(ctx, id)
-		if err != nil {
+		if containers, err = m.currentContainers(ctx, id); err != nil {
 			return err
 		}
-		containers = byID[id]
 	}
 	if exists && !fresh {
 		if _, want := m.desired(sb, containers); want == nil {
@@ -113,11 +112,9 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		}
 	}
 	if !fresh {
-		byID, err := m.listContainers(ctx, id)
-		if err != nil {
+		if containers, err = m.currentContainers(ctx, id); err != nil {
 			return err
 		}
-		containers = byID[id]
 	}
 	if !exists {
 		for _, c := range containers {
@@ -153,6 +150,33 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		m.touch(id) // adopted: give it a full idle period
 	}
 	return err
+}
+
+// currentContainers lists id's containers with the state each has now. The engine announces
+// a pause before its listing shows it (the listing is a copy it updates after the event), so
+// a reconcile kicked by the event would read "running" and change nothing; an inspect reads
+// the container itself (issue 14: a pause behind our back went unseen until the next sweep).
+func (m *Manager) currentContainers(ctx context.Context, id string) ([]container.Summary, error) {
+	byID, err := m.listContainers(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []container.Summary
+	for _, c := range byID[id] {
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		info, err := m.docker.ContainerInspect(cctx, c.ID)
+		cancel()
+		switch {
+		case errdefs.IsNotFound(err):
+			continue // gone since the listing
+		case err != nil:
+			return nil, internal(err, "inspect container %s", shortID(c.ID))
+		case info.State != nil:
+			c.State = info.State.Status
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // desired is the runtime the row should have given the containers Docker reports, or nil
