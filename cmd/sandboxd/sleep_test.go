@@ -76,7 +76,9 @@ func startReloadClient(t *testing.T, d *daemon, id string) *reloadClient {
 	c.stop = sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(c.stop)
 	dialer := websocket.Dialer{
-		NetDialContext:   func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", d.HTTP) },
+		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", d.HTTP)
+		},
 		HandshakeTimeout: time.Minute,
 	}
 	header := browser.websocket.Clone()
