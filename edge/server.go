@@ -91,10 +91,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			message: "port " + itoa(port) + " is not declared for sandbox " + id})
 	case e.route.State == Broken:
 		s.answer(w, r, broken(id, e.route.Message))
-	case e.route.State.Sleeping() && !e.route.WakeOn.Wakes(requestKind(r)):
-		// A page's background request (a live-reload reconnect, say) does not
-		// wake a sleeping sandbox: memory only, answered at once (issue 14).
-		s.answer(w, r, sleeping(id))
 	case e.route.State == Running && e.open[i].Load():
 		// The hot path: memory only, no probe, no wake.
 		h := &hop{id: id, port: port, entry: e, index: i, fast: true,
@@ -103,6 +99,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.forward(w, r, h) {
 			s.wakeAndForward(w, r, id, port)
 		}
+	case e.route.State.Sleeping() && !e.route.WakeOn.Wakes(requestKind(r)):
+		// A page's background request (a live-reload reconnect, say) does not
+		// wake a sleeping sandbox: memory only, answered at once (issue 14).
+		s.answer(w, r, sleeping(id))
 	default:
 		s.wakeAndForward(w, r, id, port)
 	}
