@@ -29,6 +29,14 @@ type sandboxView struct {
 	LastActiveAt   time.Time         `json:"last_active_at"`
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
 
+	// Issue 13: the tenant it belongs to; "" for the operator's.
+	Tenant string `json:"tenant"`
+
+	Previews previewsView `json:"previews"` // issue 13
+
+	// issue 11: how the container last ended without being asked; absent when it never has.
+	LastExit *lastExitView `json:"last_exit,omitempty"`
+
 	// Issue 14: tiered sleep and the wake policy.
 	WakeOn    string     `json:"wake_on"`
 	StopAfter string     `json:"stop_after,omitempty"` // absent: the operator's default
@@ -37,13 +45,21 @@ type sandboxView struct {
 	ID string `json:"id"`
 }
 
+// lastExitView is store.Exit as the API shows it: {"code":137,"reason":"oom","at":...}.
+type lastExitView struct {
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"` // oom or exited
+	At     time.Time `json:"at"`
+}
+
 func (s *Server) view(sb store.Sandbox) sandboxView {
 	v := sandboxView{
 		ID: sb.ID, Status: sb.Status, Image: sb.Image, Ports: sb.Ports, EnvKeys: sb.EnvKeys,
 		Labels: sb.Labels, Services: sb.Services, Memory: sb.MemoryBytes, CPUs: float64(sb.NanoCPUs) / 1e9,
 		IdlePolicy: sb.IdlePolicy, HostHeader: "preview", IP: sb.IP, Error: sb.Error,
 		CreatedAt: sb.CreatedAt, UpdatedAt: sb.UpdatedAt, LastActiveAt: sb.LastActiveAt,
-		PreviewURLs: map[string]string{},
+		PreviewURLs: map[string]string{}, Previews: viewPreviews(sb.Previews),
+		Tenant: sb.Tenant,
 	}
 	if sb.HostHeader != "" {
 		v.HostHeader = sb.HostHeader
@@ -54,6 +70,9 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	if !sb.KeepaliveUntil.IsZero() {
 		k := sb.KeepaliveUntil
 		v.KeepaliveUntil = &k
+	}
+	if sb.LastExit.Reason != "" {
+		v.LastExit = &lastExitView{Code: sb.LastExit.Code, Reason: sb.LastExit.Reason, At: sb.LastExit.At}
 	}
 	v.WakeOn = sb.WakeOn
 	if v.WakeOn == "" {

@@ -187,3 +187,106 @@ func BenchmarkWebSocketMemory(b *testing.B) {
 		b.ReportMetric(pg-dg, "edge-goroutines/conn")
 	}
 }
+
+// BenchmarkPreviewAccess measures what the access check of a private port adds (issue 13:
+// at most 2 µs at p50, no database). One edge serves the same app as a public sandbox and
+// as a private one; each iteration sends one GET to each, in rotating order, over keep-alive
+// connections, so both see the same machine at the same moments. It reports each p50 and
+// the differences: a token in the header, and in a cookie among the app's own.
+func BenchmarkPreviewAccess(b *testing.B) {
+	h := newHarness(b)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	}))
+	defer app.Close()
+	port := app.Listener.Addr().(*net.TCPAddr).Port
+	key := newKey(b)
+	h.route("pub", Running, port)
+	h.private("priv", Running, key, port)
+	tok := sign(key, "priv", port, time.Now().Add(time.Hour), false)
+
+	type variant struct {
+		name string
+		req  *http.Request
+		lat  []time.Duration
+	}
+	mk := func(name, id string, hdr http.Header) *variant {
+		req, _ := http.NewRequest("GET", previewURL(id, port, "/"), nil)
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		return &variant{name: name, req: req}
+	}
+	variants := []*variant{
+		mk("public", "pub", http.Header{"Cookie": {"app=1; theme=dark"}}),
+		mk("header", "priv", http.Header{"Cookie": {"app=1; theme=dark"}, TokenHeader: {tok}}),
+		mk("cookie", "priv", http.Header{"Cookie": {"app=1; " + cookieName + "=" + tok + "; theme=dark"}}),
+	}
+	client := &http.Client{Transport: h.clientTransport()}
+	defer client.CloseIdleConnections()
+	get := func(v *variant) {
+		res, err := client.Do(v.req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			b.Fatalf("%s: status %d", v.name, res.StatusCode)
+		}
+	}
+	for _, v := range variants {
+		get(v) // warm: ports known open, pools filled
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		for k := range variants { // each goes first in turn: none always follows another
+			v := variants[(n+k)%len(variants)]
+			t0 := time.Now()
+			get(v)
+			v.lat = append(v.lat, time.Since(t0))
+		}
+	}
+	b.StopTimer()
+	p50 := func(l []time.Duration) float64 {
+		slices.Sort(l)
+		return float64(l[len(l)/2].Nanoseconds()) / 1e3
+	}
+	pub := p50(variants[0].lat)
+	b.ReportMetric(pub, "public-p50-µs")
+	for _, v := range variants[1:] {
+		p := p50(v.lat)
+		b.ReportMetric(p, v.name+"-p50-µs")
+		b.ReportMetric(p-pub, v.name+"-added-µs")
+	}
+}
+
+// BenchmarkAccessCheck is the check alone, as the edge runs it on a request to a private
+// port: find the token (header or cookie) and verify it.
+func BenchmarkAccessCheck(b *testing.B) {
+	srv := NewServer(testDomain, NewTable(), nil, nil)
+	key := newKey(b)
+	srv.table.Set(Route{ID: "01jcq7v2k3m4n5p6q7r8s9t0vw", State: Running, Addr: loopback, Ports: []int{3000}, Private: true, Key: key})
+	e := srv.table.lookup("01jcq7v2k3m4n5p6q7r8s9t0vw")
+	tok := sign(key, "01jcq7v2k3m4n5p6q7r8s9t0vw", 3000, time.Now().Add(time.Hour), false)
+	for _, c := range []struct {
+		name string
+		hdr  http.Header
+	}{
+		{"header", http.Header{TokenHeader: {tok}}},
+		{"cookie", http.Header{"Cookie": {"app=1; " + cookieName + "=" + tok + "; theme=dark"}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "http://s-01jcq7v2k3m4n5p6q7r8s9t0vw-3000.preview."+testDomain+"/", nil)
+			req.Header = c.hdr
+			b.ReportAllocs()
+			for b.Loop() {
+				if !srv.verified(req, e, 3000) {
+					b.Fatal("refused")
+				}
+			}
+		})
+	}
+}

@@ -5,12 +5,14 @@ import "strings"
 // previewLabel sits between a sandbox's label and the operator's domain.
 const previewLabel = ".preview."
 
-// ParseHost reads a preview host, s-<id>-<port>.preview.<domain>, as sent in
-// a Host header: any letter case (id comes back lowercased), an optional
-// :port suffix, an optional trailing dot on the name. The id matches
-// ^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$ and may contain '-', so the port is
-// what follows the last '-': decimal 1..65535 without sign or leading zero.
-// Anything else, IP literals included, is not a preview host.
+// ParseHost reads a preview host as sent in a Host header, in either of its two forms:
+// s-<id>-<port>.preview.<domain> (sandboxd's) or <port>-<id>.preview.<domain> (E2B's,
+// which its SDKs build from a sandbox's domain). Any letter case (id comes back
+// lowercased), an optional :port suffix, an optional trailing dot on the name. The id
+// matches ^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$ and may contain '-', so the port is what
+// follows the last '-' of the first form and precedes the first '-' of the second: decimal
+// 1..65535 without sign or leading zero. The forms cannot be confused, since a port never
+// starts with 's'. Anything else, IP literals included, is not a preview host.
 func ParseHost(host, domain string) (id string, port int, ok bool) {
 	host, ok = stripPort(host)
 	if !ok {
@@ -21,24 +23,35 @@ func ParseHost(host, domain string) (id string, port int, ok bool) {
 	if domain == "" {
 		return "", 0, false
 	}
-	// host = "s-" label previewLabel domain
+	// host = label previewLabel domain
 	n := len(host) - len(domain) - len(previewLabel)
-	if n < len("s-a-1") ||
+	if n < len("1-a") ||
 		!equalFoldASCII(host[n+len(previewLabel):], domain) ||
-		!equalFoldASCII(host[n:n+len(previewLabel)], previewLabel) ||
-		lowerByte(host[0]) != 's' || host[1] != '-' {
+		!equalFoldASCII(host[n:n+len(previewLabel)], previewLabel) {
 		return "", 0, false
 	}
-	label := host[2:n]
-	i := strings.LastIndexByte(label, '-')
-	if i < 0 {
+	label := host[:n]
+	var rawID string
+	if lowerByte(label[0]) == 's' && label[1] == '-' {
+		label = label[2:]
+		i := strings.LastIndexByte(label, '-')
+		if i < 0 {
+			return "", 0, false
+		}
+		port, ok = parsePort(label[i+1:])
+		rawID = label[:i]
+	} else {
+		i := strings.IndexByte(label, '-')
+		if i < 0 {
+			return "", 0, false
+		}
+		port, ok = parsePort(label[:i])
+		rawID = label[i+1:]
+	}
+	if !ok || !validID(rawID) {
 		return "", 0, false
 	}
-	port, ok = parsePort(label[i+1:])
-	if !ok || !validID(label[:i]) {
-		return "", 0, false
-	}
-	return lowerASCII(label[:i]), port, true
+	return lowerASCII(rawID), port, true
 }
 
 // hostHint says what a preview host looks like, for a host on the preview domain that

@@ -27,6 +27,12 @@ func TestParseHost(t *testing.T) {
 		{name: "ulid", host: "s-01jd5m3q7a8b9c0d1e2f3g4h5j-80.preview.x.io", domain: "x.io", id: "01jd5m3q7a8b9c0d1e2f3g4h5j", port: 80, ok: true},
 		{name: "40 char id", host: "s-" + strings.Repeat("a", 40) + "-1.preview.x.io", domain: "x.io", id: strings.Repeat("a", 40), port: 1, ok: true},
 		{name: "max port", host: "s-a-65535.preview.x.io", domain: "x.io", id: "a", port: 65535, ok: true},
+		{name: "e2b form", host: "3000-abc.preview.example.com", domain: "example.com", id: "abc", port: 3000, ok: true},
+		{name: "e2b form envd", host: "49983-01jd5m3q7a8b9c0d1e2f3g4h5j.preview.x.io:8080", domain: "x.io", id: "01jd5m3q7a8b9c0d1e2f3g4h5j", port: 49983, ok: true},
+		{name: "e2b form id with dashes", host: "5173-my-app-2.preview.x.io", domain: "x.io", id: "my-app-2", port: 5173, ok: true},
+		{name: "e2b form upper case", host: "80-ABC.PREVIEW.X.IO.", domain: "x.io", id: "abc", port: 80, ok: true},
+		{name: "e2b form shortest", host: "1-a.preview.x.io", domain: "x.io", id: "a", port: 1, ok: true},
+		{name: "id s", host: "s-s-1.preview.x.io", domain: "x.io", id: "s", port: 1, ok: true},
 
 		{name: "41 char id", host: "s-" + strings.Repeat("a", 41) + "-1.preview.x.io", domain: "x.io"},
 		{name: "port zero", host: "s-a-0.preview.x.io", domain: "x.io"},
@@ -41,6 +47,14 @@ func TestParseHost(t *testing.T) {
 		{name: "id underscore", host: "s-a_b-80.preview.x.io", domain: "x.io"},
 		{name: "id dot", host: "s-a.b-80.preview.x.io", domain: "x.io"},
 		{name: "no s prefix", host: "abc-80.preview.x.io", domain: "x.io"},
+		{name: "e2b form port zero", host: "0-abc.preview.x.io", domain: "x.io"},
+		{name: "e2b form leading zero", host: "080-abc.preview.x.io", domain: "x.io"},
+		{name: "e2b form port too big", host: "65536-abc.preview.x.io", domain: "x.io"},
+		{name: "e2b form no id", host: "80-.preview.x.io", domain: "x.io"},
+		{name: "e2b form no dash", host: "80.preview.x.io", domain: "x.io"},
+		{name: "e2b form id leading dash", host: "80--abc.preview.x.io", domain: "x.io"},
+		{name: "e2b form id trailing dash", host: "80-abc-.preview.x.io", domain: "x.io"},
+		{name: "e2b form 41 char id", host: "80-" + strings.Repeat("a", 41) + ".preview.x.io", domain: "x.io"},
 		{name: "other prefix", host: "t-abc-80.preview.x.io", domain: "x.io"},
 		{name: "wrong domain", host: "s-abc-80.preview.y.io", domain: "x.io"},
 		{name: "domain suffix only", host: "s-abc-80.preview.xx.io", domain: "x.io"},
@@ -71,6 +85,7 @@ func TestParseHost(t *testing.T) {
 func TestParseHostAllocations(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() {
 		ParseHost("s-my-app-3000.preview.example.com:443", "example.com")
+		ParseHost("3000-my-app.preview.example.com:443", "example.com")
 	})
 	if n != 0 {
 		t.Errorf("ParseHost allocates %v times per lower-case host, want 0", n)
@@ -86,6 +101,7 @@ func FuzzParseHost(f *testing.F) {
 	f.Add("s-a-1.preview.localhost", "localhost")
 	f.Add("[::1]:80", "localhost")
 	f.Add("s--1.preview.x", "x")
+	f.Add("3000-abc.preview.example.com", "example.com")
 	f.Fuzz(func(t *testing.T, host, domain string) {
 		id, port, ok := ParseHost(host, domain)
 		if !ok {
@@ -107,6 +123,11 @@ func FuzzParseHost(f *testing.F) {
 		}
 		if id3, port3, ok3 := ParseHost(upperASCII(again), domain); !ok3 || id3 != id || port3 != port {
 			t.Fatalf("upper-cased %q parsed as %q, %d, %v", again, id3, port3, ok3)
+		}
+		// Both forms name the same sandbox port.
+		e2b := strconv.Itoa(port) + "-" + id + ".preview." + domain
+		if id4, port4, ok4 := ParseHost(e2b, domain); !ok4 || id4 != id || port4 != port {
+			t.Fatalf("E2B form %q parsed as %q, %d, %v; want %q, %d", e2b, id4, port4, ok4, id, port)
 		}
 	})
 }

@@ -76,6 +76,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	h := hopFrom(pr.In.Context())
 	pr.SetURL(h.target)
 	pr.SetXForwarded()
+	stripCredentials(pr.Out) // the app never sees a preview token (issue 13)
 	switch h.hostHeader {
 	case "":
 		pr.Out.Host = pr.In.Host

@@ -3,8 +3,9 @@
 // the in-memory route table, holding a request while wake brings a sleeping
 // sandbox up, the reverse proxy with its one shared Transport (HTTP,
 // WebSocket, SSE), activity counting on backend connections, tracking of
-// upgraded connections, and the error pages. A request to a running sandbox
-// whose port is known open touches memory only.
+// upgraded connections, the access check of private previews (access.go),
+// and the error pages. A request to a running sandbox whose port is known
+// open touches memory only, private or public.
 package edge
 
 import (
@@ -26,6 +27,9 @@ type Waker interface {
 	Wake(ctx context.Context, id string, port int) (netip.AddrPort, error)
 }
 
+// EnvdPort is the port of E2B's envd, which Server.Envd serves.
+const EnvdPort = 49983
+
 // Server is the edge's http.Handler. Create it with NewServer; set the
 // knobs before serving.
 type Server struct {
@@ -43,6 +47,16 @@ type Server struct {
 	// RelayPort is sandbox-init's loopback relay (see Dialer); 0 means no relay, so a
 	// server bound only to the sandbox's loopback is unreachable.
 	RelayPort int
+
+	// Envd, when set, serves port EnvdPort of every sandbox in place of the sandbox
+	// itself: sandboxd's E2B envd (admin/e2b/envd), which E2B's SDKs reach at
+	// 49983-<id>.preview.<domain>. The edge sets the request's E2b-Sandbox-Id header to
+	// the host's id, overwriting any the client sent. Nil means port 49983 is a port like
+	// any other.
+	Envd http.Handler
+
+	// Now is the clock preview tokens expire by; nil means time.Now.
+	Now func() time.Time
 
 	domain    string
 	table     *Table
@@ -66,6 +80,7 @@ func NewServer(domain string, table *Table, waker Waker, log *slog.Logger) *Serv
 		log:    log,
 	}
 	s.upgrades.conns = make(map[*upgradedConn]struct{})
+	table.onRevoke(s.revoked)
 	s.transport = s.newTransport()
 	s.proxy = s.newProxy()
 	return s
@@ -79,12 +94,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, r, unknownHost(r.Host, s.domain))
 		return
 	}
+	if port == EnvdPort && s.Envd != nil {
+		r.Header.Set("E2b-Sandbox-Id", id)
+		s.Envd.ServeHTTP(w, r)
+		return
+	}
 	e := s.table.lookup(id)
 	if e == nil {
 		s.answer(w, r, notFound(id))
 		return
 	}
 	i := e.portIndex(port)
+	if e.private(i, port) && !s.admit(w, r, e, port) {
+		return // answered: 401, or the 303 that trades a link's token for a cookie
+	}
 	switch {
 	case i < 0:
 		s.answer(w, r, answer{status: http.StatusNotFound, code: "port_not_declared",
@@ -124,6 +147,10 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 		s.answer(w, r, notFound(id))
 		return
 	}
+	if e.private(e.portIndex(port), port) && !s.verified(r, e, port) {
+		s.answer(w, r, unauthorized()) // revoked, or made private, while the request waited
+		return
+	}
 	h := &hop{id: id, port: port, addr: addr, bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
 	if i := e.portIndex(port); i >= 0 && e.route.State == Running && addr == netip.AddrPortFrom(e.route.Addr, uint16(port)) {
 		e.open[i].Store(true)
@@ -141,7 +168,7 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 // failed (the app or its container went away behind the table's back).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, h *hop) (retry bool) {
 	if up := r.Header.Get("Upgrade"); up != "" {
-		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades, websocket: strings.EqualFold(up, "websocket")}
+		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades, websocket: strings.EqualFold(up, "websocket"), id: h.id, port: h.port}
 	}
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), hopKey{}, h)))
 	return h.retry

@@ -2,8 +2,7 @@ package lifecycle
 
 import (
 	"context"
-
-	"github.com/docker/docker/errdefs"
+	"time"
 )
 
 // containerIP reads the sandbox's address on the sandboxd network.
@@ -22,19 +21,32 @@ func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.cfg.Network)
 }
 
-// containerState reads whether cid exists, runs and is paused (a paused container runs too).
-func (m *Manager) containerState(ctx context.Context, cid string) (found, running, paused bool, err error) {
+// containerState is what sandboxd reads of a container's state.
+type containerState struct {
+	Running    bool
+	Paused     bool // frozen; a paused container is Running too (issue 14)
+	ExitCode   int
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// inspectState reads a container's state.
+func (m *Manager) inspectState(ctx context.Context, cid string) (containerState, error) {
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
 	info, err := m.docker.ContainerInspect(cctx, cid)
-	if errdefs.IsNotFound(err) {
-		return false, false, false, nil
-	}
 	if err != nil {
-		return false, false, false, internal(err, "inspect container")
+		return containerState{}, internal(err, "inspect container")
 	}
-	if info.State == nil {
-		return true, false, false, nil
+	if info.ContainerJSONBase == nil || info.State == nil {
+		return containerState{}, errorf(CodeInternal, "container %s has no state", shortID(cid))
 	}
-	return true, info.State.Running, info.State.Paused, nil
+	st := containerState{Running: info.State.Running, Paused: info.State.Paused, ExitCode: info.State.ExitCode, OOMKilled: info.State.OOMKilled}
+	st.StartedAt, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
+	st.FinishedAt, _ = time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+	if st.FinishedAt.Year() < 2000 { // "0001-01-01T00:00:00Z": never finished
+		st.FinishedAt = time.Time{}
+	}
+	return st, nil
 }

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
+	"github.com/sandboxd/sandboxd/internal/previewtoken"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -20,14 +19,24 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		return store.Sandbox{}, err
 	}
 	if req.ID == "" {
-		req.ID = strings.ToLower(ulid.Make().String())
+		req.ID = newID(req.Tenant, req.BareID)
 	}
+	// A create starts the sandbox: it takes one of its tenant's running slots.
+	release, err := m.admitRunning(req.ID, req.Tenant)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	defer release()
 	imageCmd, err := m.imageCommand(ctx, req.Image)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
 	// The caller leaving must not leave a half-made sandbox: once the lock is held, finish
 	// or undo regardless.
+	key, err := previewtoken.NewKey()
+	if err != nil {
+		return store.Sandbox{}, internal(err, "make a preview key")
+	}
 	began := time.Now()
 	ctx, unlock, err := m.lockDetached(ctx, req.ID)
 	if err != nil {
@@ -41,6 +50,8 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
 		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
+		Tenant:   req.Tenant,
+		Previews: req.Previews, PreviewKey: key,
 		WakeOn: req.WakeOn, StopAfter: req.StopAfter,
 	}
 	if sb.Labels == nil {
@@ -50,9 +61,12 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		sb.EnvKeys = append(sb.EnvKeys, k)
 	}
 	sort.Strings(sb.EnvKeys)
-	err = m.db.CreateSandbox(ctx, &sb, req.Env)
+	err = m.db.CreateSandboxLimited(ctx, &sb, req.Env, store.TenantLimits{MaxSandboxes: m.cfg.TenantMaxSandboxes})
 	if errors.Is(err, store.ErrConflict) {
 		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	if lerr := tenantLimitError(err); lerr != nil {
+		return store.Sandbox{}, lerr
 	}
 	if err != nil {
 		return store.Sandbox{}, internal(err, "record sandbox")
@@ -70,6 +84,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		return fail(err)
 	}
 	if err := m.writeServices(sb); err != nil {
+		return fail(err)
+	}
+	if err := m.writeConfig(sb, req.Env); err != nil {
 		return fail(err)
 	}
 	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
@@ -97,6 +114,7 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 			m.log.Error("undo create: remove container", "sandbox", id, "err", err)
 		}
 	}
+	m.removeConfig(id)
 	if err := m.db.DeleteSandbox(ctx, id); err != nil {
 		m.log.Error("undo create: delete row", "sandbox", id, "err", err)
 	}

@@ -12,13 +12,13 @@ import (
 // sandbox-init's logging wrapper: its output is appended to logFile (a path inside the
 // sandbox) and its exit code written to its exit file, so the command's fate is known
 // without holding a connection to it. Detached execs and agent tasks run this way.
-func (m *Manager) createLoggedExec(ctx context.Context, cid, logFile string, argv []string, env map[string]string, cwd string) (string, error) {
+func (m *Manager) createLoggedExec(ctx context.Context, id, cid, logFile string, argv []string, env map[string]string, cwd string) (string, error) {
 	cmd := initproto.ExecCommand(logFile, argv...)
 	created, err := m.docker.ContainerExecCreate(ctx, cid, container.ExecOptions{
 		User: sandboxUser, Cmd: cmd, Env: execEnv(env), WorkingDir: cwd,
 	})
 	if err != nil {
-		return "", internal(err, "create exec in container %s", shortID(cid))
+		return "", m.execFailed(ctx, id, cid, err)
 	}
 	return created.ID, nil
 }

@@ -23,3 +23,19 @@ func (m *Manager) imageCommand(ctx context.Context, image string) ([]string, err
 	}
 	return cmd, nil
 }
+
+// imageEnv is the environment the image itself sets, as KEY=VALUE entries. An image that
+// is gone has none.
+func (m *Manager) imageEnv(ctx context.Context, image string) map[string]bool {
+	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+	defer cancel()
+	out := map[string]bool{}
+	img, err := m.docker.ImageInspect(cctx, image)
+	if err != nil || img.Config == nil {
+		return out
+	}
+	for _, kv := range img.Config.Env {
+		out[kv] = true
+	}
+	return out
+}

@@ -43,6 +43,13 @@ type Config struct {
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
 
+	// Issue 13: per-tenant limits; zero is no limit. The operator's sandboxes have none.
+	TenantMaxSandboxes int // sandboxes a tenant may have, in any state
+	TenantMaxRunning   int // sandboxes of a tenant that may run (or start) at once
+	// PreviewAccess is the preview access of a sandbox that names none (issue 13):
+	// store.AccessPublic or store.AccessPrivate.
+	PreviewAccess string
+
 	// StopAfter is how long an idle sandbox stays paused before it is stopped (issue 14).
 	// 0 turns the pause tier off: idle sandboxes stop at once, and one paused through the
 	// API stays paused until woken or memory runs short.
@@ -55,7 +62,8 @@ func DefaultConfig(dataDir string) Config {
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
 		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
-		StopAfter: 2 * time.Hour,
+		PreviewAccess: store.AccessPublic,
+		StopAfter:     2 * time.Hour,
 	}
 }
 
@@ -69,7 +77,13 @@ type Route struct {
 	HostHeader string
 	Bytes      *atomic.Int64
 	Message    string // why, when Status is error
-	WakeOn     string // store.WakeOnNavigation or store.WakeOnAny (issue 14)
+
+	// Issue 13: who may open its previews, Access resolved against the operator's
+	// default, and the key its preview tokens are verified with (nil: none yet).
+	Previews   store.Previews
+	PreviewKey []byte
+
+	WakeOn string // store.WakeOnNavigation or store.WakeOnAny (issue 14)
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -100,6 +114,11 @@ type Manager struct {
 	// Hook, when set, is called at named points of create and stop. Tests use it to crash
 	// sandboxd at a chosen instant.
 	Hook func(point string)
+	// AdoptOrphans makes Boot rebuild the row of every container of this instance, and of
+	// every saved sandbox config, that has none, instead of removing the container as an
+	// orphan: `sandboxd serve --adopt`, after the database was lost (adopt.go; issue 11).
+	// Without it Boot adopts only a container that has a saved config.
+	AdoptOrphans bool
 
 	db       *store.DB
 	docker   *client.Client
@@ -109,7 +128,8 @@ type Manager struct {
 
 	maxMemoryIsHost bool // cfg.MaxMemory is the host's MemTotal, not the operator's
 
-	locks keyedMutex
+	locks        keyedMutex
+	tenantStarts tenantStarts // running slots reserved by starts in flight (tenant.go)
 
 	mu        sync.RWMutex
 	sandboxes map[string]*live
@@ -121,6 +141,10 @@ type Manager struct {
 	cancelBase context.CancelFunc
 
 	detachedExecs detachedSet
+
+	// issue 11: deaths reported by the engine's events, until reconcile settles them
+	// (death.go).
+	deaths deaths
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.
@@ -228,6 +252,9 @@ func (m *Manager) runningSandbox(id string) (store.Sandbox, error) {
 
 // remember caches sb and publishes its route.
 func (m *Manager) remember(sb store.Sandbox) {
+	// Memory holds the access in force; the row keeps "" so that a sandbox that never
+	// chose follows the operator's default across restarts.
+	sb.Previews.Access = m.previewAccess(sb)
 	m.mu.Lock()
 	l, ok := m.sandboxes[sb.ID]
 	if !ok {
@@ -249,7 +276,9 @@ func (m *Manager) remember(sb store.Sandbox) {
 	if m.Routes != nil {
 		m.Routes.SetRoute(Route{
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
-			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error, WakeOn: sb.WakeOn,
+			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
+			WakeOn: sb.WakeOn,
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -88,14 +89,17 @@ func (m *Manager) pauseLocked(ctx context.Context, id, reason string) error {
 func (m *Manager) unpauseLocked(ctx context.Context, sb store.Sandbox) (ip netip.Addr, ok bool, err error) {
 	began := time.Now()
 	if uerr := m.unpauseContainer(ctx, sb.ContainerID); uerr != nil {
-		found, running, paused, err := m.containerState(ctx, sb.ContainerID)
+		st, err := m.inspectState(ctx, sb.ContainerID)
 		switch {
+		case errdefs.IsNotFound(err):
+			m.log.Info("paused sandbox's container is gone; starting it", "sandbox", sb.ID)
+			return netip.Addr{}, false, nil
 		case err != nil:
 			return netip.Addr{}, false, err
-		case paused:
+		case st.Paused:
 			return netip.Addr{}, false, uerr // still frozen: the row stays paused
-		case !found || !running:
-			m.log.Info("paused sandbox's container is not running; starting it", "sandbox", sb.ID, "found", found)
+		case !st.Running:
+			m.log.Info("paused sandbox's container is not running; starting it", "sandbox", sb.ID)
 			return netip.Addr{}, false, nil
 		}
 		// Unpaused behind our back: it runs; record that.

@@ -3,39 +3,11 @@ package lifecycle
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/sandboxd/sandboxd/store"
 )
-
-// routeLog is a RouteSink that keeps each sandbox's last route.
-type routeLog struct {
-	mu   sync.Mutex
-	last map[string]Route
-}
-
-func (r *routeLog) SetRoute(rt Route) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last == nil {
-		r.last = map[string]Route{}
-	}
-	r.last[rt.ID] = rt
-}
-
-func (r *routeLog) DeleteRoute(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.last, id)
-}
-
-func (r *routeLog) status(id string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.last[id].Status
-}
 
 func (h *harness) status(t *testing.T, id string) store.Sandbox {
 	t.Helper()
@@ -75,8 +47,8 @@ func TestPauseKeepsProcessesAndStartUnpauses(t *testing.T) {
 	if st := h.containerState(t, "warm"); st != "paused" {
 		t.Fatalf("container after pause: %s", st)
 	}
-	if _, running := h.m.Running("warm"); running || !h.m.Paused("warm") || routes.status("warm") != store.StatusPaused {
-		t.Fatalf("memory after pause: running %v, paused %v, route %q", running, h.m.Paused("warm"), routes.status("warm"))
+	if _, running := h.m.Running("warm"); running || !h.m.Paused("warm") || routes.get("warm").Status != store.StatusPaused {
+		t.Fatalf("memory after pause: running %v, paused %v, route %q", running, h.m.Paused("warm"), routes.get("warm").Status)
 	}
 	if _, err := h.m.Exec(ctx, "warm", ExecRequest{Cmd: []string{"true"}}); ErrorCode(err) != CodeConflict {
 		t.Fatalf("exec in a paused sandbox: %v, want conflict (callers wake it first)", err)
@@ -90,8 +62,8 @@ func TestPauseKeepsProcessesAndStartUnpauses(t *testing.T) {
 	if got := h.status(t, "warm"); got.Status != store.StatusRunning || !got.PausedAt.IsZero() {
 		t.Fatalf("after the unpause: %s paused at %v", got.Status, got.PausedAt)
 	}
-	if h.startedAt(t, "warm") != started || routes.status("warm") != store.StatusRunning {
-		t.Fatalf("the unpause restarted the container or left the route behind (%s)", routes.status("warm"))
+	if h.startedAt(t, "warm") != started || routes.get("warm").Status != store.StatusRunning {
+		t.Fatalf("the unpause restarted the container or left the route behind (%s)", routes.get("warm").Status)
 	}
 	if out := h.exec(t, "warm", "sh", "-c", "kill -0 "+pid+" && cat /tmp/state"); string(out.Stdout) != "kept\n" {
 		t.Fatalf("after the unpause, process %s and /tmp: %+v %q", pid, out, out.Stdout)

@@ -14,7 +14,8 @@ import (
 // which run. For each row, the container's real state is recorded (a running or paused
 // container is adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
 // the next start; rows stuck in creating or stopping after a crash get the container's
-// state). Containers of ours without a row are removed.
+// state; a running sandbox whose container ended on its own gets its last_exit).
+// Containers of ours without a row are removed, unless Boot adopts them (adopt.go).
 
 // Boot loads every sandbox into memory, publishes its route and reconciles. Call it once
 // before serving.
@@ -26,9 +27,19 @@ func (m *Manager) Boot(ctx context.Context) error {
 	if err != nil {
 		return internal(err, "load sandboxes")
 	}
+	adopted, err := m.adoptOrphans(ctx, rows, m.AdoptOrphans)
+	if err != nil {
+		return err
+	}
+	if adopted > 0 {
+		if rows, err = m.db.ListSandboxes(ctx, store.ListOptions{}); err != nil {
+			return internal(err, "load sandboxes")
+		}
+	}
 	for _, sb := range rows {
 		m.remember(sb)
 	}
+	m.ensureConfigs(ctx, rows)
 	return m.reconcileAll(ctx, true)
 }
 
@@ -143,6 +154,11 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 	}
 	if want.Status == store.StatusPaused && want.PausedAt.IsZero() {
 		want.PausedAt = m.now() // paused behind our back: its stop_after counts from now
+	}
+	if alive(sb.Status) && !alive(want.Status) {
+		// Only reconcile stops a running (or paused) sandbox without a stopping first:
+		// nobody asked. A pause or unpause behind our back is no exit.
+		m.recordExit(ctx, &sb, want.ContainerID)
 	}
 	m.log.Info("reconciled", "sandbox", id, "from", sb.Status, "to", want.Status, "container", shortID(want.ContainerID))
 	sb, err = m.setRuntime(ctx, sb, *want)

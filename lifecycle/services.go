@@ -62,6 +62,10 @@ func (m *Manager) SetServices(ctx context.Context, id string, services []store.S
 	}
 	sb.Services, sb.Ports, sb.UpdatedAt = services, ports, m.now()
 	m.remember(sb)
+	if err := m.writeConfigFromStore(ctx, sb); err != nil {
+		// The row holds the change; the next boot writes the config again.
+		m.log.Warn("save the sandbox config", "sandbox", id, "err", err)
+	}
 	if err := m.writeServices(sb); err != nil {
 		return sb, err
 	}

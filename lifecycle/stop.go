@@ -42,20 +42,31 @@ func (m *Manager) stopLocked(ctx context.Context, id, reason string) error {
 	return err
 }
 
-// Delete removes a sandbox's container and row. Its workspace stays on disk, so the id can
-// be created again with the same files; Purge removes it.
+// Delete removes a sandbox's container and row. Its workspace stays on disk, and so do its
+// tasks, so the id created again finds its files and its task history; Purge removes them.
 func (m *Manager) Delete(ctx context.Context, id string) error {
-	return m.locked(ctx, id, func(ctx context.Context) error { return m.delete(ctx, id) })
+	return m.locked(ctx, id, func(ctx context.Context) error { return m.delete(ctx, id, false) })
 }
 
-func (m *Manager) delete(ctx context.Context, id string) error {
+// delete removes the container, the saved config and the row (with the tasks when purge is
+// set, in the same transaction). The config goes before the row: a crash in between leaves
+// a row without a config, which the next boot writes again, never a config that --adopt
+// would bring back as a sandbox deleted on purpose.
+func (m *Manager) delete(ctx context.Context, id string, purge bool) error {
 	if _, ok := m.cached(id); !ok {
 		return errorf(CodeNotFound, "sandbox %s not found", id)
 	}
 	if err := m.removeContainers(ctx, id); err != nil {
 		return err
 	}
-	if err := m.db.DeleteSandbox(ctx, id); err != nil {
+	m.removeConfig(id)
+	var err error
+	if purge {
+		_, err = m.db.PurgeSandbox(ctx, id)
+	} else {
+		err = m.db.DeleteSandbox(ctx, id)
+	}
+	if err != nil {
 		return internal(err, "delete sandbox %s", id)
 	}
 	m.removeRunDir(id)
@@ -63,24 +74,31 @@ func (m *Manager) delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Purge deletes a sandbox and its workspace. It also purges the workspace an earlier Delete
-// kept.
+// Purge deletes a sandbox, its workspace and everything stored about it but the audit log:
+// its tasks and their events too (issue 11: a purged sandbox's task history came back
+// with the next sandbox of the same id). It also purges what an earlier Delete kept.
 func (m *Manager) Purge(ctx context.Context, id string) error {
 	return m.locked(ctx, id, func(ctx context.Context) error { return m.purge(ctx, id) })
 }
 
 func (m *Manager) purge(ctx context.Context, id string) error {
 	_, hadRow := m.cached(id)
+	hadTasks := false
 	if hadRow {
-		if err := m.delete(ctx, id); err != nil {
+		if err := m.delete(ctx, id, true); err != nil {
 			return err
+		}
+	} else {
+		var err error
+		if hadTasks, err = m.db.PurgeSandbox(ctx, id); err != nil {
+			return internal(err, "purge the tasks of %s", id)
 		}
 	}
 	existed, err := m.removeWorkspace(id)
 	if err != nil {
 		return err
 	}
-	if !hadRow && !existed {
+	if !hadRow && !existed && !hadTasks {
 		return errorf(CodeNotFound, "sandbox %s not found", id)
 	}
 	return nil

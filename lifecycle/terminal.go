@@ -87,7 +87,7 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	defer cancel()
 	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, opts)
 	if err != nil {
-		return nil, internal(err, "create terminal in %s", id)
+		return nil, m.execFailed(ctx, id, sb.ContainerID, err)
 	}
 	att, err := m.docker.ContainerExecAttach(cctx, created.ID, container.ExecAttachOptions{Tty: true, ConsoleSize: size})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,11 +18,11 @@ var migrations embed.FS
 
 // migrate applies every numbered migration not yet recorded, each in its own transaction,
 // so a crash leaves the schema at a whole step.
-func migrate(ctx context.Context, db *sql.DB) error { return migrateTo(ctx, db, math.MaxInt) }
+func migrate(ctx context.Context, db *sql.DB) error { return migrateBefore(ctx, db, "") }
 
-// migrateTo applies the migrations numbered up to last. Tests stop early to build a
-// database as an older sandboxd left it.
-func migrateTo(ctx context.Context, db *sql.DB, last int) error {
+// migrateBefore applies the migrations whose file names sort before stop ("" for all).
+// Tests stop early to build a database as an older sandboxd left it.
+func migrateBefore(ctx context.Context, db *sql.DB, stop string) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrations table: %w", err)
@@ -33,14 +32,18 @@ func migrateTo(ctx context.Context, db *sql.DB, last int) error {
 		return err
 	}
 	sort.Strings(names)
+	seen := map[int]string{}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return fmt.Errorf("migration %s: name must start with a number and '_'", base)
+		version, err := migrationVersion(base)
+		if err != nil {
+			return err
 		}
-		if version > last {
+		if other, dup := seen[version]; dup {
+			return fmt.Errorf("migrations %s and %s share version %d", other, base, version)
+		}
+		seen[version] = base
+		if stop != "" && base >= stop {
 			continue
 		}
 		body, err := migrations.ReadFile(name)
@@ -52,6 +55,24 @@ func migrateTo(ctx context.Context, db *sql.DB, last int) error {
 		}
 	}
 	return nil
+}
+
+// migrationVersion is the number a migration is recorded under. "0005_x.sql" is 5. A
+// letter after the number, "0005b_x.sql", marks a second migration of one issue written
+// in parallel with the first (wave 2): it is recorded as 5*100 + 2 and applied after
+// "0005_*" because names sort '_' before any letter. Versions of applied migrations never
+// change, so plain numbers keep their old meaning.
+func migrationVersion(base string) (int, error) {
+	prefix, _, ok := strings.Cut(base, "_")
+	digits := strings.TrimRight(prefix, "abcdefghijklmnopqrstuvwxyz")
+	n, err := strconv.Atoi(digits)
+	if !ok || err != nil || n < 1 || n >= 100 || len(prefix)-len(digits) > 1 {
+		return 0, fmt.Errorf("migration %s: name must be a number from 1 to 99, at most one lowercase letter, then '_'", base)
+	}
+	if len(prefix) == len(digits) {
+		return n, nil
+	}
+	return n*100 + int(prefix[len(prefix)-1]-'a'+1), nil
 }
 
 // rebuilds are the steps of migrations that SQL alone cannot write, by version. Each runs in

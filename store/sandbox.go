@@ -50,6 +50,9 @@ type Sandbox struct {
 	IdlePolicy  string
 	HostHeader  string // "" the preview host; "localhost": localhost:<port>
 
+	// Issue 13: the tenant whose token created it; "" for the operator's sandboxes.
+	Tenant string
+
 	ContainerID string
 	IP          string
 	Error       string
@@ -59,11 +62,32 @@ type Sandbox struct {
 	LastActiveAt   time.Time
 	KeepaliveUntil time.Time
 
+	// Issue 13: preview access. PreviewKey signs the sandbox's preview tokens; it is a
+	// secret, never shown by the API, and nil until one is made.
+	Previews   Previews
+	PreviewKey []byte
+	// issue 11: how the container last ended without sandboxd asking; zero when it never has.
+	LastExit Exit
+
 	// Issue 14: tiered sleep and the wake policy.
 	WakeOn    string        // WakeOnNavigation or WakeOnAny
 	StopAfter time.Duration // how long it stays paused before it is stopped; 0: the operator's default
 	PausedAt  time.Time     // when it was paused; zero unless Status is paused
 }
+
+// Exit is how a sandbox's container ended on its own: its exit code, why ("oom" when the
+// kernel's OOM killer took it, "exited" otherwise) and when.
+type Exit struct {
+	Code   int
+	Reason string
+	At     time.Time
+}
+
+// Reasons of an Exit.
+const (
+	ExitOOM    = "oom"
+	ExitExited = "exited"
+)
 
 // Service is a long-running process that sandbox-init keeps up inside the sandbox.
 type Service struct {
@@ -85,18 +109,34 @@ type Runtime struct {
 
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
 	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
-	wake_on, stop_after_ms, paused_at`
+	tenant,
+	wake_on, stop_after_ms, paused_at` // issue 14
+
+// sandboxReadCols are the columns a read scans: sandboxCols and those only updates write.
+const sandboxReadCols = sandboxCols + `,
+	last_exit_code, last_exit_reason, last_exit_at` // issue 11
 
 // CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
 // It returns ErrConflict when the id is taken.
 func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]string) error {
+	return db.CreateSandboxLimited(ctx, sb, env, TenantLimits{})
+}
+
+// CreateSandboxLimited is CreateSandbox that first checks sb's tenant against lim in the
+// same transaction: concurrent creates queue on the one writer connection, so no two of
+// them both see room for one more. It returns a *LimitError when the tenant is full.
+func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[string]string, lim TenantLimits) error {
 	sb.WakeOn = wakeOn(sb.WakeOn)
 	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkTenant(ctx, tx, sb.Tenant, lim); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
 			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
 			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil),
+			sb.Tenant,
 			sb.WakeOn, sb.StopAfter.Milliseconds(), ms(sb.PausedAt))
 		if isUniqueViolation(err) {
 			return ErrConflict
@@ -118,6 +158,9 @@ func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]str
 			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
 				return fmt.Errorf("insert label: %w", err)
 			}
+		}
+		if err := insertPreviews(ctx, tx, sb); err != nil {
+			return err
 		}
 		return insertServices(ctx, tx, sb.ID, sb.Services)
 	})
@@ -152,6 +195,7 @@ func (db *DB) GetSandbox(ctx context.Context, id string) (Sandbox, error) {
 // ListOptions filters and pages ListSandboxes. Zero values mean no filter.
 type ListOptions struct {
 	Status string
+	Tenant string            // issue 13: only this tenant's sandboxes; "" is every sandbox
 	Labels map[string]string // every pair must match
 	After  string            // cursor: ids greater than this
 	Limit  int               // 0: no limit
@@ -164,6 +208,10 @@ func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, erro
 	if o.Status != "" {
 		where = append(where, "status = ?")
 		args = append(args, o.Status)
+	}
+	if o.Tenant != "" {
+		where = append(where, "tenant = ?")
+		args = append(args, o.Tenant)
 	}
 	if o.After != "" {
 		where = append(where, "id > ?")
@@ -192,7 +240,7 @@ func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, erro
 // querySandboxes loads rows, then their ports, env keys, labels and services with one query
 // each, never one per row.
 func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([]Sandbox, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxCols+" FROM sandboxes "+clause, args...)
+	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxReadCols+" FROM sandboxes "+clause, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query sandboxes: %w", err)
 	}
@@ -201,12 +249,14 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	index := map[string]int{}
 	for rows.Next() {
 		var sb Sandbox
-		var idle, created, updated, active, keep, stopAfter, paused int64
+		var idle, created, updated, active, keep, exitAt, stopAfter, paused int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
 			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
-			&sb.WakeOn, &stopAfter, &paused); err != nil {
+			&sb.Tenant, &sb.WakeOn, &stopAfter, &paused,
+			&sb.LastExit.Code, &sb.LastExit.Reason, &exitAt); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
+		sb.LastExit.At = fromMS(exitAt)
 		sb.IdleTimeout = time.Duration(idle) * time.Millisecond
 		sb.StopAfter, sb.PausedAt = time.Duration(stopAfter)*time.Millisecond, fromMS(paused)
 		sb.CreatedAt, sb.UpdatedAt = fromMS(created), fromMS(updated)
@@ -227,6 +277,9 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	}
 	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
 	if err := db.fill(ctx, list, index, in, ids); err != nil {
+		return nil, err
+	}
+	if err := db.fillPreviews(ctx, list, index, in, ids); err != nil {
 		return nil, err
 	}
 	return list, nil
@@ -311,6 +364,12 @@ func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Ti
 		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(rt.PausedAt), ms(now), id)
 }
 
+// SetLastExit records how a sandbox's container ended without sandboxd asking.
+func (db *DB) SetLastExit(ctx context.Context, id string, e Exit) error {
+	return db.update(ctx, "UPDATE sandboxes SET last_exit_code = ?, last_exit_reason = ?, last_exit_at = ? WHERE id = ?",
+		e.Code, e.Reason, ms(e.At), id)
+}
+
 // SetServices replaces a sandbox's services and its declared ports.
 func (db *DB) SetServices(ctx context.Context, id string, services []Service, ports []int, now time.Time) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
@@ -364,9 +423,34 @@ func (db *DB) TouchActive(ctx context.Context, at map[string]time.Time) error {
 	})
 }
 
-// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay.
+// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay: a
+// delete keeps the workspace, and the id created again finds its task history.
 func (db *DB) DeleteSandbox(ctx context.Context, id string) error {
 	return db.update(ctx, "DELETE FROM sandboxes WHERE id = ?", id)
+}
+
+// PurgeSandbox removes everything stored about a sandbox, in one transaction: its row (and
+// what hangs off it), its tasks and their events. The audit log keeps its lines: it is the
+// record of who did what, purges included. A sandbox without a row (deleted, its workspace
+// kept) still loses its tasks. It reports whether there was anything to remove.
+func (db *DB) PurgeSandbox(ctx context.Context, id string) (found bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE sandbox_id = ?)",
+			"DELETE FROM tasks WHERE sandbox_id = ?",
+			"DELETE FROM sandboxes WHERE id = ?",
+		} {
+			res, err := tx.ExecContext(ctx, q, id)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found, err
 }
 
 func (db *DB) update(ctx context.Context, query string, args ...any) error {

@@ -25,8 +25,15 @@ var (
 
 // DB is the database. It is safe for concurrent use.
 type DB struct {
+	// AuditMaxRows caps the audit log: the oldest lines past it are dropped (issue 13).
+	// Zero means DefaultAuditMaxRows. Set it before the first append.
+	AuditMaxRows int
+
 	w *sql.DB // one connection: every write
 	r *sql.DB // read-only pool
+
+	path string
+	file fileID // of path once opened: CheckFile compares the path with it
 }
 
 // Open opens (creating when absent) the database at path and applies pending migrations.
@@ -56,7 +63,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &DB{w: w, r: r}, nil
+	// The migrations above opened the file, so this is the file the connections hold.
+	id, err := statID(path)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return &DB{w: w, r: r, path: path, file: id}, nil
 }
 
 // Close closes both pools.

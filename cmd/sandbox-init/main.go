@@ -20,6 +20,7 @@
 //
 //	sandbox-init [--config PATH] [--state PATH] [--relay ADDR] [--] [command...]
 //	sandbox-init exec [--log FILE] -- command...
+//	sandbox-init fs OP ARGS...   (file operations for sandboxd's E2B adapter: fscmd.go)
 //	sandbox-init version
 //
 // The first form supervises; its defaults are --config
@@ -58,6 +59,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		switch args[0] {
 		case "exec":
 			return runExec(args[1:], stderr)
+		case "fs":
+			return runFS(args[1:], os.Stdin, stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, versionString())
 			return 0

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/admin/apikey"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -18,6 +21,12 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"tokens", map[string]string{"SANDBOXD_API_TOKENS": "ci:abc123,ops:def456"}, nil, ""},
 		{"empty secret", map[string]string{"SANDBOXD_API_TOKENS": "ci:"}, nil, "SANDBOXD_API_TOKENS: token \"ci\" has an empty secret"},
 		{"no colon", map[string]string{"SANDBOXD_API_TOKENS": "justasecret"}, nil, "SANDBOXD_API_TOKENS"},
+		{"tenant token", map[string]string{"SANDBOXD_API_TOKENS": "ci:abc,acme:xyz:tenant=acme"}, nil, ""},
+		{"bad tenant", map[string]string{"SANDBOXD_API_TOKENS": "acme:xyz:tenant=Acme"}, nil, `SANDBOXD_API_TOKENS: token "acme": tenant "Acme" is invalid`},
+		{"tenant limits", map[string]string{"SANDBOXD_TENANT_MAX_SANDBOXES": "10", "SANDBOXD_TENANT_MAX_RUNNING": "0"}, nil, ""},
+		{"negative limit", map[string]string{"SANDBOXD_TENANT_MAX_RUNNING": "-1"}, nil, `SANDBOXD_TENANT_MAX_RUNNING="-1": want a whole number ≥ 0`},
+		{"limit flag", nil, []string{"--tenant-max-sandboxes", "x"}, `--tenant-max-sandboxes="x": want a whole number ≥ 0`},
+		{"tiny audit", map[string]string{"SANDBOXD_AUDIT_MAX_ROWS": "10"}, nil, `SANDBOXD_AUDIT_MAX_ROWS="10": want a whole number ≥ 1000`},
 		{"duplicate name", map[string]string{"SANDBOXD_API_TOKENS": "a:x1,a:x2"}, nil, "appears twice"},
 		{"public bind without tokens", map[string]string{"SANDBOXD_API_BIND": "0.0.0.0:9090"}, nil, "SANDBOXD_API_BIND"},
 		{"public bind, auth disabled", map[string]string{"SANDBOXD_API_BIND": "0.0.0.0:9090", "SANDBOXD_API_AUTH_DISABLED": "true"}, nil, ""},
@@ -29,6 +38,12 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad bool", map[string]string{"SANDBOXD_API_AUTH_DISABLED": "maybe"}, nil, "SANDBOXD_API_AUTH_DISABLED"},
 		{"flag wins and is named", map[string]string{"SANDBOXD_IDLE_TIMEOUT": "5m"}, []string{"--idle-timeout", "x"}, `--idle-timeout="x"`},
 		{"missing init", map[string]string{"SANDBOXD_INIT_PATH": "/nonexistent/sandbox-init"}, nil, "SANDBOXD_INIT_PATH"},
+		{"e2b on loopback", map[string]string{"SANDBOXD_E2B_BIND": "127.0.0.1:3001"}, nil, ""},
+		{"bad e2b bind", map[string]string{"SANDBOXD_E2B_BIND": "3001"}, nil, "SANDBOXD_E2B_BIND"},
+		{"public e2b without tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001"}, nil, "SANDBOXD_E2B_BIND"},
+		{"public e2b with tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001", "SANDBOXD_API_TOKENS": "sdk:e2b_0123456789abcdef0123456789abcdef01234567"}, nil, ""},
+		{"preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}, nil, ""},
+		{"bad preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "secret"}, nil, `SANDBOXD_PREVIEW_ACCESS="secret": want public or private`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,7 +65,8 @@ func TestTokensAreSecretToName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Tokens["abc123"] != "ci" || c.Tokens["def:456"] != "ops" || len(c.Tokens) != 2 {
+	want := []apikey.Token{{Name: "ci", Secret: "abc123"}, {Name: "ops", Secret: "def:456"}}
+	if !slices.Equal(c.Tokens, want) {
 		t.Fatalf("tokens = %v", c.Tokens)
 	}
 }

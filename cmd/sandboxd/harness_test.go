@@ -98,11 +98,18 @@ type daemon struct {
 // start runs sandboxd in this process through run(), as main does.
 func (e *env) start() *daemon {
 	e.t.Helper()
+	return e.startServe()
+}
+
+// startServe is start with flags for `sandboxd serve`.
+func (e *env) startServe(flags ...string) *daemon {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLineLog()
 	done := make(chan error, 1)
 	vars := e.vars
-	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return vars[k] }, logs) }()
+	args := append([]string{"serve"}, flags...)
+	go func() { done <- run(ctx, args, func(k string) string { return vars[k] }, logs) }()
 	d := &daemon{logs: logs}
 	var once sync.Once
 	var stopErr error
@@ -294,6 +301,7 @@ func call(t testing.TB, method, url string, body any, out any) int {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAPIResponse(t, req, resp.StatusCode, resp.Header, raw) // against admin/openapi.json
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)

@@ -9,13 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/admin/e2b"
+	"github.com/sandboxd/sandboxd/admin/mcp"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -27,13 +29,6 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const usage = `usage: sandboxd <command>
-
-commands:
-  serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
-  version   print the version
-`
 
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
@@ -52,22 +47,12 @@ type testHooks struct {
 
 // runWith is run with test hooks.
 func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
-	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintln(stderr, "sandboxd", buildVersion())
-		return nil
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr, hooks)
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	// serve is one of the CLI's commands; every other is a client of a sandboxd's API
+	// (cli.go).
+	env := processEnv(getenv, stderr)
+	env.serve = func(ctx context.Context, args []string) error { return serve(ctx, args, getenv, stderr, hooks) }
+	env.backup = func(ctx context.Context, args []string) error { return backup(ctx, args, getenv, stderr) }
+	return runCLI(ctx, args, env)
 }
 
 func buildVersion() string {
@@ -103,27 +88,32 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "sandboxd.db"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	met := newMetrics()
 	docker, err := dockerClient(met)
 	if err != nil {
 		return err
 	}
 	defer docker.Close()
+	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.AuditMaxRows = cfg.AuditMaxRows
 
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
-	lcfg.StopAfter = cfg.StopAfter
+	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
+	lcfg.PreviewAccess = cfg.PreviewAccess
+	lcfg.StopAfter = cfg.StopAfter // issue 14
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
+	mgr.AdoptOrphans = cfg.Adopt
 	table := edge.NewTable()
 	mgr.Routes = routes{table}
 	tasks := task.New(mgr, db, cfg.DataDir, log)
+	tasks.MaxEvents, tasks.MaxEventBytes = cfg.TaskEventsMax, cfg.TaskLogMax
 	defer tasks.Close() // a return before Run still joins the tasks Resume started
 
 	waker := wake.New(mgr)
@@ -157,6 +147,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer https.Close()
+	var e2bLn net.Listener // nil when SANDBOXD_E2B_BIND is empty
+	if cfg.E2BBind != "" {
+		if e2bLn, err = net.Listen("tcp", cfg.E2BBind); err != nil {
+			return fmt.Errorf("SANDBOXD_E2B_BIND: %w", err)
+		}
+		defer e2bLn.Close()
+	}
 
 	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = mgr.Boot(bootCtx)
@@ -168,22 +165,40 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("boot reconcile: %w", err)
 	}
 
+	keys := apikey.New(db) // the E2B listener (issue 16) authenticates with the same keys
+	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
-		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db}, log)
-	api.Tokens = cfg.Tokens
+		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db,
+		Previews: mgr}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
+	// The MCP server's tools call the API's own handler, auth included, as their caller
+	// (issue 17): it is made after the server it calls, hence the indirection.
+	api.Version = buildVersion()
+	var apiHandler http.Handler
+	api.MCP = mcp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), buildVersion(), log)
+	apiHandler = api.Handler()
 	apiSrv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	apiSrv.RegisterOnShutdown(api.CloseSockets)
-	reload := newReloader(cfg, getenv, api, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
+	reload := newReloader(cfg, getenv, keys, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
 	defer reload.Close()
+	var e2bSrv *e2b.Server
+	var e2bHTTP *http.Server
+	if e2bLn != nil {
+		if e2bSrv, err = newE2B(cfg, mgr, waker, keys, db, log); err != nil {
+			return err
+		}
+		edgeSrv.Envd = e2bSrv.Envd()
+		e2bHTTP = &http.Server{Handler: e2bSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+			IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	}
 	httpSrv := edgeSrv.HTTPServer(cfg.HTTPBind)
 	httpSrv.Handler = https.Redirect(httpSrv.Handler)
 
@@ -194,6 +209,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
 	g.Go(func() error { return reload.Run(gctx) })
+	if e2bSrv != nil {
+		g.Go(func() error { return serveUntilClosed(e2bHTTP, e2bLn) })
+		g.Go(func() error { return e2bSrv.Run(gctx) }) // timeouts; ends envd's processes when done
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		notify.Stopping("draining requests; sandboxes keep running")
@@ -206,17 +225,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		defer cancel()
 		apiDone := make(chan error, 1)
 		go func() { apiDone <- apiSrv.Shutdown(sctx) }()
+		e2bDone := make(chan error, 1)
+		go func() {
+			var err error
+			if e2bHTTP != nil { // envd's streams end as e2bSrv.Run ends its processes
+				err = e2bHTTP.Shutdown(sctx)
+			}
+			e2bDone <- err
+		}()
 		err := httpSrv.Shutdown(sctx)
 		edgeSrv.CloseWebSockets()
-		err = errors.Join(err, <-apiDone)
+		err = errors.Join(err, <-apiDone, <-e2bDone)
 		if errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("requests still open after the wake timeout are cut", "wake_timeout", cfg.WakeTimeout)
 			return nil
 		}
 		return err
 	})
-	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(),
-		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
+	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(), "e2b", addrOf(e2bLn),
+		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "preview_access", cfg.PreviewAccess, "auth", len(cfg.Tokens) > 0)
 	notify.Ready("serving: API on " + apiLn.Addr().String() + ", previews on " + httpLn.Addr().String())
 	g.Go(func() error { return notify.Watchdog(gctx, db.Ping) }) // after READY=1: pings follow it
 	return g.Wait()
@@ -273,12 +300,25 @@ func (r routes) SetRoute(lr lifecycle.Route) {
 	case store.StatusCreating:
 		state = edge.Starting
 	}
-	wakeOn := wake.OnNavigation
+	wakeOn := wake.OnNavigation // issue 14
 	if lr.WakeOn == store.WakeOnAny {
 		wakeOn = wake.OnAny
 	}
-	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes,
-		Message: lr.Message, WakeOn: wakeOn})
+	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message,
+		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey,
+		WakeOn: wakeOn})
+}
+
+// portPrivate turns per-port access into the edge's overrides (issue 13).
+func portPrivate(ports map[int]string) map[int]bool {
+	if len(ports) == 0 {
+		return nil
+	}
+	m := make(map[int]bool, len(ports))
+	for p, a := range ports {
+		m[p] = a == store.AccessPrivate
+	}
+	return m
 }
 
 func (r routes) DeleteRoute(id string) { r.t.Delete(id) }
@@ -288,7 +328,17 @@ var (
 	_ edge.Waker          = (*wake.Waker)(nil)
 	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
 	_ admin.Tasks         = (*task.Runner)(nil)
+	_ admin.Previews      = (*lifecycle.Manager)(nil)
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
+)
+
+// Issue 13.
+var (
+	_ admin.TokenStore = (*store.DB)(nil)
+	_ admin.AuditLog   = (*store.DB)(nil)
+	_ apikey.Store     = (*store.DB)(nil)
+	// The edge tells a tenant's running limit from a failed start by this method.
+	_ interface{ ErrorCode() string } = (*lifecycle.Error)(nil)
 )

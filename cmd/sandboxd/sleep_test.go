@@ -20,8 +20,8 @@ import (
 // Issue 14's proofs against the real engine: background requests do not wake a sleeping
 // sandbox, sleep is a pause that a wake undoes warm, and paused sandboxes outlive a restart.
 
-// browser is the fetch metadata a browser sends with each kind of request.
-var browser = struct{ navigation, fetch, websocket http.Header }{
+// fetchMeta is the fetch metadata a browser sends with each kind of request.
+var fetchMeta = struct{ navigation, fetch, websocket http.Header }{
 	navigation: http.Header{"Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}, "Sec-Fetch-Site": {"none"}, "Sec-Fetch-User": {"?1"},
 		"Accept": {"text/html,application/xhtml+xml"}},
 	fetch:     http.Header{"Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Dest": {"empty"}, "Sec-Fetch-Site": {"same-origin"}},
@@ -81,7 +81,7 @@ func startReloadClient(t *testing.T, d *daemon, id string) *reloadClient {
 		},
 		HandshakeTimeout: time.Minute,
 	}
-	header := browser.websocket.Clone()
+	header := fetchMeta.websocket.Clone()
 	header.Set("Origin", fmt.Sprintf("http://s-%s-3000.preview.localhost", id))
 	go func() {
 		defer close(done)
@@ -172,7 +172,7 @@ func TestBackgroundRequestsDoNotWake(t *testing.T) {
 		client.check(t)
 
 		// A person opens the page: it wakes, and the client gets back in.
-		resp, body := preview(t, d, "tab", 3000, "GET", "/", "", browser.navigation)
+		resp, body := preview(t, d, "tab", 3000, "GET", "/", "", fetchMeta.navigation)
 		if resp.StatusCode != http.StatusOK || body != "hello from tab" {
 			t.Fatalf("navigation: %d %q", resp.StatusCode, body)
 		}
@@ -187,7 +187,7 @@ func TestBackgroundRequestsDoNotWake(t *testing.T) {
 		since := time.Now()
 		refused := 0
 		for range 30 {
-			resp, _ := preview(t, d, "tab", 3000, "GET", "/", "", browser.fetch)
+			resp, _ := preview(t, d, "tab", 3000, "GET", "/", "", fetchMeta.fetch)
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("X-Sandboxd-State") != "sleeping" {
 				t.Fatalf("background fetch to a paused sandbox: %d %v", resp.StatusCode, resp.Header)
 			}

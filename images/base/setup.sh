@@ -55,6 +55,9 @@ usermod -u "$SANDBOX_UID" -g "$SANDBOX_UID" -d "$SANDBOX_HOME" -s /bin/bash "$SA
 mkdir -p "$SANDBOX_HOME/workspace/app"
 chown -R "$SANDBOX_UID:$SANDBOX_UID" "$SANDBOX_HOME"
 chmod 755 "$SANDBOX_HOME"
+# E2B's programs name their home /home/user (sandboxd's E2B API, admin/e2b): let the
+# path lead to the sandbox home, unless the base image has a /home/user of its own.
+[ -e /home/user ] || ln -s "$SANDBOX_HOME" /home/user
 
 # The agent CLIs and pnpm come next, from agents.sh in their own build step,
 # so that step can run again (a registry came back) without this one.

@@ -62,6 +62,7 @@ ctx=$(mktemp -d "${TMPDIR:-/tmp}/sandboxd-testkit.XXXXXX")
 trap 'rm -rf "$ctx"' EXIT
 rootfs="$ctx/rootfs"
 mkdir -p "$rootfs"/{bin,etc,root,tmp,usr/bin,usr/local/bin,home/sandbox}
+ln -s sandbox "$rootfs/home/user" # E2B's home (admin/e2b), as in the base image
 cp "$busybox" "$rootfs/bin/busybox"
 cp "$bash_static" "$rootfs/bin/bash"
 cat >"$rootfs/etc/passwd" <<-'EOF'

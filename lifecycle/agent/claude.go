@@ -232,7 +232,7 @@ func (p *claudeParser) assistant(m map[string]any) []Event {
 				if id != "" && id == p.lastMsg && p.res.FinalMessage != "" {
 					p.res.FinalMessage = keepTail(p.res.FinalMessage + "\n\n" + text)
 				} else {
-					p.res.FinalMessage, p.lastMsg = text, id
+					p.res.FinalMessage, p.lastMsg = keepTail(text), id
 				}
 			}
 			evs = append(evs, Event{Type: TypeMessage, Role: "assistant", Text: text, Subagent: sub})

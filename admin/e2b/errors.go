@@ -1,0 +1,94 @@
+package e2b
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/wake"
+)
+
+// apiError is an error with E2B's answer: {"code":<status>,"message":...}.
+type apiError struct {
+	status  int
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func errorf(status int, format string, args ...any) error {
+	return &apiError{status, fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps lifecycle's codes to statuses (admin's table).
+var statusOf = map[lifecycle.Code]int{
+	lifecycle.CodeInvalid:     http.StatusBadRequest,
+	lifecycle.CodeNotFound:    http.StatusNotFound,
+	lifecycle.CodeConflict:    http.StatusConflict,
+	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
+	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
+	lifecycle.CodeInternal:    http.StatusInternalServerError,
+}
+
+// handler is a route that returns its error for one funnel to answer.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) h(fn handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.writeErr(w, r, err)
+		}
+	})
+}
+
+// writeErr answers err; only internal errors are logged.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var ce *wake.CapacityError
+	status, msg := http.StatusInternalServerError, "internal error"
+	switch {
+	case errors.As(err, &ae):
+		status, msg = ae.status, ae.message
+	case errors.As(err, &ce):
+		status, msg = http.StatusTooManyRequests, "no capacity to start the sandbox now: "+ce.Reason
+	case errors.Is(err, wake.ErrTimeout):
+		status, msg = http.StatusGatewayTimeout, "the sandbox did not start in time"
+	default:
+		status, msg = statusOf[lifecycle.ErrorCode(err)], lifecycle.ErrorMessage(err)
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		s.log.Error("e2b request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, status, msg)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"code": status, "message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// decode reads a JSON body of at most 1 MiB into v. An empty body leaves v as it is.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, "the body is larger than 1 MiB")
+		}
+		return errorf(http.StatusBadRequest, "the body is not the JSON expected: %v", err)
+	}
+	return nil
+}
