@@ -58,6 +58,8 @@ type createBody struct {
 	Tenant string `json:"tenant"`
 	// Issue 13: who may open its previews.
 	Previews *previewsBody `json:"previews"`
+	// Issue 12: the disk quota, "2G" or bytes.
+	Disk size `json:"disk"`
 
 	// Issue 14: tiered sleep and the wake policy.
 	WakeOn    string   `json:"wake_on"`
@@ -88,7 +90,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}} {
+	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}, {"disk", float64(b.Disk)}} {
 		if f.v < 0 {
 			return badRequest("%s must be positive; got %v", f.name, f.v)
 		}
@@ -102,8 +104,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
-		Previews: previews,
-		WakeOn:   b.WakeOn, StopAfter: time.Duration(b.StopAfter), // issue 14
+		DiskBytes: int64(b.Disk), // issue 12
+		Previews:  previews,
+		WakeOn:    b.WakeOn, StopAfter: time.Duration(b.StopAfter), // issue 14
 	}
 	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
 		return err

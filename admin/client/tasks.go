@@ -53,6 +53,7 @@ type Task struct {
 	Usage         Usage        `json:"usage"`
 	ExitCode      *int         `json:"exit_code"`
 	FailureReason string       `json:"failure_reason,omitempty"` // timeout, cancelled, agent_error, ...
+	FailureKind   string       `json:"failure_kind,omitempty"`   // what the agent reported: authentication_failed, rate_limit, max_turns…
 	Error         string       `json:"error,omitempty"`
 }
 
@@ -92,22 +93,33 @@ func (c *Client) CancelTask(ctx context.Context, id, taskID string) (Task, error
 // whose Data is the task's result.
 type TaskEvent struct {
 	Seq  int64
-	Type string // status, message, tool, file_changed, error, usage, raw, done
+	Type string // status, message, tool, file_changed, subagent_*, permission_denied, warning, error, usage, log, raw, done
 	Data json.RawMessage
 }
 
 // AgentEvent is the body of every event but "done".
 type AgentEvent struct {
-	Type   string          `json:"type"`
-	Phase  string          `json:"phase,omitempty"`
-	Role   string          `json:"role,omitempty"`
-	Text   string          `json:"text,omitempty"`
-	Tool   string          `json:"tool,omitempty"`
-	Input  string          `json:"input,omitempty"`
-	Status string          `json:"status,omitempty"`
-	Path   string          `json:"path,omitempty"`
-	Usage  *Usage          `json:"usage,omitempty"`
-	Raw    json.RawMessage `json:"raw,omitempty"`
+	Type   string `json:"type"`
+	Phase  string `json:"phase,omitempty"`
+	Role   string `json:"role,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Tool   string `json:"tool,omitempty"`
+	Input  string `json:"input,omitempty"`
+	Status string `json:"status,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Reason string `json:"reason,omitempty"` // error, warning: the failure kind
+	Patch  string `json:"patch,omitempty"`  // file_changed: the edit, when the CLI gave one
+	// Subagent names the subagent an event belongs to; nil for the main agent.
+	Subagent *Subagent       `json:"subagent,omitempty"`
+	Usage    *Usage          `json:"usage,omitempty"`
+	Raw      json.RawMessage `json:"raw,omitempty"`
+}
+
+// Subagent is an agent the main one started to do part of the work.
+type Subagent struct {
+	ID          string `json:"id"`
+	Type        string `json:"type,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // Agent decodes the event's body.

@@ -127,7 +127,7 @@ func (c *cli) printEvent(ev client.TaskEvent) error {
 		json.Unmarshal(ev.Data, &r)
 		line := "done: " + r.Status
 		if r.FailureReason != "" {
-			line += " (" + r.FailureReason + ")"
+			line += " (" + strings.TrimSuffix(r.FailureReason+", "+r.FailureKind, ", ") + ")"
 		}
 		line += " in " + millis(r.DurationMS)
 		if len(r.FilesChanged) > 0 {
@@ -163,6 +163,14 @@ func (c *cli) printEvent(ev client.TaskEvent) error {
 		}
 	case "file_changed":
 		line = "file changed: " + a.Path
+	case "subagent_started", "subagent_progress", "subagent_finished":
+		line = strings.TrimSpace(strings.TrimPrefix(ev.Type, "subagent_") + " " + a.Status + ": " + a.Text)
+	case "permission_denied":
+		line = strings.TrimSpace("denied: " + a.Tool + " " + a.Input + ": " + a.Text)
+	case "warning":
+		line = "warning" + parens(a.Reason) + ": " + a.Text
+	case "log":
+		line = "log: " + a.Text
 	case "usage":
 		if a.Usage == nil {
 			return nil
@@ -172,9 +180,16 @@ func (c *cli) printEvent(ev client.TaskEvent) error {
 			line += fmt.Sprintf(", $%.4f", a.Usage.CostUSD)
 		}
 	case "error":
-		line = "error: " + a.Text
+		line = "error" + parens(a.Reason) + ": " + a.Text
 	default:
 		return nil // raw: the CLI's own lines, for --json readers
+	}
+	if a.Subagent != nil { // a subagent's work, indented under its name
+		name := a.Subagent.Type
+		if name == "" {
+			name = "subagent"
+		}
+		line = "  [" + name + "] " + line
 	}
 	_, err = fmt.Fprintln(w, strings.TrimRight(line, "\n"))
 	return err
@@ -287,4 +302,12 @@ func (c *cli) taskCancelCmd() *cobra.Command {
 			return err
 		},
 	}
+}
+
+// parens is " (s)", or "" for an empty s.
+func parens(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
 }

@@ -34,7 +34,7 @@ func TestCLITask(t *testing.T) {
 
 	failed := r.run("task", "run", "ct", "--agent", "opencode", "-f", "please fail").must(t, 1)
 	r.golden("task-run-follow-fails", failed)
-	if !strings.Contains(failed.stdout, "error: ") || !strings.Contains(failed.stderr, "failed: agent_error") {
+	if !strings.Contains(failed.stdout, "error (server_error): fake failure") || !strings.Contains(failed.stderr, "failed: agent_error") {
 		t.Fatalf("a failing agent: %+v", failed)
 	}
 	asJSON := r.run("task", "run", "ct", "--agent", "opencode", "-f", "--json", "please fail again").must(t, 1)

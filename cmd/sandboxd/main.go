@@ -11,6 +11,8 @@ import (
 )
 
 func main() {
+	// Whatever sandboxd creates is its own unless it says otherwise (issue 12).
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
 	stop()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 	"github.com/sandboxd/sandboxd/wake"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -70,6 +70,10 @@ func buildVersion() string {
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
+	// Before the config, which sizes the edge from the limit.
+	if _, _, err := raiseOpenFileLimit(); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -85,8 +89,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
+	if err := ownDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	sealer, err := secretsSealer(cfg)
+	if err != nil {
+		return err
 	}
 	met := newMetrics()
 	docker, err := dockerClient(met)
@@ -94,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer docker.Close()
-	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, log)
+	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, sealer, log)
 	if err != nil {
 		return err
 	}
@@ -106,6 +114,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
 	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
 	lcfg.PreviewAccess = cfg.PreviewAccess
+	iso := cfg.Isolation // issue 12
+	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
+	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
 	lcfg.StopAfter = cfg.StopAfter // issue 14
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
@@ -119,6 +130,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	waker := wake.New(mgr)
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
 	waker.MinMemAvailable = uint64(cfg.WakeMinMemory)
+	waker.MaxWaitingPerSandbox, waker.MaxWaiting = cfg.WakeQueuePerSandbox, cfg.WakeQueueMax
 	mgr.MemAvailable = wake.ReadMemAvailable
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
@@ -127,6 +139,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = initproto.RelayPort
+	edgeSrv.MaxConns, edgeSrv.MaxConnsPerIP = cfg.EdgeMaxConns, cfg.EdgeMaxConnsPerIP
+	if cfg.EdgeMaxConnsPerIP == 0 {
+		edgeSrv.MaxConnsPerIP = -1 // the variable's 0 is "no cap"; the knob's is the default
+	}
+	edgeSrv.BodyMinRate, edgeSrv.BodyWindow = int(cfg.EdgeBodyMinRate), cfg.EdgeBodyWindow
+	edgeSrv.ReadHeaderTimeout = cfg.EdgeHeaderTimeout
+	log.Info("limits", "open_files", cfg.OpenFiles, "edge_max_conns", cfg.EdgeMaxConns, "edge_max_conns_per_ip", cfg.EdgeMaxConnsPerIP, "api_max_conns", apiMaxConns(cfg.OpenFiles),
+		"wake_queue_per_sandbox", cfg.WakeQueuePerSandbox, "wake_queue_max", cfg.WakeQueueMax)
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
 
@@ -137,6 +157,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("SANDBOXD_API_BIND: %w", err)
 	}
 	defer apiLn.Close()
+	apiLn = netutil.LimitListener(apiLn, apiMaxConns(cfg.OpenFiles)) // issue 11: within the descriptors kept for it
 	httpLn, err := net.Listen("tcp", cfg.HTTPBind)
 	if err != nil {
 		return fmt.Errorf("SANDBOXD_HTTP_BIND: %w", err)
@@ -204,7 +225,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
-	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
+	g.Go(func() error { return serveUntilClosed(httpSrv, edgeSrv.Listener(httpLn)) })
 	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
