@@ -148,6 +148,7 @@ func mustPost(t *testing.T, d *daemon, path string, want string) {
 // navigation wakes the sandbox, and so does a client without browser headers (curl). With
 // wake_on "any" the reconnect wakes it.
 func TestBackgroundRequestsDoNotWake(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "tab", "ports": []int{3000}})
@@ -245,6 +246,7 @@ func pid(t *testing.T, d *daemon, id string) string {
 // a paused sandbox without waking it; an exec wakes it. Paused past its stop_after, a
 // sandbox is stopped.
 func TestWarmSleep(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_ACTIVITY_INTERVAL"] = "100ms"
 	d := e.start()
@@ -303,6 +305,7 @@ func TestWarmSleep(t *testing.T) {
 // unpause that finds the same process. One paused behind sandboxd's back is seen paused
 // (engine events); one unpaused behind its back while it was down is seen running.
 func TestPausedAcrossRestart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	t.Cleanup(func() {
