@@ -36,6 +36,11 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/events", s.h(s.taskEvents)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/cancel", s.h(s.cancelTask)).Methods(post)
 	r.HandleFunc("/v1/images", s.h(s.images)).Methods(get)
+
+	// Issue 14: tiered sleep. Resume is start by another name: an unpause when paused.
+	r.HandleFunc("/v1/sandboxes/{id}/pause", s.h(s.pause)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/resume", s.h(s.start)).Methods(post)
+
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.getServices)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.putServices)).Methods(put)
 

@@ -85,6 +85,7 @@ func (s *spy) List(ctx context.Context, o store.ListOptions) ([]store.Sandbox, e
 func (s *spy) Stop(ctx context.Context, id string) error   { s.call("Stop", id); return errSpy }
 func (s *spy) Delete(ctx context.Context, id string) error { s.call("Delete", id); return errSpy }
 func (s *spy) Purge(ctx context.Context, id string) error  { s.call("Purge", id); return errSpy }
+func (s *spy) Pause(ctx context.Context, id string) error  { s.call("Pause", id); return errSpy }
 func (s *spy) Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error) {
 	s.call("Keepalive", id)
 	return store.Sandbox{}, errSpy

@@ -41,6 +41,11 @@ type sandboxView struct {
 	Disk diskView `json:"disk"`
 	UID  int      `json:"uid,omitempty"`
 
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string     `json:"wake_on"`
+	StopAfter string     `json:"stop_after,omitempty"` // absent: the operator's default
+	PausedAt  *time.Time `json:"paused_at,omitempty"`
+
 	ID string `json:"id"`
 }
 
@@ -108,6 +113,17 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	}
 	if sb.LastExit.Reason != "" {
 		v.LastExit = &lastExitView{Code: sb.LastExit.Code, Reason: sb.LastExit.Reason, At: sb.LastExit.At}
+	}
+	v.WakeOn = sb.WakeOn
+	if v.WakeOn == "" {
+		v.WakeOn = store.WakeOnNavigation
+	}
+	if sb.StopAfter > 0 {
+		v.StopAfter = sb.StopAfter.String()
+	}
+	if !sb.PausedAt.IsZero() {
+		p := sb.PausedAt
+		v.PausedAt = &p
 	}
 	if v.Ports == nil {
 		v.Ports = []int{}

@@ -62,6 +62,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		Tenant:   req.Tenant,
 		Previews: req.Previews, PreviewKey: key,
 		DiskBytes: req.DiskBytes, UID: uid,
+		WakeOn: req.WakeOn, StopAfter: req.StopAfter,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

@@ -56,6 +56,11 @@ type Config struct {
 	DiskScanEvery time.Duration // how often the quota scan runs; 0: every minute (stretched to stay under 1% of a CPU)
 	UIDFirst      int           // sandbox uids come from UIDFirst-UIDLast; 0: every sandbox runs as uid 1000, as before issue 12
 	UIDLast       int
+
+	// StopAfter is how long an idle sandbox stays paused before it is stopped (issue 14).
+	// 0 turns the pause tier off: idle sandboxes stop at once, and one paused through the
+	// API stays paused until woken or memory runs short.
+	StopAfter time.Duration
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -66,6 +71,7 @@ func DefaultConfig(dataDir string) Config {
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
 		PreviewAccess: store.AccessPublic,
 		DiskQuota:     10 << 30, InodeQuota: 1_000_000, UIDFirst: 200000, UIDLast: 299999,
+		StopAfter: 2 * time.Hour,
 	}
 }
 
@@ -84,6 +90,8 @@ type Route struct {
 	// default, and the key its preview tokens are verified with (nil: none yet).
 	Previews   store.Previews
 	PreviewKey []byte
+
+	WakeOn string // store.WakeOnNavigation or store.WakeOnAny (issue 14)
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -95,8 +103,9 @@ type RouteSink interface {
 // Observer is told what the Manager does, for metrics. Every field is optional and must be
 // cheap and safe for concurrent use.
 type Observer struct {
-	Stopped func(reason string)              // a sandbox stopped: api, idle or pressure
-	Timed   func(op string, d time.Duration) // create (to running) or start took d
+	Stopped func(reason string)              // a sandbox stopped: api, idle, stop_after or pressure
+	Paused  func(reason string)              // a sandbox paused: api or idle
+	Timed   func(op string, d time.Duration) // create (to running), start or unpause took d
 }
 
 // Manager runs sandboxes on one Docker engine. It is safe for concurrent use.
@@ -282,6 +291,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
 			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
+			WakeOn: sb.WakeOn,
 		})
 	}
 }
@@ -301,6 +311,10 @@ func (m *Manager) setRuntime(ctx context.Context, sb store.Sandbox, rt store.Run
 		return sb, internal(err, "record state of %s", sb.ID)
 	}
 	sb.Status, sb.ContainerID, sb.IP, sb.Error = rt.Status, rt.ContainerID, rt.IP, rt.Error
+	sb.PausedAt = time.Time{}
+	if rt.Status == store.StatusPaused {
+		sb.PausedAt = rt.PausedAt
+	}
 	sb.UpdatedAt = m.now()
 	m.remember(sb)
 	return sb, nil

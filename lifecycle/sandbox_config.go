@@ -53,6 +53,9 @@ type sandboxConfig struct {
 	// Issue 12: the quota asked for, and the uid (which outlives the row anyway).
 	DiskBytes int64 `json:"disk_bytes,omitempty"`
 	UID       int   `json:"uid,omitempty"`
+	// Issue 14: the wake policy and how long it stays paused.
+	WakeOn    string        `json:"wake_on,omitempty"`
+	StopAfter time.Duration `json:"stop_after_ns,omitempty"`
 }
 
 // configSecrets is what Secrets seals.
@@ -98,6 +101,7 @@ func (m *Manager) writeConfig(sb store.Sandbox, env map[string]string) error {
 		IdlePolicy: sb.IdlePolicy, HostHeader: sb.HostHeader, CreatedAt: sb.CreatedAt,
 		Tenant: sb.Tenant, PreviewAccess: sb.Previews.Access, PreviewPorts: sb.Previews.Ports,
 		DiskBytes: sb.DiskBytes, UID: sb.UID,
+		WakeOn: sb.WakeOn, StopAfter: sb.StopAfter,
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -170,6 +174,7 @@ func (m *Manager) readConfig(id string) (store.Sandbox, map[string]string, error
 		HostHeader: c.HostHeader, CreatedAt: c.CreatedAt,
 		Tenant: c.Tenant, Previews: store.Previews{Access: c.PreviewAccess, Ports: c.PreviewPorts},
 		DiskBytes: c.DiskBytes, UID: c.UID,
+		WakeOn: c.WakeOn, StopAfter: c.StopAfter,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

@@ -9,10 +9,10 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-// Start starts a sandbox's container and returns its IP. A running sandbox answers from
-// memory at once. A stop in progress is waited for, until ctx ends (then the error is
-// unavailable and nothing was done); once the lock is held, the start runs to its end
-// whatever ctx does. A container that vanished is recreated from the stored spec. A failed
+// Start starts a sandbox's container, or unpauses a paused one, and returns its IP. A
+// running sandbox answers from memory at once. A stop in progress is waited for, until ctx
+// ends (then the error is unavailable and nothing was done); once the lock is held, the
+// start runs to its end whatever ctx does. A container that vanished is recreated from the stored spec. A failed
 // start leaves the sandbox in state error with the reason, until the next Start succeeds.
 func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if !ValidID(id) {
@@ -36,6 +36,14 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	}
 	if err := m.checkDisk(sb); err != nil {
 		return netip.Addr{}, err // refused, not failed: the sandbox stays stopped, not broken
+	}
+	if sb.Status == store.StatusPaused {
+		// A paused sandbox holds its tenant's running slot already (occupies): an unpause
+		// needs no admission.
+		ip, ok, err := m.unpauseLocked(ctx, sb)
+		if err != nil || ok {
+			return ip, err
+		}
 	}
 	// Refused before anything is done, so the sandbox keeps its state: a tenant at its
 	// running limit is not an error of the sandbox.

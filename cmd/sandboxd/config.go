@@ -66,6 +66,9 @@ type config struct {
 	// Issue 12: disk quotas, uids, secrets at rest (isolation_config.go).
 	Isolation isolationConfig
 
+	// Issue 14: tiered sleep.
+	StopAfter time.Duration // how long an idle sandbox stays paused before it is stopped; 0: no pause
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -180,6 +183,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.TaskLogMax = n
 			return nil
 		}},
+	)
+	// Issue 14: tiered sleep.
+	settings = append(settings,
+		setting{"SANDBOXD_STOP_AFTER", "stop-after", "2h", "stop a sandbox paused (idle) this long; 0 stops idle sandboxes at once, without pausing them",
+			durParser(&c.StopAfter, 0)},
 	)
 	settings = append(settings, tlsSettings(&c.TLS)...)
 	settings = append(settings,

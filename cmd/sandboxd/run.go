@@ -117,6 +117,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	iso := cfg.Isolation // issue 12
 	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
 	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
+	lcfg.StopAfter = cfg.StopAfter // issue 14
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	mgr.AdoptOrphans = cfg.Adopt
@@ -315,9 +316,18 @@ func (r routes) SetRoute(lr lifecycle.Route) {
 		state = edge.Running
 	case store.StatusError:
 		state = edge.Broken
+	case store.StatusPaused:
+		state = edge.Paused
+	case store.StatusCreating:
+		state = edge.Starting
+	}
+	wakeOn := wake.OnNavigation // issue 14
+	if lr.WakeOn == store.WakeOnAny {
+		wakeOn = wake.OnAny
 	}
 	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message,
-		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey})
+		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey,
+		WakeOn: wakeOn})
 }
 
 // portPrivate turns per-port access into the edge's overrides (issue 13).

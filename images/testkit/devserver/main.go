@@ -13,6 +13,8 @@
 //	/bytes?n=N    N bytes of 'x' with Content-Length
 //	/env?k=NAME   the value of the environment variable NAME, 404 when unset
 //	/file?path=P  the file P under the working directory, 404 when missing
+//	/count        how many /count requests this process has served, this one included
+//	/pid          the process's pid
 //
 // It logs one line, "devserver listening on <addr>", and exits non-zero when it
 // cannot listen. SIGTERM and SIGINT shut it down cleanly, which matters when

@@ -417,3 +417,17 @@ func TestRun(t *testing.T) {
 		t.Errorf("run after cancel: %v", err)
 	}
 }
+
+// /count counts in the process's memory: one mux, one counter; a new process starts at 1.
+func TestCountAndPid(t *testing.T) {
+	mux := newMux()
+	for want := 1; want <= 3; want++ {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/count", nil))
+		if rec.Code != http.StatusOK || rec.Body.String() != strconv.Itoa(want) {
+			t.Fatalf("GET /count #%d = %d %q", want, rec.Code, rec.Body.String())
+		}
+	}
+	checkGet(t, "/count", http.StatusOK, "1") // another mux, as another process would be
+	checkGet(t, "/pid", http.StatusOK, strconv.Itoa(os.Getpid()))
+}
