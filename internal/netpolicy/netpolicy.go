@@ -47,11 +47,11 @@ type Denial struct {
 // Why the egress proxy refused a request. They are the reason label of its metrics too,
 // so the set stays small.
 const (
-	ReasonNone      = "egress_none"  // the sandbox's mode is none
-	ReasonNotListed = "not_listed"   // the name is not in the allowlist
-	ReasonLiteral   = "ip_literal"   // an IP address no listed CIDR covers
-	ReasonAddress   = "address"      // the name resolves only to addresses the policy refuses
-	ReasonLimit     = "limit"        // too many connections at once
-	ReasonBad       = "bad_request"  // not a request the proxy serves (https in absolute form, a bad host)
-	ReasonUnknown   = "not_sandbox"  // the source is no running sandbox
+	ReasonNone      = "egress_none" // the sandbox's mode is none
+	ReasonNotListed = "not_listed"  // the name is not in the allowlist
+	ReasonLiteral   = "ip_literal"  // an IP address no listed CIDR covers
+	ReasonAddress   = "address"     // the name resolves only to addresses the policy refuses
+	ReasonLimit     = "limit"       // too many connections at once
+	ReasonBad       = "bad_request" // not a request the proxy serves (https in absolute form, a bad host)
+	ReasonUnknown   = "not_sandbox" // the source is no running sandbox
 )
