@@ -43,6 +43,11 @@ type Sandbox struct {
 	IdlePolicy  string
 	HostHeader  string // "" the preview host; "localhost": localhost:<port>
 
+	// Issue 15: the egress policy (network.go). Egress is none, proxy or open, or "" for
+	// a sandbox stored without one; EgressAllow is its own allowlist.
+	Egress      string
+	EgressAllow []string
+
 	ContainerID string
 	IP          string
 	Error       string
@@ -102,6 +107,9 @@ func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]str
 			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
 				return fmt.Errorf("insert label: %w", err)
 			}
+		}
+		if err := insertNetwork(ctx, tx, sb); err != nil { // issue 15
+			return err
 		}
 		return insertServices(ctx, tx, sb.ID, sb.Services)
 	})
@@ -252,6 +260,10 @@ func (db *DB) fill(ctx context.Context, list []Sandbox, index map[string]int, in
 		sb.Labels[k] = v
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	err = query("SELECT sandbox_id, egress, allow FROM sandbox_network", scanNetwork) // issue 15
 	if err != nil {
 		return err
 	}
