@@ -50,6 +50,7 @@ type createBody struct {
 	IdlePolicy  string            `json:"idle_policy"`
 	HostHeader  string            `json:"host_header"`
 	Services    []store.Service   `json:"services"`
+	Network     *networkBody      `json:"network"` // issue 15
 
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
@@ -84,6 +85,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.MemoryBytes == 0 {
 		req.MemoryBytes = int64(b.MemoryHigh)
+	}
+	if b.Network != nil { // issue 15
+		req.Egress, req.Allow = b.Network.Egress, b.Network.Allow
 	}
 	if b.External != nil {
 		if req.Labels == nil {

@@ -54,6 +54,10 @@ type Server struct {
 	audit      Auditor
 	log        *slog.Logger
 
+	// Issue 15.
+	networks Networks
+	egress   EgressStatus
+
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
 	// requests whose Host is not a loopback name: a DNS-rebinding page cannot borrow the
 	// browser of someone on the host.
@@ -84,6 +88,10 @@ type Deps struct {
 	Health     Pinger        // health.go: readiness
 	Waker      Waker         // wakes a stopped sandbox before exec, terminal, task, keepalive
 	Audit      Auditor       // nil records nothing
+
+	// Issue 15: network.go.
+	Networks Networks     // PUT .../network
+	Egress   EgressStatus // recent denials; nil shows none
 }
 
 // New returns the API over d; a nil log discards.
@@ -95,6 +103,7 @@ func New(d Deps, log *slog.Logger) *Server {
 		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
 		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
+		networks: d.Networks, egress: d.Egress,
 	}
 }
 

@@ -28,6 +28,7 @@ type sandboxView struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	LastActiveAt   time.Time         `json:"last_active_at"`
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
+	Network        networkView       `json:"network"` // issue 15
 	ID             string            `json:"id"`
 }
 
@@ -38,6 +39,7 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		IdlePolicy: sb.IdlePolicy, HostHeader: "preview", IP: sb.IP, Error: sb.Error,
 		CreatedAt: sb.CreatedAt, UpdatedAt: sb.UpdatedAt, LastActiveAt: sb.LastActiveAt,
 		PreviewURLs: map[string]string{},
+		Network:     s.networkView(sb),
 	}
 	if sb.HostHeader != "" {
 		v.HostHeader = sb.HostHeader

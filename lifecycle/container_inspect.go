@@ -4,7 +4,8 @@ import (
 	"context"
 )
 
-// containerIP reads the sandbox's address on the sandboxd network.
+// containerIP reads the sandbox's address on its primary network: the internal one when
+// there is one (issue 15), else the sandboxd network.
 func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
@@ -13,9 +14,9 @@ func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 		return "", internal(err, "inspect container")
 	}
 	if info.NetworkSettings != nil {
-		if ep, ok := info.NetworkSettings.Networks[m.cfg.Network]; ok && ep.IPAddress != "" {
+		if ep, ok := info.NetworkSettings.Networks[m.primaryNetwork()]; ok && ep.IPAddress != "" {
 			return ep.IPAddress, nil
 		}
 	}
-	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.cfg.Network)
+	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.primaryNetwork())
 }

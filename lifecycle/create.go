@@ -41,6 +41,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
 		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
+		Egress: req.Egress, EgressAllow: req.Allow, // issue 15
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

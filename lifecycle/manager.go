@@ -39,6 +39,13 @@ type Config struct {
 	Pids        int64
 	NoFile      int64
 
+	// Issue 15: egress. InternalNetwork, when set, is a Docker network with no route out
+	// (internal, ICC off) that every sandbox joins: its address there is the one routes
+	// use, and a sandbox in mode open joins Network too for its route out. "" keeps every
+	// sandbox on Network, open, as before (tests that need no egress leave it so).
+	InternalNetwork string
+	Egress          string // mode of a sandbox created without one; "" means open
+
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
@@ -63,6 +70,10 @@ type Route struct {
 	HostHeader string
 	Bytes      *atomic.Int64
 	Message    string // why, when Status is error
+
+	// Issue 15: the egress policy, for the egress proxy, which knows the sandbox by IP.
+	Egress string   // none, proxy or open
+	Allow  []string // the sandbox's own allowlist; the proxy adds the operator's
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -92,6 +103,11 @@ type Manager struct {
 	// Hook, when set, is called at named points of create and stop. Tests use it to crash
 	// sandboxd at a chosen instant.
 	Hook func(point string)
+	// EgressProxy is where sandboxes reach the egress proxy (issue 15): the internal
+	// network's gateway and the proxy's port. When valid, every container is made with
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY (and their lowercase forms) pointing at it,
+	// whatever its mode, so a mode change later needs no restart. Set before serving.
+	EgressProxy netip.AddrPort
 
 	db       *store.DB
 	docker   *client.Client
@@ -107,6 +123,7 @@ type Manager struct {
 	sandboxes map[string]*live
 
 	networkOK atomic.Bool
+	nets      atomic.Pointer[Networks] // set with networkOK
 
 	// Detached-exec watchers: owned here, joined by Run's end.
 	base       context.Context
@@ -242,6 +259,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 		m.Routes.SetRoute(Route{
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+			Egress: egressOf(sb), Allow: sb.EgressAllow,
 		})
 	}
 }

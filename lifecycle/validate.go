@@ -41,6 +41,11 @@ type CreateRequest struct {
 	IdlePolicy  string
 	HostHeader  string
 	Services    []store.Service
+
+	// Issue 15: the egress policy. Egress "" takes the operator's default
+	// (Config.Egress); Allow is the sandbox's own allowlist.
+	Egress string
+	Allow  []string
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -105,6 +110,10 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return err
 	}
 	req.Ports = ports
+	// Issue 15.
+	if req.Egress, req.Allow, err = m.normalizeNetwork("network.", req.Egress, req.Allow, true); err != nil {
+		return err
+	}
 	return nil
 }
 

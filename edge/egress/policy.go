@@ -93,3 +93,6 @@ func (p *Proxy) stillAllowed(pol *policy, t *tunnel) bool {
 	}
 	return false
 }
+
+// Operator returns the operator's allowlist, which the proxy adds to every sandbox's.
+func (p *Proxy) Operator() []string { return p.operator }

@@ -47,7 +47,8 @@ func Client(t testing.TB) *client.Client {
 	return cli
 }
 
-// Network returns a fresh network name for a test and removes the network at cleanup.
+// Network returns a fresh network name for a test and removes the network at cleanup,
+// with its internal sibling (InternalNetwork), which sandboxd makes beside it (issue 15).
 // Containers are cleaned first (cleanups run last-registered first).
 func Network(t testing.TB, cli *client.Client) string {
 	t.Helper()
@@ -57,12 +58,17 @@ func Network(t testing.TB, cli *client.Client) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := cli.NetworkRemove(ctx, name); err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Logf("cleanup: remove network %s: %v", name, err)
+		for _, n := range []string{name, InternalNetwork(name)} {
+			if err := cli.NetworkRemove(ctx, n); err != nil && !strings.Contains(err.Error(), "not found") {
+				t.Logf("cleanup: remove network %s: %v", n, err)
+			}
 		}
 	})
 	return name
 }
+
+// InternalNetwork is the name sandboxd gives the internal network beside network.
+func InternalNetwork(network string) string { return network + "-internal" }
 
 // CleanupInstance removes, at the end of the test, every container labelled with the
 // sandboxd instance.

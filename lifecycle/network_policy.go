@@ -1,0 +1,106 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sandboxd/sandboxd/internal/netpolicy"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// proxyURL is the URL of the egress proxy as sandboxes reach it.
+func (m *Manager) proxyURL() string { return "http://" + m.EgressProxy.String() }
+
+// noProxy are the hosts a sandbox reaches without the proxy: itself.
+const noProxy = "localhost,127.0.0.1,::1"
+
+// proxyEnv is the egress proxy's variables for a container, in upper and lower case, as
+// tools read one or the other; a variable the sandbox's own env sets is left to it.
+func (m *Manager) proxyEnv(own map[string]string) []string {
+	if !m.EgressProxy.IsValid() {
+		return nil
+	}
+	var out []string
+	for k, v := range map[string]string{
+		"HTTP_PROXY": m.proxyURL(), "HTTPS_PROXY": m.proxyURL(), "NO_PROXY": noProxy,
+		"http_proxy": m.proxyURL(), "https_proxy": m.proxyURL(), "no_proxy": noProxy,
+	} {
+		if _, ok := own[k]; !ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
+// normalizeNetwork checks a policy and returns it in canonical form. egress "" takes the
+// operator's default when fill is set (a create), and is refused otherwise (a change must
+// say the mode). field prefixes the names in errors ("network." in a create body).
+func (m *Manager) normalizeNetwork(field, egress string, allow []string, fill bool) (string, []string, error) {
+	if egress == "" && fill {
+		egress = m.cfg.Egress
+		if egress == "" {
+			egress = netpolicy.Open
+		}
+	}
+	switch {
+	case egress == "":
+		return "", nil, errorf(CodeInvalid, "%segress is required: %s", field, netpolicy.ModeList())
+	case !netpolicy.ValidMode(egress):
+		return "", nil, errorf(CodeInvalid, "%segress %q is not a mode: use %s", field, egress, netpolicy.ModeList())
+	case egress != netpolicy.Open && m.cfg.InternalNetwork == "":
+		return "", nil, errorf(CodeInvalid, "%segress %q needs sandboxd's internal network, which this sandboxd runs without", field, egress)
+	}
+	list, err := netpolicy.Normalize(field+"allow", allow)
+	if err != nil {
+		return "", nil, errorf(CodeInvalid, "%v", err)
+	}
+	if len(list) == 0 {
+		list = nil
+	}
+	return egress, list, nil
+}
+
+// SetNetwork replaces a sandbox's egress policy while it runs, with no restart: the
+// egress proxy applies it to the sandbox's next request (and closes its tunnels the new
+// policy refuses), and a change to or from mode open connects or disconnects the
+// sandbox's route out. The sandbox keeps its address, so its previews and their open
+// connections go on; its own direct connections out die with the route when it leaves
+// mode open. A stopped sandbox gets its networks at its next start. Bad input changes
+// nothing.
+func (m *Manager) SetNetwork(ctx context.Context, id, egress string, allow []string) (store.Sandbox, error) {
+	egress, allow, err := m.normalizeNetwork("", egress, allow, false)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	if !ValidID(id) {
+		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %q not found", id)
+	}
+	ctx, unlock, err := m.lockDetached(ctx, id)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	defer unlock()
+	sb, ok := m.cached(id)
+	if !ok {
+		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	err = m.db.SetNetwork(ctx, id, egress, allow, m.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	if err != nil {
+		return store.Sandbox{}, internal(err, "record network policy of %s", id)
+	}
+	sb.Egress, sb.EgressAllow, sb.UpdatedAt = egress, allow, m.now()
+	// The proxy's policy first: a sandbox leaving mode open is held to the new policy
+	// before its route out goes.
+	m.remember(sb)
+	if sb.Status == store.StatusRunning && sb.ContainerID != "" {
+		if err := m.alignContainer(ctx, sb.ContainerID, sb); err != nil {
+			// Recorded and enforced by the proxy; the periodic reconcile tries the
+			// networks again.
+			return sb, err
+		}
+	}
+	return sb, nil
+}
