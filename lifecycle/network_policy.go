@@ -32,35 +32,46 @@ func (m *Manager) proxyEnv(own map[string]string) []string {
 	return out
 }
 
-// normalizeNetwork checks a policy and returns it in canonical form. egress "" takes the
-// operator's default when fill is set (a create), and is refused otherwise (a change must
-// say the mode). field prefixes the names in errors ("network." in a create body).
-func (m *Manager) normalizeNetwork(field, egress string, allow []string, fill bool) (string, []string, error) {
-	if egress == "" && fill {
+// normalizeNetwork checks a create's policy and returns it in canonical form: egress ""
+// takes the operator's default. field prefixes the names in errors ("network.").
+func (m *Manager) normalizeNetwork(field, egress string, allow []string) (string, []string, error) {
+	if egress == "" {
 		egress = m.cfg.Egress
 		if egress == "" {
 			egress = netpolicy.Open
 		}
 	}
-	switch {
-	case egress == "":
-		return "", nil, errorf(CodeInvalid, "%segress is required: %s", field, netpolicy.ModeList())
-	case !netpolicy.ValidMode(egress):
-		return "", nil, errorf(CodeInvalid, "%segress %q is not a mode: use %s", field, egress, netpolicy.ModeList())
-	case egress != netpolicy.Open && m.cfg.InternalNetwork == "":
-		return "", nil, errorf(CodeInvalid, "%segress %q needs sandboxd's internal network, which this sandboxd runs without", field, egress)
+	if err := m.checkMode(field, egress); err != nil {
+		return "", nil, err
 	}
-	list, err := netpolicy.Normalize(field+"allow", allow)
-	if err != nil {
-		return "", nil, errorf(CodeInvalid, "%v", err)
-	}
-	if len(list) == 0 {
-		list = nil
-	}
-	return egress, list, nil
+	list, err := normalizeAllow(field, allow)
+	return egress, list, err
 }
 
-// SetNetwork replaces a sandbox's egress policy while it runs, with no restart: the
+func (m *Manager) checkMode(field, egress string) error {
+	switch {
+	case !netpolicy.ValidMode(egress):
+		return errorf(CodeInvalid, "%segress %q is not a mode: use %s", field, egress, netpolicy.ModeList())
+	case egress != netpolicy.Open && m.cfg.InternalNetwork == "":
+		return errorf(CodeInvalid, "%segress %q needs sandboxd's internal network, which this sandboxd runs without", field, egress)
+	}
+	return nil
+}
+
+func normalizeAllow(field string, allow []string) ([]string, error) {
+	list, err := netpolicy.Normalize(field+"allow", allow)
+	if err != nil {
+		return nil, errorf(CodeInvalid, "%v", err)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return list, nil
+}
+
+// SetNetwork changes a sandbox's egress policy while it runs, with no restart. egress ""
+// keeps the mode and allow nil keeps the list (an empty one empties it); one of them must
+// be given. The
 // egress proxy applies it to the sandbox's next request (and closes its tunnels the new
 // policy refuses), and a change to or from mode open connects or disconnects the
 // sandbox's route out. The sandbox keeps its address, so its previews and their open
@@ -68,7 +79,16 @@ func (m *Manager) normalizeNetwork(field, egress string, allow []string, fill bo
 // mode open. A stopped sandbox gets its networks at its next start. Bad input changes
 // nothing.
 func (m *Manager) SetNetwork(ctx context.Context, id, egress string, allow []string) (store.Sandbox, error) {
-	egress, allow, err := m.normalizeNetwork("", egress, allow, false)
+	if egress == "" && allow == nil {
+		return store.Sandbox{}, errorf(CodeInvalid, "give egress (%s), allow, or both", netpolicy.ModeList())
+	}
+	if egress != "" {
+		if err := m.checkMode("", egress); err != nil {
+			return store.Sandbox{}, err
+		}
+	}
+	keepAllow := allow == nil
+	allow, err := normalizeAllow("", allow)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
@@ -83,6 +103,12 @@ func (m *Manager) SetNetwork(ctx context.Context, id, egress string, allow []str
 	sb, ok := m.cached(id)
 	if !ok {
 		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	if egress == "" {
+		egress = egressOf(sb)
+	}
+	if keepAllow {
+		allow = sb.EgressAllow
 	}
 	err = m.db.SetNetwork(ctx, id, egress, allow, m.now())
 	if errors.Is(err, store.ErrNotFound) {

@@ -185,7 +185,7 @@ func TestSetNetworkRefusesBadInput(t *testing.T) {
 		allow  []string
 		want   string
 	}{
-		{"", nil, "egress is required"},
+		{"", nil, "give egress"},
 		{"closed", nil, `egress "closed" is not a mode: use "none", "proxy" or "open"`},
 		{"proxy", []string{""}, "allow[0] is empty"},
 		{"proxy", []string{"*"}, "would allow every host"},
@@ -203,6 +203,14 @@ func TestSetNetworkRefusesBadInput(t *testing.T) {
 	got, err := m.Get(ctx, "bad")
 	if err != nil || got.Egress != netpolicy.Proxy || !slices.Equal(got.EgressAllow, []string{"pypi.org"}) {
 		t.Fatalf("after refused changes: %q %q, %v", got.Egress, got.EgressAllow, err)
+	}
+	// What a change leaves out, it keeps: the list when only the mode is given, and the
+	// mode when only the list is. (A stopped sandbox: no engine needed.)
+	if sb, err := m.SetNetwork(ctx, "bad", netpolicy.None, nil); err != nil || sb.Egress != netpolicy.None || !slices.Equal(sb.EgressAllow, []string{"pypi.org"}) {
+		t.Fatalf("mode only: %q %q, %v", sb.Egress, sb.EgressAllow, err)
+	}
+	if sb, err := m.SetNetwork(ctx, "bad", "", []string{}); err != nil || sb.Egress != netpolicy.None || sb.EgressAllow != nil {
+		t.Fatalf("empty list: %q %q, %v", sb.Egress, sb.EgressAllow, err)
 	}
 	for _, tc := range []struct {
 		req  CreateRequest

@@ -111,7 +111,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	}
 	req.Ports = ports
 	// Issue 15.
-	if req.Egress, req.Allow, err = m.normalizeNetwork("network.", req.Egress, req.Allow, true); err != nil {
+	if req.Egress, req.Allow, err = m.normalizeNetwork("network.", req.Egress, req.Allow); err != nil {
 		return err
 	}
 	return nil
