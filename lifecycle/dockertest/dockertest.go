@@ -110,7 +110,8 @@ var (
 )
 
 // Binary builds a main package of this module (e.g. "./cmd/sandbox-init") once per test
-// process and returns its path. sandbox-init is built static, as the Makefile does.
+// process and returns its path. sandbox-init and the testkit's programs are built static,
+// as the Makefile and images/testkit/build.sh do.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -130,8 +131,8 @@ func Binary(t testing.TB, pkg string) string {
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = os.Environ()
-	if strings.HasSuffix(pkg, "sandbox-init") {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	if strings.HasSuffix(pkg, "sandbox-init") || strings.Contains(pkg, "images/testkit/") {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0") // they run in containers of any image
 	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
