@@ -41,6 +41,12 @@ type config struct {
 	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
 
+	// Issue 15: egress (egress.go).
+	Egress         string   // SANDBOXD_EGRESS: the mode of a sandbox created without one
+	EgressAllow    []string // SANDBOXD_EGRESS_ALLOW, normalized: added to every sandbox's list
+	EgressPort     int      // SANDBOXD_EGRESS_PROXY_PORT: the proxy's port on the internal gateway
+	EgressResolver string   // SANDBOXD_EGRESS_RESOLVER: host:port of the proxy's DNS server; "" the system's
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -129,6 +135,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}},
 	}
 	settings = append(settings, tlsSettings(&c.TLS)...)
+	settings = append(settings, egressSettings(c)...) // issue 15
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
