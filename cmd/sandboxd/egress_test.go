@@ -248,7 +248,7 @@ func newEgressWorld(t *testing.T, docker *client.Client) *egressWorld {
 	ctx := context.Background()
 	c, err := docker.ContainerCreate(ctx, &container.Config{
 		Image: dockertest.Testkit,
-		Cmd: []string{"sh", "-c", "PORT=8080 /test/devserver & TLS_CERT=/certs/cert.pem TLS_KEY=/certs/key.pem PORT=8443 exec /test/devserver"},
+		Cmd:   []string{"sh", "-c", "PORT=8080 /test/devserver & TLS_CERT=/certs/cert.pem TLS_KEY=/certs/key.pem PORT=8443 exec /test/devserver"},
 	}, &container.HostConfig{NetworkMode: container.NetworkMode(netName),
 		Mounts: []mount.Mount{
 			{Type: mount.TypeBind, Source: dir, Target: "/certs", ReadOnly: true},
