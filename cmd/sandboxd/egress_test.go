@@ -99,7 +99,10 @@ func TestEgress(t *testing.T) {
 		}
 		for _, tc := range []struct{ url, want string }{
 			{"http://other.test:8080/", "other.test is not in this sandbox's allowlist (allowed.test, loop.test, " + world.ip.String() + "/32); add it with PUT /v1/sandboxes/" + p.ID + "/network"},
-			{"http://" + world.other.String() + ":8080/", world.other.String() + " is an IP address, and no CIDR"},
+			// An address no CIDR covers (documentation range: refused before any dial).
+			{"http://198.51.100.7:8080/", "198.51.100.7 is an IP address, and no CIDR"},
+			// The registry's neighbour: on a network bridged on this host.
+			{"http://" + world.other.String() + ":8080/", world.other.String() + " is on a network bridged on this host"},
 			{"http://loop.test:8080/", "loop.test resolves to 127.0.0.1 (a loopback address)"},
 		} {
 			if code, body := fetch(p.ID, tc.url); code != 403 || !strings.Contains(body, tc.want) {
@@ -124,10 +127,10 @@ func TestEgress(t *testing.T) {
 			}
 		}
 		getSandboxInto(t, d, p.ID, &view)
-		if dr := view.Network.DeniedRecent; len(dr) != 4 || dr[0].Host != "loop.test:8080" || dr[3].Host != "other.test:8443" || dr[3].Reason != "not_listed" {
+		if dr := view.Network.DeniedRecent; len(dr) != 5 || dr[0].Host != "loop.test:8080" || dr[4].Host != "other.test:8443" || dr[4].Reason != "not_listed" {
 			t.Fatalf("denied_recent %+v", dr)
 		}
-		if v := scrape(t, d, `sandboxd_egress_sandbox_requests_total{decision="denied",sandbox="`+p.ID+`"}`); v != 4 {
+		if v := scrape(t, d, `sandboxd_egress_sandbox_requests_total{decision="denied",sandbox="`+p.ID+`"}`); v != 5 {
 			t.Fatalf("denied in /metrics: %v", v)
 		}
 	})

@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/sandboxd/sandboxd/internal/netpolicy"
 )
@@ -35,6 +33,9 @@ func (p *Proxy) decide(ctx context.Context, pol *policy, host string) (addrs []n
 		if class, never := p.never(ip); never {
 			return nil, "", &refusal{netpolicy.ReasonAddress, fmt.Sprintf("%s is %s, which no sandbox may reach through the egress proxy", ip, class)}, nil
 		}
+		if p.host.bridged(p.HostNetworks, ip, p.now()) && !pol.operator.Covers(ip) {
+			return nil, "", &refusal{netpolicy.ReasonAddress, fmt.Sprintf("%s is %s", ip, p.refusedClass(ip))}, nil
+		}
 		if pol.mode == netpolicy.Proxy && !pol.allow.Covers(ip) {
 			return nil, "", &refusal{netpolicy.ReasonLiteral, fmt.Sprintf(
 				"%s is an IP address, and no CIDR in this sandbox's allowlist (%s) covers it; list its name instead, or add a CIDR with %s",
@@ -59,11 +60,7 @@ func (p *Proxy) decide(ctx context.Context, pol *policy, host string) (addrs []n
 			addrs = append(addrs, a)
 			continue
 		}
-		class, never := p.never(a)
-		if !never {
-			class = "not a public address"
-		}
-		why = append(why, a.String()+" ("+class+")")
+		why = append(why, a.String()+" ("+p.refusedClass(a)+")")
 	}
 	if len(addrs) == 0 {
 		msg := fmt.Sprintf("%s resolves to %s, which no sandbox may reach through the egress proxy", name, strings.Join(why, ", "))
@@ -77,11 +74,15 @@ func (p *Proxy) decide(ctx context.Context, pol *policy, host string) (addrs []n
 }
 
 // addrAllowed reports whether pol lets a sandbox reach ip: never this host, a sandbox,
-// loopback or link-local; in mode open anything else (the sandbox has its own route
-// there anyway); in mode proxy a public address or one a listed CIDR covers.
+// loopback or link-local; a container or VM on a network bridged on this host only when
+// the operator lists a CIDR that covers it; in mode open anything else (the sandbox has its
+// own route there anyway); in mode proxy a public address or one a listed CIDR covers.
 func (p *Proxy) addrAllowed(pol *policy, ip netip.Addr) bool {
 	if _, never := p.never(ip); never {
 		return false
+	}
+	if p.host.bridged(p.HostNetworks, ip, p.now()) {
+		return pol.operator.Covers(ip)
 	}
 	switch pol.mode {
 	case netpolicy.Open:
@@ -108,10 +109,21 @@ func (p *Proxy) never(ip netip.Addr) (class string, never bool) {
 			return "a sandbox network's address", true
 		}
 	}
-	if p.local.has(p.LocalAddrs, ip, p.now()) {
+	if p.host.own(p.HostNetworks, ip, p.now()) {
 		return "an address of this host", true
 	}
 	return "", false
+}
+
+// refusedClass says why addrAllowed refused ip, for the refusal.
+func (p *Proxy) refusedClass(ip netip.Addr) string {
+	if class, never := p.never(ip); never {
+		return class
+	}
+	if p.host.bridged(p.HostNetworks, ip, p.now()) {
+		return "on a network bridged on this host, which only a CIDR in the operator's allowlist opens"
+	}
+	return "not a public address"
 }
 
 func (p *Proxy) resolver() Resolver {
@@ -132,45 +144,4 @@ func listing(a *netpolicy.Allowlist) string {
 		return strings.Join(e[:show], ", ") + fmt.Sprintf(" and %d more", len(e)-show)
 	}
 	return strings.Join(e, ", ")
-}
-
-// localAddrs caches this host's addresses for a few seconds: reading the interfaces costs
-// a netlink dump, too much per request, and addresses change rarely (a new Docker network).
-type localAddrs struct {
-	mu    sync.Mutex
-	at    time.Time
-	addrs map[netip.Addr]bool
-}
-
-func (l *localAddrs) has(read func() ([]netip.Addr, error), ip netip.Addr, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.addrs == nil || now.Sub(l.at) > 5*time.Second || now.Before(l.at) {
-		if read == nil {
-			read = interfaceAddrs
-		}
-		list, err := read()
-		if err == nil || l.addrs == nil {
-			l.addrs = map[netip.Addr]bool{}
-			for _, a := range list {
-				l.addrs[a.Unmap()] = true
-			}
-			l.at = now
-		}
-	}
-	return l.addrs[ip]
-}
-
-func interfaceAddrs() ([]netip.Addr, error) {
-	list, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]netip.Addr, 0, len(list))
-	for _, a := range list {
-		if pfx, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, pfx.Addr())
-		}
-	}
-	return out, nil
 }

@@ -23,8 +23,10 @@ import (
 const (
 	publicAddr  = "93.184.215.14" // the upstream servers
 	privateAddr = "10.9.8.7"      // also routed to the upstream, once a CIDR allows it
-	hostAddr    = "192.0.2.1"     // one of "this host's" addresses (LocalAddrs)
+	hostAddr    = "192.0.2.1"     // one of "this host's" addresses (HostNetworks)
 	sandboxNet  = "172.30.0.0/16" // a sandbox network (Blocked)
+	bridgedNet  = "172.31.0.0/16" // a network bridged on "this host" (HostNetworks)
+	bridgedAddr = "172.31.0.9"    // a container on it, also routed to the upstream
 )
 
 type harness struct {
@@ -58,11 +60,13 @@ func newHarness(t testing.TB, configure func(p *Proxy)) *harness {
 		"wild.example": {publicAddr}, "operator.example": {publicAddr}, "loop.example": {"127.0.0.1"},
 		"private.example": {privateAddr}, "meta.example": {"169.254.169.254"}, "self.example": {hostAddr},
 		"sandbox.example": {"172.30.0.5"}, "mixed.example": {"127.0.0.1", publicAddr},
+		"bridged.example": {bridgedAddr},
 	}
 	h.p.Dial = h.dial
 	h.p.Blocked = []netip.Prefix{netip.MustParsePrefix(sandboxNet)}
-	h.p.LocalAddrs = func() ([]netip.Addr, error) {
-		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr(hostAddr)}, nil
+	h.p.HostNetworks = func() ([]netip.Addr, []netip.Prefix, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr(hostAddr)},
+			[]netip.Prefix{netip.MustParsePrefix(bridgedNet)}, nil
 	}
 	if configure != nil {
 		configure(h.p)
@@ -97,7 +101,7 @@ func (h *harness) dial(ctx context.Context, network, addr string) (net.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	if a := ap.Addr().String(); a != publicAddr && a != privateAddr {
+	if a := ap.Addr().String(); a != publicAddr && a != privateAddr && a != bridgedAddr {
 		return nil, errors.New("test: no route to " + addr)
 	}
 	target := h.plain.Listener.Addr().String()

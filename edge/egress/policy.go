@@ -13,7 +13,7 @@ import (
 // container that died, whose address Docker gave again) loses it too.
 func (p *Proxy) SetPolicy(ip netip.Addr, sandbox, mode string, allow []string) {
 	ip = ip.Unmap()
-	pol := &policy{sandbox: sandbox, mode: mode, allow: netpolicy.Compile(allow, p.operator)}
+	pol := &policy{sandbox: sandbox, mode: mode, allow: netpolicy.Compile(allow, p.operator), operator: p.operatorList()}
 	p.mu.Lock()
 	var stale []netip.Addr
 	if old, ok := p.byID[sandbox]; ok && old != ip {

@@ -44,10 +44,13 @@ type Proxy struct {
 	// Internal is the network whose addresses are sandboxes' (lifecycle's internal
 	// network). Guard refuses a source in it unless it is a sandbox in mode open.
 	Internal netip.Prefix
-	// LocalAddrs lists this host's addresses, which the proxy never connects to (a
-	// connection from the host itself would pass checks that a sandbox's would not). Nil
-	// reads the host's interfaces, at most every 5s.
-	LocalAddrs func() ([]netip.Addr, error)
+	// HostNetworks lists this host's own addresses, which the proxy never connects to (a
+	// connection from the host itself passes checks a sandbox's would not), and the
+	// ranges of the networks bridged on it (Docker's, libvirt's), whose containers and VMs
+	// a sandbox reaches only where the operator's list has a CIDR covering them: the host
+	// reaches them past Docker's isolation of one network from another. Nil reads the
+	// host's interfaces, at most every 5s.
+	HostNetworks func() (own []netip.Addr, bridged []netip.Prefix, err error)
 	// API names the admin API route that changes a policy, in refusals. Zero means
 	// "PUT /v1/sandboxes/{id}/network".
 	API string
@@ -78,8 +81,10 @@ type Proxy struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	log      *slog.Logger
-	operator []string
+	log           *slog.Logger
+	operator      []string
+	operatorOnce  sync.Once
+	operatorAllow *netpolicy.Allowlist
 
 	mu   sync.RWMutex
 	byIP map[netip.Addr]*policy
@@ -88,7 +93,7 @@ type Proxy struct {
 	conns   connCounter
 	tunnels tunnelSet
 	stats   statsTable
-	local   localAddrs
+	host    hostNets
 
 	once      sync.Once
 	srv       *http.Server
@@ -98,9 +103,10 @@ type Proxy struct {
 
 // policy is one sandbox's policy, compiled. It is replaced, never changed.
 type policy struct {
-	sandbox string
-	mode    string
-	allow   *netpolicy.Allowlist // the sandbox's own entries, then the operator's
+	sandbox  string
+	mode     string
+	allow    *netpolicy.Allowlist // the sandbox's own entries, then the operator's
+	operator *netpolicy.Allowlist // the operator's alone
 }
 
 // New returns a Proxy that adds operator, the operator's allowlist (normalized by

@@ -196,3 +196,25 @@ func TestIdleTunnelCloses(t *testing.T) {
 	}
 	tun.closed(t)
 }
+
+// A container or VM on a network bridged on this host is out of a sandbox's reach (the
+// host passes Docker's isolation of networks), even in mode open and even when the
+// sandbox lists its CIDR; only the operator's list opens it.
+func TestBridgedNetworks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	c := h.sandbox("127.0.0.12", "sb12", netpolicy.Open, bridgedNet)
+	for _, authority := range []string{"bridged.example:80", bridgedAddr + ":80"} {
+		if tun := c.connect(authority); tun.status != 403 || !strings.Contains(tun.body, "on a network bridged on this host") {
+			t.Fatalf("%s: %d %q", authority, tun.status, tun.body)
+		}
+	}
+	h2 := newHarness(t, func(p *Proxy) { p.operator = append(p.operator, bridgedNet) })
+	c2 := h2.sandbox("127.0.0.13", "sb13", netpolicy.Proxy, "bridged.example")
+	if code, body := c2.get("http://bridged.example/"); code != 200 {
+		t.Fatalf("with the operator's CIDR: %d %q", code, body)
+	}
+	if code, body := c2.get("http://" + bridgedAddr + "/"); code != 200 {
+		t.Fatalf("the address, with the operator's CIDR: %d %q", code, body)
+	}
+}
