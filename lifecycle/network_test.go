@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/internal/netpolicy"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
@@ -114,16 +115,20 @@ func TestNetworkModes(t *testing.T) {
 		t.Fatalf("route %+v", rt)
 	}
 
+	began := time.Now()
 	sb2, err := m.SetNetwork(ctx, "modes", netpolicy.Open, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("proxy → open on a running sandbox took %s", time.Since(began)) // a figure, not a test
 	if got := h.networksOf(t, "modes"); !slices.Equal(got, both) || sb2.IP != sb.IP {
 		t.Fatalf("after open: on %v at %s, want %v at %s", got, sb2.IP, both, sb.IP)
 	}
+	began = time.Now()
 	if _, err := m.SetNetwork(ctx, "modes", netpolicy.None, nil); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("open → none on a running sandbox took %s", time.Since(began))
 	if got := h.networksOf(t, "modes"); !slices.Equal(got, internalOnly) {
 		t.Fatalf("after none: on %v", got)
 	}
