@@ -61,28 +61,36 @@ func (h *hostNets) bridged(list func() ([]netip.Addr, []netip.Prefix, error), ip
 	return false
 }
 
-// interfaceNets reads the host's interfaces: every address, and the ranges of those that
-// are Linux bridges (/sys/class/net/<name>/bridge exists: docker0, br-*, virbr0, cni0).
+// interfaceNets reads the host's addresses (one netlink dump, however many veths a
+// host of sandboxes has), and the ranges of its Linux bridges (the interfaces with a
+// /sys/class/net/<name>/bridge: docker0, br-*, virbr0, cni0).
 func interfaceNets() ([]netip.Addr, []netip.Prefix, error) {
-	ifaces, err := net.Interfaces()
+	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, nil, err
 	}
-	var own []netip.Addr
+	own := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if pfx, err := netip.ParsePrefix(a.String()); err == nil {
+			own = append(own, pfx.Addr().Unmap())
+		}
+	}
 	var bridged []netip.Prefix
-	for _, ifc := range ifaces {
-		addrs, err := ifc.Addrs()
+	entries, _ := os.ReadDir("/sys/class/net")
+	for _, e := range entries {
+		if _, err := os.Stat("/sys/class/net/" + e.Name() + "/bridge"); err != nil {
+			continue
+		}
+		ifc, err := net.InterfaceByName(e.Name())
 		if err != nil {
 			continue
 		}
-		_, serr := os.Stat("/sys/class/net/" + ifc.Name + "/bridge")
-		for _, a := range addrs {
-			pfx, err := netip.ParsePrefix(a.String())
-			if err != nil {
-				continue
-			}
-			own = append(own, pfx.Addr().Unmap())
-			if serr == nil {
+		list, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range list {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
 				bridged = append(bridged, pfx.Masked())
 			}
 		}
