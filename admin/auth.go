@@ -1,42 +1,55 @@
 package admin
 
 import (
-	"context"
-	"crypto/subtle"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
 // open paths answer without a token: probes from load balancers and systemd.
 var openPaths = map[string]bool{"/healthz": true, "/readyz": true}
 
-// authenticate checks "Authorization: Bearer <secret>" against every configured secret in
-// constant time. With no tokens configured, everything is open to callers on the host.
-// Either way, a browser page of another origin is refused: the API is for programs, and a
-// page must not drive it with the browser of someone who can reach it.
+// authenticate names the request's principal from "Authorization: Bearer <secret>": an
+// environment token or a stored one (apikey.Keys). When the operator configured no
+// tokens, a request without one acts as the operator; a token that is sent must be valid
+// either way, so a tenant's client that lost its token hears so instead of acting as the
+// operator. Either way, a browser page of another origin is refused: the API is for
+// programs, and a page must not drive it with the browser of someone who can reach it.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if reason := s.refuseBrowser(r); reason != "" {
 			s.writeError(w, r, &apiError{http.StatusForbidden, "forbidden", reason})
 			return
 		}
-		s.tokensMu.RLock()
-		tokens := s.Tokens
-		s.tokensMu.RUnlock()
-		if len(tokens) == 0 || openPaths[r.URL.Path] {
+		if openPaths[r.URL.Path] {
 			next.ServeHTTP(w, r)
 			return
 		}
-		name, ok := match(tokens, bearer(r))
-		if !ok {
+		info := infoOf(r)
+		secret := bearer(r)
+		if s.keys == nil || (secret == "" && !s.keys.Required()) {
+			info.principal = &operator
+			next.ServeHTTP(w, r)
+			return
+		}
+		p, err := s.keys.Authenticate(r.Context(), secret)
+		if errors.Is(err, apikey.ErrUnknown) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sandboxd"`)
 			s.writeError(w, r, &apiError{http.StatusUnauthorized, "unauthorized", "a valid bearer token is required"})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey, name)))
+		if err != nil {
+			s.writeError(w, r, &lifecycle.Error{Code: lifecycle.CodeInternal, Message: "checking the token failed", Err: err})
+			return
+		}
+		info.principal = &p
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -46,20 +59,6 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
-}
-
-// match compares got with every secret, without stopping at the first match, so the time
-// taken says nothing about which secret or how much of it matched.
-func match(tokens map[string]string, got string) (name string, ok bool) {
-	if got == "" {
-		return "", false
-	}
-	for secret, n := range tokens {
-		if subtle.ConstantTimeCompare([]byte(secret), []byte(got)) == 1 {
-			name, ok = n, true
-		}
-	}
-	return name, ok
 }
 
 // refuseBrowser says why a request that a browser made on behalf of another site is refused,

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/admin/apikey"
 )
 
 // The API refuses what a browser sends on another site's behalf, and without tokens it
@@ -44,8 +46,9 @@ func TestRefuseBrowser(t *testing.T) {
 }
 
 func TestBearerTokens(t *testing.T) {
-	s := New(Deps{}, nil)
-	s.Tokens = map[string]string{"s3cret-one": "ci", "s3cret-two": "ops"}
+	keys := apikey.New(nil)
+	keys.SetEnv([]apikey.Token{{Name: "ci", Secret: "s3cret-one"}, {Name: "ops", Secret: "s3cret-two"}})
+	s := New(Deps{Keys: keys}, nil)
 	h := s.Handler()
 	cases := []struct {
 		name, path, auth string

@@ -35,12 +35,16 @@ var statusOf = map[lifecycle.Code]int{
 	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
 	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
 	lifecycle.CodeInternal:    http.StatusInternalServerError,
+
+	lifecycle.CodeLimit:     http.StatusTooManyRequests, // issue 13: a tenant's limit
+	lifecycle.CodeDiskQuota: http.StatusInsufficientStorage,
 }
 
 // writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are
 // logged: the rest are the caller's business and already in the request log line.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := publicError(err)
+	infoOf(r).resultCode = code // for the audit line
 	var ra retryAfter
 	after := wakeRetryAfter(err)
 	if errors.As(err, &ra) {

@@ -80,31 +80,48 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
 		return err
 	}
-	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
-		return err
-	}
 	first := ""
 	if len(b.Cmd) > 0 {
 		first = b.Cmd[0]
 	}
-	switch {
-	case b.Detach:
-		return s.execDetached(w, r, id, req)
-	case format != formatBuffered:
+	return s.awake(r.Context(), id, func() error {
+		switch {
+		case b.Detach:
+			return s.execDetached(w, r, id, req)
+		case format != formatBuffered:
+			s.record(r, "sandbox.exec", id, first)
+			return s.execStream(w, r, id, req, format)
+		}
+		start := s.now()
+		res, err := s.execs.Exec(r.Context(), id, req)
+		if err != nil {
+			return err
+		}
 		s.record(r, "sandbox.exec", id, first)
-		return s.execStream(w, r, id, req, format)
-	}
-	start := s.now()
-	res, err := s.execs.Exec(r.Context(), id, req)
-	if err != nil {
+		writeJSON(w, http.StatusOK, execView{
+			Stdout: string(res.Stdout), Stderr: string(res.Stderr), ExitCode: res.ExitCode,
+			TimedOut: res.TimedOut, Truncated: res.Truncated, DurationMS: s.now().Sub(start).Milliseconds(),
+		})
+		return nil
+	})
+}
+
+// awake wakes the sandbox and runs op. When op finds the container died since (a kill 1
+// inside, an OOM kill: lifecycle.ErrNotRunning, which comes before anything is written),
+// the sandbox is woken again, the way a preview wakes it, and op runs once more (issue 11:
+// exec answered 500 until the periodic sweep noticed the death).
+func (s *Server) awake(ctx context.Context, id string, op func() error) error {
+	if _, err := s.waker.Wake(ctx, id, 0); err != nil {
 		return err
 	}
-	s.record(r, "sandbox.exec", id, first)
-	writeJSON(w, http.StatusOK, execView{
-		Stdout: string(res.Stdout), Stderr: string(res.Stderr), ExitCode: res.ExitCode,
-		TimedOut: res.TimedOut, Truncated: res.Truncated, DurationMS: s.now().Sub(start).Milliseconds(),
-	})
-	return nil
+	err := op()
+	if !errors.Is(err, lifecycle.ErrNotRunning) {
+		return err
+	}
+	if _, err := s.waker.Wake(ctx, id, 0); err != nil {
+		return err
+	}
+	return op()
 }
 
 // execFormat picks the output format: ?format= wins, else the first media type of Accept

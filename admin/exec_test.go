@@ -7,12 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
@@ -180,8 +182,9 @@ func TestIncompleteTail(t *testing.T) {
 // A page of another origin cannot open a shell (cross-site WebSocket hijacking), with or
 // without a token; programs and same-origin pages reach the terminal (426 here: no upgrade).
 func TestTerminalOrigin(t *testing.T) {
-	s := New(Deps{}, nil)
-	s.Tokens = map[string]string{"s3cret": "ci"}
+	keys := apikey.New(nil)
+	keys.SetEnv([]apikey.Token{{Name: "ci", Secret: "s3cret"}})
+	s := New(Deps{Keys: keys}, nil)
 	h := s.Handler()
 	cases := []struct {
 		name, host, origin string
@@ -320,4 +323,51 @@ func TestExecDurationUsesClock(t *testing.T) {
 			t.Fatalf("%s: %d %s", format, code, body)
 		}
 	}
+}
+
+// An exec that finds the container died since the wake (lifecycle.ErrNotRunning) wakes the
+// sandbox again and runs once more, buffered and streaming alike: the caller sees its
+// output, not the death (issue 11). Any other error answers at once.
+func TestExecAfterDeathWakesAgain(t *testing.T) {
+	died := &lifecycle.Error{Code: lifecycle.CodeConflict, Message: "sandbox s stopped", Err: lifecycle.ErrNotRunning}
+	for _, accept := range []string{"", "text/event-stream"} {
+		t.Run("accept "+accept, func(t *testing.T) {
+			var wakes, runs int
+			d := Deps{
+				Sandboxes: &fakeSandboxes{GetFn: running},
+				Waker: &fakeWaker{WakeFn: func(ctx context.Context, id string, port int) (netip.AddrPort, error) {
+					wakes++
+					return awake(ctx, id, port)
+				}},
+				Execs: &fakeExecs{ExecStreamFn: func(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+					if runs++; runs == 1 {
+						return lifecycle.ExecStatus{}, died
+					}
+					io.WriteString(stdout, "ran")
+					return lifecycle.ExecStatus{}, nil
+				}},
+			}
+			d.Execs.(*fakeExecs).ExecFn = func(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error) {
+				var out strings.Builder
+				st, err := d.Execs.(*fakeExecs).ExecStreamFn(ctx, id, req, &out, io.Discard)
+				return lifecycle.ExecResult{ExecStatus: st, Stdout: []byte(out.String())}, err
+			}
+			resp := postExec(t, d, "/v1/sandboxes/s/exec", accept)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "ran") || wakes != 2 || runs != 2 {
+				t.Fatalf("%d %s after %d wakes and %d runs; want 200 with the output, 2 and 2", resp.StatusCode, body, wakes, runs)
+			}
+		})
+	}
+	t.Run("other errors answer at once", func(t *testing.T) {
+		var runs int
+		d := execDeps(func(stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+			runs++
+			return lifecycle.ExecStatus{}, &lifecycle.Error{Code: lifecycle.CodeConflict, Message: "busy"}
+		})
+		resp := postExec(t, d, "/v1/sandboxes/s/exec", "text/event-stream")
+		if resp.StatusCode != 409 || runs != 1 {
+			t.Fatalf("%d after %d runs, want 409 after 1", resp.StatusCode, runs)
+		}
+	})
 }

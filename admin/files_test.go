@@ -43,14 +43,35 @@ func (a *filesAuditLog) AppendAudit(ctx context.Context, e store.Audit) error {
 	return nil
 }
 
+// actions are the audit lines of the calls that succeeded, as "file.put demo <path>": what
+// the handler recorded, the target, and its details.
 func (a *filesAuditLog) actions() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var s []string
 	for _, e := range a.entries {
-		s = append(s, e.Action+" "+e.Target+" "+e.Detail)
+		if e.Status < 400 {
+			name, detail, _ := strings.Cut(e.Detail, " ")
+			s = append(s, name+" "+e.Target+" "+detail)
+		}
 	}
 	return s
+}
+
+// refused counts the audit lines of calls that failed, each with its error code.
+func (a *filesAuditLog) refused(t *testing.T) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.entries {
+		if e.Status >= 400 {
+			if e.Result == "ok" || e.Result == "" || e.Actor != "operator" {
+				t.Errorf("refused call audited as %+v", e)
+			}
+			n++
+		}
+	}
+	return n
 }
 
 // filesEnv is the API over two sandboxes' workspaces, "demo" and "other", beside a
@@ -502,7 +523,10 @@ func TestFilesEscapes(t *testing.T) {
 		t.Errorf("mine.txt = %q", b)
 	}
 	if got := e.audit.actions(); len(got) != 0 {
-		t.Errorf("refused operations were audited: %q", got)
+		t.Errorf("refused operations were audited as done: %q", got)
+	}
+	if e.audit.refused(t) == 0 {
+		t.Error("refused operations left no audit line")
 	}
 }
 

@@ -69,6 +69,10 @@ func (s *size) UnmarshalJSON(b []byte) error {
 		*s = size(n)
 		return nil
 	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err == nil { // a number int64 cannot hold: 1e300, 1.5
+		return badValue[size](b, "which is not a whole number of bytes in range")
+	}
 	var str string
 	if err := json.Unmarshal(b, &str); err != nil {
 		return badValue[size](b, "")
@@ -76,6 +80,10 @@ func (s *size) UnmarshalJSON(b []byte) error {
 	v, err := units.RAMInBytes(str)
 	if err != nil {
 		return badValue[size](b, "")
+	}
+	// A size past what int64 holds wraps around to a negative number (issue 11).
+	if v < 0 {
+		return badValue[size](b, "which is out of range")
 	}
 	*s = size(v)
 	return nil

@@ -7,7 +7,10 @@ import (
 )
 
 // routes lists every route of the API. /v1 is canonical; the prior system's paths answer
-// unchanged so its README's curl examples run as written.
+// unchanged so its README's curl examples run as written. {id} in a path is always a
+// sandbox id: scope.go answers a tenant token 404 on every such route of a sandbox not its
+// own, and 403 on any route without one that tenantRoutes does not list. audit.go records
+// every call but GET and HEAD.
 func (s *Server) routes(r *mux.Router) {
 	get, post, put, del, head := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead
 
@@ -36,6 +39,11 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.getServices)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.putServices)).Methods(put)
 
+	// Issue 13: who may open the previews, and the tokens that open private ones.
+	r.HandleFunc("/v1/sandboxes/{id}/previews", s.h(s.putPreviews)).Methods(put)
+	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens", s.h(s.mintPreviewToken)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens/revoke", s.h(s.revokePreviewTokens)).Methods(post)
+
 	// Issue 15: the egress policy.
 	r.HandleFunc("/v1/sandboxes/{id}/network", s.h(s.getNetwork)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/network", s.h(s.putNetwork)).Methods(put)
@@ -46,6 +54,19 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.deleteFile)).Methods(del)
 	r.HandleFunc("/v1/sandboxes/{id}/files/content", s.h(s.readFile)).Methods(get, head)
 	r.HandleFunc("/v1/sandboxes/{id}/files/move", s.h(s.moveFile)).Methods(post)
+
+	// Issue 13: stored API tokens and the audit log, for admin tokens.
+	r.HandleFunc("/v1/tokens", s.h(s.createToken)).Methods(post)
+	r.HandleFunc("/v1/tokens", s.h(s.listTokens)).Methods(get)
+	r.HandleFunc("/v1/tokens/{name}", s.h(s.deleteToken)).Methods(del)
+	r.HandleFunc("/v1/audit", s.h(s.auditList)).Methods(get)
+
+	// Issue 17: the API's own description, and the MCP server (streamable HTTP, stateless:
+	// POST only) behind the same auth as every route.
+	r.HandleFunc("/v1/openapi.json", s.h(s.openapi)).Methods(get)
+	if s.MCP != nil {
+		r.Handle("/mcp", s.MCP).Methods(post)
+	}
 
 	// The prior system's paths.
 	r.HandleFunc("/sandbox", s.h(s.create)).Methods(post)

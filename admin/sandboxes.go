@@ -52,6 +52,14 @@ type createBody struct {
 	Services    []store.Service   `json:"services"`
 	Network     *networkBody      `json:"network"` // issue 15
 
+	// Issue 13: the tenant the sandbox belongs to. Only an admin token may name one; a
+	// tenant token's sandboxes are its tenant's.
+	Tenant string `json:"tenant"`
+	// Issue 13: who may open its previews.
+	Previews *previewsBody `json:"previews"`
+	// Issue 12: the disk quota, "2G" or bytes.
+	Disk size `json:"disk"`
+
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
 	Visibility string `json:"visibility"`
@@ -62,26 +70,40 @@ type createBody struct {
 	} `json:"external"`
 }
 
-func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
+// maxCPUs is the most cpus a create may name before it is converted.
+const maxCPUs = 1 << 20
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	var b createBody
 	if err := decode(w, r, &b, true); err != nil {
 		return err
 	}
-	if b.Visibility != "" && b.Visibility != "public" {
-		return badRequest(`visibility %q is not supported: previews are public`, b.Visibility)
+	previews, err := createPreviews(b)
+	if err != nil {
+		return err
 	}
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}} {
+	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}, {"disk", float64(b.Disk)}} {
 		if f.v < 0 {
 			return badRequest("%s must be positive; got %v", f.name, f.v)
 		}
+	}
+	// cpus becomes nanoseconds of CPU: a value past what int64 holds would wrap around
+	// (issue 11). Far above any limit, so the lifecycle's range check names the bound.
+	if b.CPUs > maxCPUs {
+		return badRequest("cpus must be at most %d; got %v", maxCPUs, b.CPUs)
 	}
 	req := lifecycle.CreateRequest{
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
+		DiskBytes: int64(b.Disk), // issue 12
+		Previews:  previews,
+	}
+	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
+		return err
 	}
 	if req.MemoryBytes == 0 {
 		req.MemoryBytes = int64(b.MemoryHigh)
@@ -99,6 +121,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	s.record(r, "sandbox.create", req.ID, req.Image) // a refused create is audited with the id asked for
 	sb, err := s.sandboxes.Create(r.Context(), req)
 	if err != nil {
 		return err
@@ -106,6 +129,28 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	s.record(r, "sandbox.create", sb.ID, sb.Image)
 	writeJSON(w, http.StatusCreated, s.view(sb))
 	return nil
+}
+
+// createPreviews reads "previews", or the prior system's "visibility" (public or private),
+// which is its access.
+func createPreviews(b createBody) (store.Previews, error) {
+	var p store.Previews
+	if b.Previews != nil {
+		var err error
+		if p, err = b.Previews.toStore(); err != nil {
+			return p, err
+		}
+	}
+	switch {
+	case b.Visibility == "":
+	case b.Visibility != store.AccessPublic && b.Visibility != store.AccessPrivate:
+		return p, badRequest(`visibility must be "public" or "private"; got %q`, b.Visibility)
+	case p.Access != "" && p.Access != b.Visibility:
+		return p, badRequest("visibility %q and previews.access %q disagree: give one", b.Visibility, p.Access)
+	default:
+		p.Access = b.Visibility
+	}
+	return p, nil
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
@@ -121,14 +166,45 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// callerTenant is the tenant of the request's token; "" for an admin. Every route but the
+// open ones has a principal by then (scope.go refuses the rest).
+func callerTenant(r *http.Request) string {
+	p, _ := principalOf(r)
+	return p.Tenant
+}
+
+// createTenant is the tenant a create is for: the one the body names, which only an
+// admin may choose, or the caller's.
+func createTenant(r *http.Request, asked string) (string, error) {
+	own := callerTenant(r)
+	switch {
+	case own == "":
+		return asked, nil // lifecycle checks the name
+	case asked != "" && asked != own:
+		return "", badRequest("tenant %q is not yours: a tenant token creates sandboxes of its own tenant, %s", asked, own)
+	}
+	return own, nil
+}
+
 // sandboxStates are the states ?status= filters on.
 var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError}
 
-// listOptions reads ?status=&label=k=v&limit=&cursor=, and the prior system's
+// listOptions reads ?status=&label=k=v&limit=&cursor=&tenant=, and the prior system's
 // ?external_user_id=&external_project_id=.
 func listOptions(r *http.Request) (store.ListOptions, error) {
 	q := r.URL.Query()
 	o := store.ListOptions{Status: q.Get("status"), After: q.Get("cursor"), Labels: map[string]string{}, Limit: 100}
+	// Issue 13: a tenant lists its own sandboxes; an admin every one, or a tenant's.
+	o.Tenant = q.Get("tenant")
+	if o.Tenant != "" && !lifecycle.ValidTenant(o.Tenant) {
+		return o, badRequest("tenant %q is not a tenant name", o.Tenant)
+	}
+	if own := callerTenant(r); own != "" {
+		if o.Tenant != "" && o.Tenant != own {
+			return o, badRequest("tenant %q is not yours: a tenant token lists its own tenant's sandboxes", o.Tenant)
+		}
+		o.Tenant = own
+	}
 	if o.Status != "" && !slices.Contains(sandboxStates, o.Status) {
 		return o, badRequest("status %q is not a sandbox state: use %s or %s", o.Status,
 			strings.Join(sandboxStates[:len(sandboxStates)-1], ", "), sandboxStates[len(sandboxStates)-1])
@@ -333,17 +409,4 @@ func keepaliveUntil(b keepaliveBody, now time.Time) (time.Time, error) {
 		until = now.Add(maxKeepalive)
 	}
 	return until, nil
-}
-
-// record appends to the audit log; a failure is logged, never fails the request.
-func (s *Server) record(r *http.Request, action, target, detail string) {
-	if s.audit == nil {
-		return
-	}
-	err := s.audit.AppendAudit(context.WithoutCancel(r.Context()), store.Audit{
-		At: s.now(), Actor: actor(r), Action: action, Target: target, Detail: detail,
-	})
-	if err != nil {
-		s.log.Error("audit", "action", action, "target", target, "err", err)
-	}
 }

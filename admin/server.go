@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/oklog/ulid/v2"
-	"github.com/sandboxd/sandboxd/store"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 )
 
 // Waker brings a sandbox up; admin uses the edge's waker so starts share its admission.
@@ -22,16 +22,8 @@ type Waker interface {
 	Wake(ctx context.Context, id string, port int) (netip.AddrPort, error)
 }
 
-// Auditor records who changed what.
-type Auditor interface {
-	AppendAudit(ctx context.Context, a store.Audit) error
-}
-
 // Server is the admin API. Construct with New; the exported fields are optional.
 type Server struct {
-	// Tokens maps a bearer secret to its name. Empty means no auth (loopback only, or the
-	// operator opted out).
-	Tokens map[string]string
 	// PreviewURL formats the preview URL of a sandbox port; nil omits preview URLs.
 	PreviewURL func(id string, port int) string
 	// Metrics serves /metrics; nil answers 404.
@@ -41,6 +33,14 @@ type Server struct {
 	// Heartbeat is how often a quiet streaming exec sends a keep-alive so proxies do not
 	// close it; zero means 15s.
 	Heartbeat time.Duration
+
+	// Issue 17: the OpenAPI document and the MCP server.
+	// Version is this sandboxd's version, shown as info.version of /v1/openapi.json; ""
+	// leaves the document's own ("dev").
+	Version string
+	// MCP serves /mcp behind the API's auth; nil answers 404. Its tools call this API's
+	// Handler with the caller's token, so they can do what the token can and no more.
+	MCP http.Handler
 
 	sandboxes  Sandboxes
 	execs      Execs
@@ -52,6 +52,10 @@ type Server struct {
 	health     Pinger
 	waker      Waker
 	audit      Auditor
+	keys       *apikey.Keys
+	tokens     TokenStore
+	auditLog   AuditLog
+	previews   Previews // issue 13
 	log        *slog.Logger
 
 	// Issue 15.
@@ -63,10 +67,12 @@ type Server struct {
 	// browser of someone on the host.
 	LoopbackOnly bool
 
-	tokensMu sync.RWMutex
 	sockets  sockets
 	stopping chan struct{} // closed by CloseSockets: long-lived streams end
 	stopOnce sync.Once
+
+	docOnce sync.Once // the document with Version, made at its first request
+	doc     []byte
 
 	readyMu  sync.Mutex
 	readyAt  time.Time
@@ -87,7 +93,14 @@ type Deps struct {
 	Tasks      Tasks         // tasks.go: coding agents; nil answers the task routes as unavailable
 	Health     Pinger        // health.go: readiness
 	Waker      Waker         // wakes a stopped sandbox before exec, terminal, task, keepalive
-	Audit      Auditor       // nil records nothing
+	Audit      Auditor       // audit.go: nil records nothing
+
+	// Issue 13: who may call. Keys nil serves everyone as the operator (tests);
+	// TokenStore and AuditLog nil answer their routes as unavailable.
+	Keys     *apikey.Keys // auth.go: environment and stored tokens
+	Tokens   TokenStore   // tokens.go: POST/GET/DELETE /v1/tokens
+	AuditLog AuditLog     // audit.go: GET /v1/audit
+	Previews Previews     // previews.go: preview access and tokens (issue 13)
 
 	// Issue 15: network.go.
 	Networks Networks     // PUT .../network
@@ -102,16 +115,10 @@ func New(d Deps, log *slog.Logger) *Server {
 	return &Server{
 		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
+		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog, previews: d.Previews,
 		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
 		networks: d.Networks, egress: d.Egress,
 	}
-}
-
-// SetTokens replaces the API tokens (on SIGHUP).
-func (s *Server) SetTokens(tokens map[string]string) {
-	s.tokensMu.Lock()
-	s.Tokens = tokens
-	s.tokensMu.Unlock()
 }
 
 func (s *Server) now() time.Time {
@@ -123,6 +130,12 @@ func (s *Server) now() time.Time {
 
 // Handler returns the API's http.Handler.
 func (s *Server) Handler() http.Handler {
+	return s.logRequests(s.authenticate(s.router()))
+}
+
+// router is every route with the middlewares that need to know the route. Tests walk it
+// to reach every route, those added later included.
+func (s *Server) router() *mux.Router {
 	r := mux.NewRouter()
 	// Match on the raw path: "/sandbox/..%2F/purge" must reach the handler as the id
 	// "..%2F" and be refused, never be decoded into a path that climbs out.
@@ -134,7 +147,10 @@ func (s *Server) Handler() http.Handler {
 		s.writeError(w, r, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed on " + r.URL.Path})
 	})
 	s.routes(r)
-	return s.logRequests(s.authenticate(r))
+	// After routing, so both know the route: the audit outside, to record what the tenant
+	// scope refuses too.
+	r.Use(s.audited, s.scoped)
+	return r
 }
 
 // handler is a route that returns its error for one funnel to answer.
@@ -146,18 +162,6 @@ func (s *Server) h(fn handler) http.HandlerFunc {
 			s.writeError(w, r, err)
 		}
 	}
-}
-
-type ctxKey int
-
-const actorKey ctxKey = 0
-
-// actor is the token name of the request, or "operator" when auth is off.
-func actor(r *http.Request) string {
-	if a, ok := r.Context().Value(actorKey).(string); ok {
-		return a
-	}
-	return "operator"
 }
 
 // statusWriter records the status for the request log and keeps Flush and Hijack
@@ -183,17 +187,26 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// status is what the request was answered.
+func (w *statusWriter) answered(r *http.Request) int {
+	if w.status == 0 && r.Header.Get("Upgrade") != "" {
+		return http.StatusSwitchingProtocols // hijacked: nothing was written through w
+	}
+	return w.status
+}
+
+// logRequests is outermost: it names the request, and the request info it puts in the
+// context is where authentication leaves the actor for the log line (issue 13: the line
+// said "operator" whoever called, for it read a context the inner handlers had replaced).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := strings.ToLower(ulid.Make().String())
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		if sw.status == 0 && r.Header.Get("Upgrade") != "" {
-			sw.status = http.StatusSwitchingProtocols // hijacked: nothing was written through sw
-		}
+		info := &requestInfo{id: id, w: sw}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey, info)))
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.EscapedPath(),
-			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "actor", actor(r))
+			"status", sw.answered(r), "duration_ms", time.Since(start).Milliseconds(), "actor", info.actor(), "tenant", info.tenant())
 	})
 }

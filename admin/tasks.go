@@ -261,6 +261,31 @@ func (s *Server) images(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if tenant := callerTenant(r); tenant != "" {
+		// Issue 13: which images other tenants run is theirs to know.
+		if list, err = s.tenantImages(r.Context(), tenant, list); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"images": list})
 	return nil
+}
+
+// tenantImages keeps the default image and those the tenant's own sandboxes use.
+func (s *Server) tenantImages(ctx context.Context, tenant string, all []lifecycle.ImageInfo) ([]lifecycle.ImageInfo, error) {
+	mine, err := s.sandboxes.List(ctx, store.ListOptions{Tenant: tenant})
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, sb := range mine {
+		used[sb.Image] = true
+	}
+	out := []lifecycle.ImageInfo{}
+	for _, img := range all {
+		if img.Default || used[img.Image] {
+			out = append(out, img)
+		}
+	}
+	return out, nil
 }

@@ -81,10 +81,11 @@ func (s *Server) terminal(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.sandboxes.Get(r.Context(), id); err != nil {
 		return err
 	}
-	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
+	var term lifecycle.Terminal
+	err = s.awake(r.Context(), id, func() (err error) {
+		term, err = s.terminals.Terminal(r.Context(), id, req)
 		return err
-	}
-	term, err := s.terminals.Terminal(r.Context(), id, req)
+	})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,8 @@ type answer struct {
 	code       string
 	message    string
 	retryAfter time.Duration // sent as Retry-After, in whole seconds, when positive
+	// authenticate is sent as WWW-Authenticate, which a 401 must carry.
+	authenticate string
 }
 
 // unknownHost answers a Host that names no sandbox; one on the preview domain in the
@@ -50,12 +52,27 @@ func broken(id, why string) answer {
 	return answer{status: http.StatusServiceUnavailable, code: "sandbox_error", message: msg}
 }
 
+// codedError is an error that names its code, as lifecycle's errors do; the edge imports
+// no lifecycle.
+type codedError interface{ ErrorCode() string }
+
+// limitExceeded reports a start refused by its tenant's running limit (issue 13).
+func limitExceeded(err error) bool {
+	var ce codedError
+	return errors.As(err, &ce) && ce.ErrorCode() == "limit_exceeded"
+}
+
 // wakeAnswer maps a Wake error to its answer. Start failures were logged by
 // wake, once per start; they are not logged again per request.
 func wakeAnswer(id string, port int, err error) answer {
 	var ce *wake.CapacityError
 	var pe *wake.PortClosedError
 	switch {
+	case limitExceeded(err):
+		// Issue 13: the visitor hears why, not that the sandbox broke; it stays asleep
+		// until its owner stops another one.
+		return answer{status: http.StatusTooManyRequests, code: "limit_exceeded",
+			message: "sandbox " + id + " cannot start now: its owner already runs as many sandboxes as allowed"}
 	case errors.As(err, &ce):
 		return answer{status: http.StatusServiceUnavailable, code: "no_capacity",
 			message: "the host is too busy to start sandbox " + id + " now; try again shortly", retryAfter: ce.RetryAfter}
@@ -76,12 +93,23 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	if r.Context().Err() != nil {
 		return // the client left
 	}
+	s.write(w, r, a)
+}
+
+// write is answer even to a request whose context ended.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, a answer) {
+	if rb := bodyOf(r); rb != nil {
+		rb.start() // the server is about to read the unread body: bound that read
+	}
 	if s.OnStatus != nil {
 		s.OnStatus(a.status)
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if a.authenticate != "" {
+		h.Set("WWW-Authenticate", a.authenticate)
+	}
 	if a.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((a.retryAfter+time.Second-1)/time.Second)))
 	}
@@ -104,7 +132,12 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	w.Write(append(b, '\n'))
 }
 
+// wantsHTML reports a browser: a navigation (whose Accept need not name
+// HTML), or an Accept that names HTML.
 func wantsHTML(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
+		return true
+	}
 	for _, v := range r.Header.Values("Accept") {
 		if strings.Contains(v, "text/html") {
 			return true
@@ -126,10 +159,16 @@ func title(code string) string {
 		return "Port closed"
 	case "wake_timeout":
 		return "Sandbox still starting"
-	case "no_capacity":
+	case "no_capacity", "edge_busy", "too_many_connections":
 		return "Host busy"
+	case "body_too_slow":
+		return "Upload too slow"
 	case "sandbox_error":
 		return "Sandbox error"
+	case "limit_exceeded":
+		return "Too many sandboxes running"
+	case "unauthorized":
+		return "Preview link missing or expired"
 	}
 	return "Bad gateway"
 }

@@ -92,6 +92,11 @@ func TestErrorAnswers(t *testing.T) {
 			status: 503, code: "no_capacity", retryAfter: "2",
 		},
 		{
+			name:   "tenant at its running limit",
+			setup:  wakeFails(&wake.StartError{ID: "sb1", Err: codeErr("limit_exceeded")}),
+			status: 429, code: "limit_exceeded", message: "cannot start now: its owner already runs as many sandboxes as allowed",
+		},
+		{
 			name:   "starter failed",
 			setup:  wakeFails(errors.New("docker: no such image")),
 			status: 503, code: "sandbox_error", message: "failed to start",
@@ -259,3 +264,9 @@ func TestClientGoneNoAnswerNoLog(t *testing.T) {
 		}
 	})
 }
+
+// codeErr is an error with a code, as lifecycle's are (the edge imports no lifecycle).
+type codeErr string
+
+func (c codeErr) Error() string     { return "tenant over its limit: " + string(c) }
+func (c codeErr) ErrorCode() string { return string(c) }

@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"bytes"
+	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -56,6 +58,27 @@ type Route struct {
 	Bytes *atomic.Int64
 	// Message says why a Broken sandbox is broken; preview visitors see it.
 	Message string
+
+	// Issue 13: preview access (access.go).
+
+	// Private makes the sandbox's ports answer only requests that carry a
+	// preview token for their port signed with Key; PortPrivate overrides
+	// it for single ports (true: private, false: public).
+	Private     bool
+	PortPrivate map[int]bool
+	// Key verifies the sandbox's preview tokens; nil lets no token in, so
+	// its private ports answer 401 to everyone. Replacing it revokes every
+	// token signed with the old one, and closes the WebSockets proxied to
+	// its private ports. Set keeps its own copy of Key and PortPrivate.
+	Key []byte
+}
+
+// private reports whether port needs a preview token.
+func (r *Route) private(port int) bool {
+	if p, ok := r.PortPrivate[port]; ok {
+		return p
+	}
+	return r.Private
 }
 
 // Table is the in-memory route table: one Route per sandbox id. Reads are
@@ -67,6 +90,10 @@ type Table struct {
 
 	mu  sync.Mutex // serializes Set and Delete
 	gen uint64     // last entry generation handed out; guarded by mu
+
+	// revoked are told, after Set returns to them, that a route's access
+	// got stricter: a new Key, or a port turned private. Guarded by mu.
+	revoked []func(id string, e *entry)
 }
 
 // entry is a Route plus what the edge learned about it. An entry is
@@ -84,6 +111,9 @@ type entry struct {
 	// targets[i] is the proxy URL of Ports[i] when Running; its host is
 	// a pool key, not a name (the dialer goes to route.Addr).
 	targets []*url.URL
+	// privates[i] says whether Ports[i] needs a preview token: the hot
+	// path reads one bool.
+	privates []bool
 }
 
 // NewTable returns an empty Table.
@@ -93,12 +123,25 @@ func NewTable() *Table { return &Table{} }
 // address and ports keeps what the edge learned about open ports.
 func (t *Table) Set(r Route) {
 	r.Ports = slices.Clone(r.Ports)
+	r.PortPrivate, r.Key = maps.Clone(r.PortPrivate), bytes.Clone(r.Key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
-	e := &entry{route: r, open: make([]atomic.Bool, len(r.Ports))}
+	e := &entry{route: r, open: make([]atomic.Bool, len(r.Ports)), privates: make([]bool, len(r.Ports))}
+	for i, p := range r.Ports {
+		e.privates[i] = r.private(p)
+	}
 	v, existed := t.routes.Load(r.ID)
-	if old, _ := v.(*entry); old != nil && old.route.State == r.State && old.route.Addr == r.Addr {
+	old, _ := v.(*entry)
+	if old != nil && stricter(&old.route, &r) {
+		// Told under mu, so that two Sets of one id are told in order.
+		defer func() {
+			for _, f := range t.revoked {
+				f(r.ID, e)
+			}
+		}()
+	}
+	if old != nil && old.route.State == r.State && old.route.Addr == r.Addr {
 		e.gen = old.gen
 		for i, p := range r.Ports {
 			if j := old.portIndex(p); j >= 0 {
@@ -122,6 +165,27 @@ func (t *Table) Set(r Route) {
 	if !existed {
 		t.n.Add(1)
 	}
+}
+
+// stricter reports whether next lets in fewer requests than prev: a new
+// key, or a port that turned private.
+func stricter(prev, next *Route) bool {
+	if !bytes.Equal(prev.Key, next.Key) {
+		return true
+	}
+	for _, p := range next.Ports {
+		if next.private(p) && !prev.private(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// onRevoke registers f to be told about routes whose access got stricter.
+func (t *Table) onRevoke(f func(id string, e *entry)) {
+	t.mu.Lock()
+	t.revoked = append(t.revoked, f)
+	t.mu.Unlock()
 }
 
 // Delete removes id's route. Requests for it get 404 from then on.
@@ -151,6 +215,15 @@ func (t *Table) lookup(id string) *entry {
 		return nil
 	}
 	return v.(*entry)
+}
+
+// private reports whether the port at index i (-1: undeclared) needs a
+// preview token.
+func (e *entry) private(i, port int) bool {
+	if i >= 0 {
+		return e.privates[i]
+	}
+	return e.route.private(port)
 }
 
 // portIndex returns the index of port in the declared ports, or -1.

@@ -34,6 +34,7 @@ type tlsEdge struct {
 	httpAddr  string
 	httpsAddr string
 	webPort   int
+	table     *Table // the route of "web" is public; a test may replace it
 }
 
 func newTLSEdge(t testing.TB, domain string, certs Certificates, log *slog.Logger, configure ...func(*HTTPS)) *tlsEdge {
@@ -43,7 +44,7 @@ func newTLSEdge(t testing.TB, domain string, certs Certificates, log *slog.Logge
 		return netip.AddrPortFrom(loopback, uint16(port)), nil
 	}}
 	srv := NewServer(domain, table, waker, log)
-	e := &tlsEdge{t: t, domain: domain, https: NewHTTPS(srv, certs)}
+	e := &tlsEdge{t: t, domain: domain, https: NewHTTPS(srv, certs), table: table}
 
 	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -70,6 +70,23 @@ func (u *upgrades) closeAll() {
 	})
 }
 
+// closeWhere closes, without a Close frame, the connections match picks.
+// A revoked preview token's WebSockets end this way (issue 13): the page
+// sees an abnormal close, and its reconnect gets 401.
+func (u *upgrades) closeWhere(match func(c *upgradedConn) bool) {
+	u.mu.Lock()
+	var conns []*upgradedConn
+	for c := range u.conns {
+		if match(c) {
+			conns = append(conns, c)
+		}
+	}
+	u.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 // upgradeWriter wraps the ResponseWriter of an upgrade request so that the
 // connection ReverseProxy hijacks is tracked. Flush and the rest stay
 // reachable through Unwrap (http.ResponseController).
@@ -77,6 +94,8 @@ type upgradeWriter struct {
 	http.ResponseWriter
 	upgrades  *upgrades
 	websocket bool // the request asks for "Upgrade: websocket"
+	id        string
+	port      int
 }
 
 func (w *upgradeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -87,7 +106,7 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	uc := &upgradedConn{Conn: c, upgrades: w.upgrades, websocket: w.websocket}
+	uc := &upgradedConn{Conn: c, upgrades: w.upgrades, websocket: w.websocket, id: w.id, port: w.port}
 	if !w.upgrades.add(uc) {
 		c.Close()
 		return nil, nil, http.ErrServerClosed
@@ -103,6 +122,8 @@ type upgradedConn struct {
 	net.Conn
 	upgrades *upgrades
 	once     sync.Once
+	id       string // the sandbox and port it reaches
+	port     int
 
 	// A WebSocket's writes to the client go through wsClientWriter, so that
 	// closeAll can end it with a Close frame between two of the app's frames.

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
+	"github.com/sandboxd/sandboxd/internal/previewtoken"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -20,14 +19,24 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		return store.Sandbox{}, err
 	}
 	if req.ID == "" {
-		req.ID = strings.ToLower(ulid.Make().String())
+		req.ID = newID(req.Tenant, req.BareID)
 	}
-	imageCmd, err := m.imageCommand(ctx, req.Image)
+	// A create starts the sandbox: it takes one of its tenant's running slots.
+	release, err := m.admitRunning(req.ID, req.Tenant)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
+	defer release()
+	img, err := m.inspectImage(ctx, req.Image)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
 	// The caller leaving must not leave a half-made sandbox: once the lock is held, finish
 	// or undo regardless.
+	key, err := previewtoken.NewKey()
+	if err != nil {
+		return store.Sandbox{}, internal(err, "make a preview key")
+	}
 	began := time.Now()
 	ctx, unlock, err := m.lockDetached(ctx, req.ID)
 	if err != nil {
@@ -35,12 +44,24 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	}
 	defer unlock()
 
+	// Before a uid is assigned: an existing sandbox still on uid 1000 must not get one
+	// from a create that fails.
+	if _, ok := m.cached(req.ID); ok {
+		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	uid, err := m.assignUID(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
 	now := m.now()
 	sb := store.Sandbox{
 		ID: req.ID, Status: store.StatusCreating, Image: req.Image, Ports: req.Ports,
 		Labels: req.Labels, Services: req.Services, MemoryBytes: req.MemoryBytes, NanoCPUs: req.NanoCPUs,
 		IdleTimeout: req.IdleTimeout, IdlePolicy: req.IdlePolicy, HostHeader: req.HostHeader,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
+		Tenant:   req.Tenant,
+		Previews: req.Previews, PreviewKey: key,
+		DiskBytes: req.DiskBytes, UID: uid,
 		Egress: req.Egress, EgressAllow: req.Allow, // issue 15
 	}
 	if sb.Labels == nil {
@@ -50,9 +71,12 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		sb.EnvKeys = append(sb.EnvKeys, k)
 	}
 	sort.Strings(sb.EnvKeys)
-	err = m.db.CreateSandbox(ctx, &sb, req.Env)
+	err = m.db.CreateSandboxLimited(ctx, &sb, req.Env, store.TenantLimits{MaxSandboxes: m.cfg.TenantMaxSandboxes})
 	if errors.Is(err, store.ErrConflict) {
 		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	if lerr := tenantLimitError(err); lerr != nil {
+		return store.Sandbox{}, lerr
 	}
 	if err != nil {
 		return store.Sandbox{}, internal(err, "record sandbox")
@@ -66,13 +90,16 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		m.undoCreate(ctx, sb.ID, cid, createdWorkspace)
 		return store.Sandbox{}, err
 	}
-	if createdWorkspace, err = m.ensureWorkspace(sb.ID); err != nil {
+	if createdWorkspace, err = m.ensureWorkspace(sb); err != nil {
 		return fail(err)
 	}
 	if err := m.writeServices(sb); err != nil {
 		return fail(err)
 	}
-	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
+	if err := m.writeConfig(sb, req.Env); err != nil {
+		return fail(err)
+	}
+	if cid, err = m.createContainer(ctx, sb, &img); err != nil {
 		return fail(err)
 	}
 	m.hook("create.container")
@@ -88,6 +115,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if m.Observe.Timed != nil {
 		m.Observe.Timed("create", time.Since(began))
 	}
+	m.overlay(&sb)
 	return sb, nil
 }
 
@@ -97,12 +125,17 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 			m.log.Error("undo create: remove container", "sandbox", id, "err", err)
 		}
 	}
+	m.removeConfig(id)
 	if err := m.db.DeleteSandbox(ctx, id); err != nil {
 		m.log.Error("undo create: delete row", "sandbox", id, "err", err)
 	}
 	if createdWorkspace {
 		if _, err := m.removeWorkspace(id); err != nil {
 			m.log.Error("undo create: remove workspace", "sandbox", id, "err", err)
+		}
+		// A new id's uid goes back to the range; one that kept a workspace keeps its uid.
+		if err := m.db.ReleaseUID(ctx, id); err != nil {
+			m.log.Error("undo create: free uid", "sandbox", id, "err", err)
 		}
 	}
 	m.removeRunDir(id)

@@ -16,6 +16,8 @@ const (
 	CodeUnavailable Code = "unavailable"   // try again later: no capacity, engine down
 	CodeUnsupported Code = "unprocessable" // well-formed, but this sandbox cannot do it (an agent its image lacks)
 	CodeInternal    Code = "internal"
+
+	CodeLimit Code = "limit_exceeded" // a tenant's limit refused it (issue 13); nothing was done
 )
 
 // Error keeps the public message apart from the internal cause: Message is safe to show a
@@ -34,6 +36,10 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorCode is e's code as a string, for packages that may not import lifecycle (the edge
+// tells a tenant's limit from a failed start by it).
+func (e *Error) ErrorCode() string { return string(e.Code) }
 
 func errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -57,11 +57,16 @@ func (m *Manager) consumeEvents(ctx context.Context, msgs <-chan events.Message,
 			if !ValidID(id) {
 				continue
 			}
-			if msg.Action == events.ActionOOM {
+			at := time.Unix(0, msg.TimeNano)
+			switch msg.Action {
+			case events.ActionOOM:
 				m.log.Warn("sandbox ran out of memory", "sandbox", id)
+				m.deaths.noteOOM(msg.Actor.ID, at)
+			case events.ActionDie:
+				m.deaths.noteDie(id, msg.Actor.ID, at)
 			}
 			kicks.kick(id, func() {
-				if err := m.reconcileID(ctx, id); err != nil && ctx.Err() == nil {
+				if err := m.settleAndReconcile(ctx, id); err != nil && ctx.Err() == nil {
 					m.log.Warn("reconcile after event", "sandbox", id, "event", msg.Action, "err", err)
 				}
 			})

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -40,19 +39,14 @@ const (
 )
 
 func validExec(req *ExecRequest) error {
-	if len(req.Cmd) == 0 || req.Cmd[0] == "" {
-		return errorf(CodeInvalid, "cmd must be a non-empty argv")
-	}
-	for _, a := range req.Cmd {
-		if strings.IndexByte(a, 0) >= 0 {
-			return errorf(CodeInvalid, "cmd contains NUL")
-		}
+	if err := checkArgv("cmd", req.Cmd); err != nil {
+		return err
 	}
 	if err := validEnv(req.Env); err != nil {
 		return err
 	}
-	if strings.IndexByte(req.Cwd, 0) >= 0 {
-		return errorf(CodeInvalid, "cwd contains NUL")
+	if err := checkCwd("cwd", req.Cwd); err != nil {
+		return err
 	}
 	switch {
 	case req.Timeout < 0 || req.Timeout > MaxExecTimeout:
@@ -86,11 +80,11 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
 	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
+		User: userSpec(sb), Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
 		AttachStdin: req.Stdin != nil, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
-		return ExecStatus{}, internal(err, "create exec in %s", id)
+		return ExecStatus{}, m.execFailed(ctx, id, sb.ContainerID, err)
 	}
 	att, err := m.docker.ContainerExecAttach(cctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {

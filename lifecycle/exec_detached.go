@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,6 +49,13 @@ const (
 	DetachedUnknown = "unknown"
 )
 
+// MaxDetachedOutput is the most output a detached exec's log keeps: sandbox-init writes
+// the first this many bytes to the workspace and one line saying the rest was dropped
+// (issue 11). The head is kept, not the tail: the file only grows, so a reader following
+// it with Range requests never sees it shift under its offsets, and the exit file still
+// says how the command ended. A command whose end matters pipes through tail itself.
+const MaxDetachedOutput = 32 << 20
+
 // maxDetachedKept bounds the finished execs remembered per Manager; running ones are always
 // kept (the sandbox's pids limit bounds them).
 const maxDetachedKept = 1000
@@ -81,7 +90,12 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 	execID := strings.ToLower(ulid.Make().String())
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
-	created, err := m.createLoggedExec(cctx, sb.ContainerID, path.Join(Home, detachedLog(execID)), req.Cmd, req.Env, execCwd(req.Cwd))
+	env := maps.Clone(req.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env[initproto.LogMaxEnv] = strconv.Itoa(MaxDetachedOutput) // sandbox-init keeps no more
+	created, err := m.createLoggedExec(cctx, sb, path.Join(Home, detachedLog(execID)), req.Cmd, env, execCwd(req.Cwd))
 	if err != nil {
 		return DetachedExec{}, err
 	}

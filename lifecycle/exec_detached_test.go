@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -184,5 +185,31 @@ func TestDetachedExecNeedsInit(t *testing.T) {
 	h.m.cfg.InitPath = "" // only the detach check reads it from here on
 	if _, err := h.m.ExecDetached(context.Background(), "noinit", ExecRequest{Cmd: []string{"true"}}); ErrorCode(err) != CodeInvalid {
 		t.Fatalf("detach without sandbox-init: %v, want invalid", err)
+	}
+}
+
+// A detached exec keeps the first MaxDetachedOutput bytes of its output and a line saying
+// the rest was dropped; the command itself runs to its end.
+func TestDetachedOutputIsCapped(t *testing.T) {
+	h := newHarness(t)
+	h.create(t, CreateRequest{ID: "loud"})
+	ctx := context.Background()
+	d, err := h.m.ExecDetached(ctx, "loud", ExecRequest{Cmd: []string{"sh", "-c",
+		`echo "var=${SANDBOX_INIT_LOG_MAX:-unset}"; head -c 40000000 /dev/zero; exit 5`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitDetachedStatus(t, h, "loud", d.ID, DetachedExited, 30*time.Second)
+	if st.ExitCode == nil || *st.ExitCode != 5 {
+		t.Fatalf("exited: %+v", st)
+	}
+	rc, _, err := h.m.DetachedOutput(ctx, "loud", d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out, _ := io.ReadAll(rc)
+	if len(out) > MaxDetachedOutput+200 || !bytes.HasPrefix(out, []byte("var=unset\n")) || !bytes.HasSuffix(out, []byte("the rest is not kept]\n")) {
+		t.Fatalf("output of %d bytes (cap %d), ending %q", len(out), MaxDetachedOutput, out[max(0, len(out)-60):])
 	}
 }

@@ -49,6 +49,20 @@ type Config struct {
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
+
+	// Issue 13: per-tenant limits; zero is no limit. The operator's sandboxes have none.
+	TenantMaxSandboxes int // sandboxes a tenant may have, in any state
+	TenantMaxRunning   int // sandboxes of a tenant that may run (or start) at once
+	// PreviewAccess is the preview access of a sandbox that names none (issue 13):
+	// store.AccessPublic or store.AccessPrivate.
+	PreviewAccess string
+	// Issue 12: disk quotas (disk.go) and a uid per sandbox (uid.go).
+	DiskQuota     int64         // default disk quota of a sandbox in bytes; 0: none
+	MaxDiskQuota  int64         // largest quota a create may ask for; 0: DiskQuota
+	InodeQuota    int64         // files and directories per sandbox; 0: no limit
+	DiskScanEvery time.Duration // how often the quota scan runs; 0: every minute (stretched to stay under 1% of a CPU)
+	UIDFirst      int           // sandbox uids come from UIDFirst-UIDLast; 0: every sandbox runs as uid 1000, as before issue 12
+	UIDLast       int
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -57,6 +71,8 @@ func DefaultConfig(dataDir string) Config {
 		DataDir: dataDir, Network: "sandboxd", Image: "sandboxd/base:latest",
 		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
+		PreviewAccess: store.AccessPublic,
+		DiskQuota:     10 << 30, InodeQuota: 1_000_000, UIDFirst: 200000, UIDLast: 299999,
 	}
 }
 
@@ -70,6 +86,11 @@ type Route struct {
 	HostHeader string
 	Bytes      *atomic.Int64
 	Message    string // why, when Status is error
+
+	// Issue 13: who may open its previews, Access resolved against the operator's
+	// default, and the key its preview tokens are verified with (nil: none yet).
+	Previews   store.Previews
+	PreviewKey []byte
 
 	// Issue 15: the egress policy, for the egress proxy, which knows the sandbox by IP.
 	Egress string   // none, proxy or open
@@ -103,6 +124,11 @@ type Manager struct {
 	// Hook, when set, is called at named points of create and stop. Tests use it to crash
 	// sandboxd at a chosen instant.
 	Hook func(point string)
+	// AdoptOrphans makes Boot rebuild the row of every container of this instance, and of
+	// every saved sandbox config, that has none, instead of removing the container as an
+	// orphan: `sandboxd serve --adopt`, after the database was lost (adopt.go; issue 11).
+	// Without it Boot adopts only a container that has a saved config.
+	AdoptOrphans bool
 	// EgressProxy is where sandboxes reach the egress proxy (issue 15): the internal
 	// network's gateway and the proxy's port. When valid, every container is made with
 	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY (and their lowercase forms) pointing at it,
@@ -117,7 +143,8 @@ type Manager struct {
 
 	maxMemoryIsHost bool // cfg.MaxMemory is the host's MemTotal, not the operator's
 
-	locks keyedMutex
+	locks        keyedMutex
+	tenantStarts tenantStarts // running slots reserved by starts in flight (tenant.go)
 
 	mu        sync.RWMutex
 	sandboxes map[string]*live
@@ -125,11 +152,19 @@ type Manager struct {
 	networkOK atomic.Bool
 	nets      atomic.Pointer[Networks] // set with networkOK
 
+	disk     diskFS       // set by Boot
+	lastScan atomic.Int64 // duration of the last quota scan
+	accounts accountCache // images' /etc/passwd and /etc/group
+
 	// Detached-exec watchers: owned here, joined by Run's end.
 	base       context.Context
 	cancelBase context.CancelFunc
 
 	detachedExecs detachedSet
+
+	// issue 11: deaths reported by the engine's events, until reconcile settles them
+	// (death.go).
+	deaths deaths
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.
@@ -143,6 +178,7 @@ type live struct {
 	sb        store.Sandbox
 	seenBytes int64 // bytes at the last activity sample
 	flushed   int64 // lastActive at the last flush to the store
+	disk      diskState
 }
 
 // extendKeepalive moves l's keepalive to until unless it is already later, as the store's
@@ -237,6 +273,9 @@ func (m *Manager) runningSandbox(id string) (store.Sandbox, error) {
 
 // remember caches sb and publishes its route.
 func (m *Manager) remember(sb store.Sandbox) {
+	// Memory holds the access in force; the row keeps "" so that a sandbox that never
+	// chose follows the operator's default across restarts.
+	sb.Previews.Access = m.previewAccess(sb)
 	m.mu.Lock()
 	l, ok := m.sandboxes[sb.ID]
 	if !ok {
@@ -259,6 +298,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 		m.Routes.SetRoute(Route{
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
+			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
 			Egress: egressOf(sb), Allow: sb.EgressAllow,
 		})
 	}

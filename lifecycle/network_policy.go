@@ -121,6 +121,9 @@ func (m *Manager) SetNetwork(ctx context.Context, id, egress string, allow []str
 	// The proxy's policy first: a sandbox leaving mode open is held to the new policy
 	// before its route out goes.
 	m.remember(sb)
+	if err := m.writeConfigFromStore(ctx, sb); err != nil {
+		m.log.Warn("network policy recorded, config file not rewritten: --adopt would restore the old one", "sandbox", id, "err", err)
+	}
 	if sb.Status == store.StatusRunning && sb.ContainerID != "" {
 		if err := m.alignContainer(ctx, sb.ContainerID, sb); err != nil {
 			// Recorded and enforced by the proxy; the periodic reconcile tries the
@@ -129,4 +132,26 @@ func (m *Manager) SetNetwork(ctx context.Context, id, egress string, allow []str
 		}
 	}
 	return sb, nil
+}
+
+// injectedProxyVar reports one of proxyEnv's variables, as made for the container whose
+// labels are given: adoption must not take it for the user's env.
+func injectedProxyVar(labels map[string]string, k, v string) bool {
+	switch k {
+	case "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy":
+		return v != "" && v == labels[LabelEgressProxy]
+	case "NO_PROXY", "no_proxy":
+		return v == noProxy && labels[LabelEgressProxy] != ""
+	}
+	return false
+}
+
+// egressOfContainer is the mode of an adopted sandbox that has no saved config: open when
+// its container has the route out, else none (its allowlist is lost, and a sandbox kept
+// from the world must not be given a way out by a lost database).
+func (m *Manager) egressOfContainer(have map[string]bool) string {
+	if m.cfg.InternalNetwork == "" || have[m.cfg.Network] {
+		return netpolicy.Open
+	}
+	return netpolicy.None
 }

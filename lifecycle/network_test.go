@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,33 +13,6 @@ import (
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 	"github.com/sandboxd/sandboxd/store"
 )
-
-// routeLog records the routes a Manager publishes.
-type routeLog struct {
-	mu   sync.Mutex
-	last map[string]Route
-}
-
-func (r *routeLog) SetRoute(rt Route) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last == nil {
-		r.last = map[string]Route{}
-	}
-	r.last[rt.ID] = rt
-}
-
-func (r *routeLog) DeleteRoute(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.last, id)
-}
-
-func (r *routeLog) get(id string) Route {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.last[id]
-}
 
 // egressManager is a Manager over h's data dir and network with the internal network of
 // issue 15 and an egress proxy address (nothing listens there: lifecycle only names it).
@@ -232,5 +204,45 @@ func TestSetNetworkRefusesBadInput(t *testing.T) {
 	m2 := New(db, nil, DefaultConfig(data), nil)
 	if _, err := m2.SetNetwork(ctx, "bad", netpolicy.None, nil); ErrorCode(err) != CodeInvalid || !strings.Contains(ErrorMessage(err), "internal network") {
 		t.Fatalf("none without the internal network: %v", err)
+	}
+}
+
+// A sandbox adopted after its database was lost keeps its egress policy from its saved
+// config; one with no config is open only if its container had the route out, else none;
+// and the proxy variables sandboxd put in its container are not taken for its own env.
+func TestAdoptionKeepsEgress(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg := DefaultConfig(data)
+	cfg.InternalNetwork = "sandboxd-internal"
+	m := New(db, nil, cfg, nil)
+	sb := store.Sandbox{ID: "kept", Image: "img", Egress: netpolicy.Proxy, EgressAllow: []string{"pypi.org", "10.0.0.0/8"}}
+	if err := m.writeConfig(sb, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := m.readConfig("kept")
+	if err != nil || got.Egress != netpolicy.Proxy || !slices.Equal(got.EgressAllow, sb.EgressAllow) {
+		t.Fatalf("read back %q %q, %v", got.Egress, got.EgressAllow, err)
+	}
+	if e := m.egressOfContainer(map[string]bool{"sandboxd-internal": true}); e != netpolicy.None {
+		t.Fatalf("a container without the route out adopts as %q", e)
+	}
+	if e := m.egressOfContainer(map[string]bool{"sandboxd-internal": true, "sandboxd": true}); e != netpolicy.Open {
+		t.Fatalf("a container with the route out adopts as %q", e)
+	}
+	labels := map[string]string{LabelEgressProxy: "http://172.18.0.1:3128"}
+	for kv, injected := range map[string]bool{
+		"HTTPS_PROXY=http://172.18.0.1:3128": true, "no_proxy=" + noProxy: true,
+		"HTTPS_PROXY=http://corp-proxy:8080": false, "NO_PROXY=.corp": false, "PATH=/bin": false,
+	} {
+		k, v, _ := strings.Cut(kv, "=")
+		if injectedProxyVar(labels, k, v) != injected {
+			t.Errorf("%s: injected %v", kv, !injected)
+		}
 	}
 }

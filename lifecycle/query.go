@@ -36,14 +36,21 @@ func (m *Manager) List(ctx context.Context, o store.ListOptions) ([]store.Sandbo
 }
 
 func (m *Manager) overlay(sb *store.Sandbox) {
+	sb.Previews.Access = m.previewAccess(*sb) // a sandbox that names none shows the default it follows
 	if t := m.lastActive(sb.ID); t.After(sb.LastActiveAt) {
 		sb.LastActiveAt = t
 	}
+	sb.Disk = m.diskView(*sb)
 }
 
-// Ping checks the database and the engine, for readiness.
+// Ping checks the database and the engine, for readiness. A database file removed or
+// replaced under the running daemon fails it (issue 11): queries go on answering from the
+// file still open, and every write from then on is lost.
 func (m *Manager) Ping(ctx context.Context) error {
 	if err := m.db.Ping(ctx); err != nil {
+		return internal(err, "database")
+	}
+	if err := m.db.CheckFile(); err != nil {
 		return internal(err, "database")
 	}
 	if _, err := m.docker.Ping(ctx); err != nil {

@@ -13,7 +13,8 @@ import (
 // which run. For each row, the container's real state is recorded (a running container is
 // adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
 // the next start; rows stuck in creating or stopping after a crash get the container's
-// state). Containers of ours without a row are removed.
+// state; a running sandbox whose container ended on its own gets its last_exit).
+// Containers of ours without a row are removed, unless Boot adopts them (adopt.go).
 
 // Boot loads every sandbox into memory, publishes its route and reconciles. Call it once
 // before serving.
@@ -21,13 +22,26 @@ func (m *Manager) Boot(ctx context.Context) error {
 	if err := m.ensureNetwork(ctx); err != nil {
 		return err
 	}
+	if err := m.initDisk(); err != nil {
+		return err
+	}
 	rows, err := m.db.ListSandboxes(ctx, store.ListOptions{})
 	if err != nil {
 		return internal(err, "load sandboxes")
 	}
+	adopted, err := m.adoptOrphans(ctx, rows, m.AdoptOrphans)
+	if err != nil {
+		return err
+	}
+	if adopted > 0 {
+		if rows, err = m.db.ListSandboxes(ctx, store.ListOptions{}); err != nil {
+			return internal(err, "load sandboxes")
+		}
+	}
 	for _, sb := range rows {
 		m.remember(sb)
 	}
+	m.ensureConfigs(ctx, rows)
 	return m.reconcileAll(ctx, true)
 }
 
@@ -157,6 +171,10 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		if want.IP, err = m.containerIP(ctx, want.ContainerID); err != nil {
 			return err
 		}
+	}
+	if sb.Status == store.StatusRunning && want.Status != store.StatusRunning {
+		// Only reconcile stops a running sandbox without a stopping first: nobody asked.
+		m.recordExit(ctx, &sb, want.ContainerID)
 	}
 	m.log.Info("reconciled", "sandbox", id, "from", sb.Status, "to", want.Status, "container", shortID(want.ContainerID))
 	sb, err = m.setRuntime(ctx, sb, *want)

@@ -75,7 +75,7 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	}
 	env := append([]string{"TERM=xterm-256color"}, execEnv(req.Env)...)
 	opts := container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: env, WorkingDir: Home, Tty: true,
+		User: userSpec(sb), Cmd: cmd, Env: env, WorkingDir: Home, Tty: true,
 		AttachStdin: true, AttachStdout: true, AttachStderr: true, DetachKeys: terminalDetachKeys,
 	}
 	var size *[2]uint
@@ -87,7 +87,7 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	defer cancel()
 	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, opts)
 	if err != nil {
-		return nil, internal(err, "create terminal in %s", id)
+		return nil, m.execFailed(ctx, id, sb.ContainerID, err)
 	}
 	att, err := m.docker.ContainerExecAttach(cctx, created.ID, container.ExecAttachOptions{Tty: true, ConsoleSize: size})
 	if err != nil {

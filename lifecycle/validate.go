@@ -42,6 +42,18 @@ type CreateRequest struct {
 	HostHeader  string
 	Services    []store.Service
 
+	// Issue 13: the tenant whose token creates it; "" for the operator. A tenant's id
+	// starts with "<tenant>--" (tenant.go).
+	Tenant string
+	// BareID, with no ID, makes the id a bare lowercase ULID even for a tenant: E2B's SDKs
+	// split hosts on "-" (issue 16). Only sandboxd's own adapters set it. A tenant can
+	// never ask for a bare id, so one made here is never claimable by another tenant.
+	BareID bool
+	// Issue 13: who may open its previews; an access left out is the operator's default.
+	Previews store.Previews
+	// Issue 12: the disk quota in bytes; 0 takes Config.DiskQuota.
+	DiskBytes int64
+
 	// Issue 15: the egress policy. Egress "" takes the operator's default
 	// (Config.Egress); Allow is the sandbox's own allowlist.
 	Egress string
@@ -54,6 +66,9 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	if req.ID != "" && !ValidID(req.ID) {
 		return errorf(CodeInvalid, "id %q is invalid: use 1-40 lowercase letters, digits and inner dashes", req.ID)
 	}
+	if err := checkTenantID(req); err != nil {
+		return err
+	}
 	if req.Image == "" {
 		req.Image = m.cfg.Image
 	}
@@ -61,6 +76,9 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "image %q is not a valid image reference", req.Image)
 	}
 	if err := m.checkMemory(req); err != nil {
+		return err
+	}
+	if err := m.checkDiskRequest(req); err != nil {
 		return err
 	}
 	switch {
@@ -86,16 +104,8 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	default:
 		return errorf(CodeInvalid, `host_header must be "preview" or "localhost"`)
 	}
-	if len(req.Env) > maxEnv {
-		return errorf(CodeInvalid, "at most %d env variables", maxEnv)
-	}
-	for k, v := range req.Env {
-		if !envKeyPattern.MatchString(k) {
-			return errorf(CodeInvalid, "env name %q is invalid", k)
-		}
-		if len(v) > maxEnvValue || strings.IndexByte(v, 0) >= 0 {
-			return errorf(CodeInvalid, "env %s: value too long or contains NUL", k)
-		}
+	if err := checkEnv("env", req.Env); err != nil {
+		return err
 	}
 	for k, v := range req.Labels {
 		if !labelPattern.MatchString(k) || len(v) > 256 || strings.ContainsAny(v, "\x00\n\r") {
@@ -114,7 +124,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	if req.Egress, req.Allow, err = m.normalizeNetwork("network.", req.Egress, req.Allow); err != nil {
 		return err
 	}
-	return nil
+	return validPreviews(&req.Previews, req.Ports, m.cfg.PreviewAccess)
 }
 
 // minMemory is the smallest memory limit a sandbox may have: below it, sandbox-init and a
@@ -137,13 +147,52 @@ func (m *Manager) checkMemory(req *CreateRequest) error {
 	return nil
 }
 
-// validEnv checks the env of an exec, terminal or task: names as for create, values
-// without NUL.
-func validEnv(env map[string]string) error {
+// validEnv checks the env of an exec, terminal or task as create's.
+func validEnv(env map[string]string) error { return checkEnv("env", env) }
+
+// Rules for what reaches a process (issue 11: a service env value with a NUL byte was
+// accepted, and the service then never started). A NUL ends a C string, so no argv item,
+// env name or value, path or name may hold one. Newlines are fine where a program expects
+// text (argv items, env values: a PEM key spans lines) and refused where they would split a
+// record or a line of a log: env names, service names, labels and working directories.
+
+// checkEnv checks an env named field (env, services[web].env): at most maxEnv variables,
+// names of letters, digits and _ not starting with a digit, values without NUL and at most
+// maxEnvValue bytes.
+func checkEnv(field string, env map[string]string) error {
+	if len(env) > maxEnv {
+		return errorf(CodeInvalid, "%s has %d variables; at most %d are allowed", field, len(env), maxEnv)
+	}
 	for k, v := range env {
-		if !envKeyPattern.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
-			return errorf(CodeInvalid, "env %q is invalid", k)
+		switch {
+		case !envKeyPattern.MatchString(k):
+			return errorf(CodeInvalid, "%s name %q is invalid: use 1-128 letters, digits and _, not starting with a digit", field, k)
+		case strings.IndexByte(v, 0) >= 0:
+			return errorf(CodeInvalid, "%s.%s holds a NUL byte, which no environment can carry", field, k)
+		case len(v) > maxEnvValue:
+			return errorf(CodeInvalid, "%s.%s is %d bytes; at most %d are allowed", field, k, len(v), maxEnvValue)
 		}
+	}
+	return nil
+}
+
+// checkArgv checks an argv named field: not empty, a program first, no NUL in any item.
+func checkArgv(field string, argv []string) error {
+	if len(argv) == 0 || argv[0] == "" {
+		return errorf(CodeInvalid, "%s must be a non-empty argv, like [\"sh\",\"-c\",\"echo hi\"]", field)
+	}
+	for i, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return errorf(CodeInvalid, "%s[%d] holds a NUL byte, which no argv can carry", field, i)
+		}
+	}
+	return nil
+}
+
+// checkCwd checks a working directory named field: no NUL, no line break.
+func checkCwd(field, cwd string) error {
+	if strings.ContainsAny(cwd, "\x00\n\r") {
+		return errorf(CodeInvalid, "%s %q holds a NUL byte or a line break; a working directory may hold neither", field, cwd)
 	}
 	return nil
 }
@@ -193,32 +242,29 @@ func validServices(services []store.Service) error {
 		return errorf(CodeInvalid, "at most %d services", maxServices)
 	}
 	names := map[string]bool{}
-	for _, s := range services {
+	for i, s := range services {
 		if !serviceName.MatchString(s.Name) || s.Name == "main" {
-			return errorf(CodeInvalid, "service name %q is invalid (1-32 of a-z 0-9 _ -, not \"main\")", s.Name)
+			return errorf(CodeInvalid, "services[%d].name %q is invalid: use 1-32 of a-z 0-9 _ -, starting with a letter or digit, not \"main\"", i, s.Name)
 		}
 		if names[s.Name] {
 			return errorf(CodeInvalid, "service %q is declared twice", s.Name)
 		}
 		names[s.Name] = true
-		if len(s.Cmd) == 0 || s.Cmd[0] == "" {
-			return errorf(CodeInvalid, "service %q needs a cmd", s.Name)
+		field := "services[" + s.Name + "]"
+		if err := checkArgv(field+".cmd", s.Cmd); err != nil {
+			return err
 		}
-		for _, a := range s.Cmd {
-			if strings.IndexByte(a, 0) >= 0 {
-				return errorf(CodeInvalid, "service %q: cmd contains NUL", s.Name)
-			}
+		if err := checkCwd(field+".cwd", s.Cwd); err != nil {
+			return err
 		}
-		if s.Cwd != "" && (path.IsAbs(s.Cwd) || strings.HasPrefix(path.Clean(s.Cwd), "..") || strings.IndexByte(s.Cwd, 0) >= 0) {
-			return errorf(CodeInvalid, "service %q: cwd must be relative to the home", s.Name)
+		if s.Cwd != "" && (path.IsAbs(s.Cwd) || strings.HasPrefix(path.Clean(s.Cwd), "..")) {
+			return errorf(CodeInvalid, "%s.cwd must be relative to the home, like \"workspace/app\"; got %q", field, s.Cwd)
 		}
-		for k := range s.Env {
-			if !envKeyPattern.MatchString(k) {
-				return errorf(CodeInvalid, "service %q: env name %q is invalid", s.Name, k)
-			}
+		if err := checkEnv(field+".env", s.Env); err != nil {
+			return err
 		}
 		if s.Port < 0 || s.Port > 65535 {
-			return errorf(CodeInvalid, "service %q: port %d is out of range", s.Name, s.Port)
+			return errorf(CodeInvalid, "%s.port %d is out of range 1-65535", field, s.Port)
 		}
 	}
 	return nil

@@ -27,13 +27,17 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	sort.Strings(names)
+	seen := map[int]string{}
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return fmt.Errorf("migration %s: name must start with a number and '_'", base)
+		version, err := migrationVersion(base)
+		if err != nil {
+			return err
 		}
+		if other, dup := seen[version]; dup {
+			return fmt.Errorf("migrations %s and %s share version %d", other, base, version)
+		}
+		seen[version] = base
 		body, err := migrations.ReadFile(name)
 		if err != nil {
 			return err
@@ -43,6 +47,24 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return nil
+}
+
+// migrationVersion is the number a migration is recorded under. "0005_x.sql" is 5. A
+// letter after the number, "0005b_x.sql", marks a second migration of one issue written
+// in parallel with the first (wave 2): it is recorded as 5*100 + 2 and applied after
+// "0005_*" because names sort '_' before any letter. Versions of applied migrations never
+// change, so plain numbers keep their old meaning.
+func migrationVersion(base string) (int, error) {
+	prefix, _, ok := strings.Cut(base, "_")
+	digits := strings.TrimRight(prefix, "abcdefghijklmnopqrstuvwxyz")
+	n, err := strconv.Atoi(digits)
+	if !ok || err != nil || n < 1 || n >= 100 || len(prefix)-len(digits) > 1 {
+		return 0, fmt.Errorf("migration %s: name must be a number from 1 to 99, at most one lowercase letter, then '_'", base)
+	}
+	if len(prefix) == len(digits) {
+		return n, nil
+	}
+	return n*100 + int(prefix[len(prefix)-1]-'a'+1), nil
 }
 
 func applyMigration(ctx context.Context, db *sql.DB, version int, name, body string) error {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -43,6 +42,9 @@ type Sandbox struct {
 	IdlePolicy  string
 	HostHeader  string // "" the preview host; "localhost": localhost:<port>
 
+	// Issue 13: the tenant whose token created it; "" for the operator's sandboxes.
+	Tenant string
+
 	// Issue 15: the egress policy (network.go). Egress is none, proxy or open, or "" for
 	// a sandbox stored without one; EgressAllow is its own allowlist.
 	Egress      string
@@ -56,7 +58,41 @@ type Sandbox struct {
 	UpdatedAt      time.Time
 	LastActiveAt   time.Time
 	KeepaliveUntil time.Time
+
+	// Issue 13: preview access. PreviewKey signs the sandbox's preview tokens; it is a
+	// secret, never shown by the API, and nil until one is made.
+	Previews   Previews
+	PreviewKey []byte
+	// issue 11: how the container last ended without sandboxd asking; zero when it never has.
+	LastExit Exit
+	// Issue 12: disk quota and a uid of its own.
+	DiskBytes int64     // disk quota asked for at create; 0: the operator's default
+	UID       int       // the sandbox's own uid (sandbox_uids); 0: none yet, it still runs as uid 1000
+	Disk      DiskUsage // not stored: lifecycle fills it from its last measurement
 }
+
+// DiskUsage is a sandbox's disk as last measured, and its quotas (issue 12).
+type DiskUsage struct {
+	Used       int64  // bytes
+	Quota      int64  // bytes; 0: none
+	Inodes     int64  // files, directories and links
+	InodeQuota int64  // 0: none
+	Enforced   string // how the byte quota is enforced: "btrfs" (the kernel), "scan" or "none"
+}
+
+// Exit is how a sandbox's container ended on its own: its exit code, why ("oom" when the
+// kernel's OOM killer took it, "exited" otherwise) and when.
+type Exit struct {
+	Code   int
+	Reason string
+	At     time.Time
+}
+
+// Reasons of an Exit.
+const (
+	ExitOOM    = "oom"
+	ExitExited = "exited"
+)
 
 // Service is a long-running process that sandbox-init keeps up inside the sandbox.
 type Service struct {
@@ -76,17 +112,35 @@ type Runtime struct {
 }
 
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
-	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until`
+	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
+	tenant, disk_bytes`
+
+// sandboxReadCols are the columns a read scans: sandboxCols, those only updates write, and
+// what is read from other tables (the uid outlives the row).
+const sandboxReadCols = sandboxCols + `,
+	last_exit_code, last_exit_reason, last_exit_at,
+	coalesce((SELECT uid FROM sandbox_uids WHERE sandbox_uids.sandbox_id = sandboxes.id), 0)`
 
 // CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
 // It returns ErrConflict when the id is taken.
 func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]string) error {
+	return db.CreateSandboxLimited(ctx, sb, env, TenantLimits{})
+}
+
+// CreateSandboxLimited is CreateSandbox that first checks sb's tenant against lim in the
+// same transaction: concurrent creates queue on the one writer connection, so no two of
+// them both see room for one more. It returns a *LimitError when the tenant is full.
+func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[string]string, lim TenantLimits) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkTenant(ctx, tx, sb.Tenant, lim); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
 			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
-			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil))
+			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil),
+			sb.Tenant, sb.DiskBytes)
 		if isUniqueViolation(err) {
 			return ErrConflict
 		}
@@ -98,31 +152,32 @@ func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]str
 				return fmt.Errorf("insert port %d: %w", p, err)
 			}
 		}
-		for k, v := range env {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_env (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
-				return fmt.Errorf("insert env: %w", err)
-			}
+		if err := db.insertEnv(ctx, tx, sb.ID, env); err != nil {
+			return err
 		}
 		for k, v := range sb.Labels {
 			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
 				return fmt.Errorf("insert label: %w", err)
 			}
 		}
+		if err := insertPreviews(ctx, tx, sb); err != nil {
+			return err
+		}
 		if err := insertNetwork(ctx, tx, sb); err != nil { // issue 15
 			return err
 		}
-		return insertServices(ctx, tx, sb.ID, sb.Services)
+		return db.insertServices(ctx, tx, sb.ID, sb.Services)
 	})
 }
 
-func insertServices(ctx context.Context, tx *sql.Tx, id string, services []Service) error {
+func (db *DB) insertServices(ctx context.Context, tx *sql.Tx, id string, services []Service) error {
 	for i, s := range services {
-		spec, err := json.Marshal(s)
+		spec, envSealed, err := db.serviceRow(id, s)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_services (sandbox_id, position, name, spec) VALUES (?, ?, ?, ?)",
-			id, i, s.Name, string(spec)); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_services (sandbox_id, position, name, spec, env_sealed) VALUES (?, ?, ?, ?, ?)",
+			id, i, s.Name, spec, envSealed); err != nil {
 			return fmt.Errorf("insert service %q: %w", s.Name, err)
 		}
 	}
@@ -144,6 +199,7 @@ func (db *DB) GetSandbox(ctx context.Context, id string) (Sandbox, error) {
 // ListOptions filters and pages ListSandboxes. Zero values mean no filter.
 type ListOptions struct {
 	Status string
+	Tenant string            // issue 13: only this tenant's sandboxes; "" is every sandbox
 	Labels map[string]string // every pair must match
 	After  string            // cursor: ids greater than this
 	Limit  int               // 0: no limit
@@ -156,6 +212,10 @@ func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, erro
 	if o.Status != "" {
 		where = append(where, "status = ?")
 		args = append(args, o.Status)
+	}
+	if o.Tenant != "" {
+		where = append(where, "tenant = ?")
+		args = append(args, o.Tenant)
 	}
 	if o.After != "" {
 		where = append(where, "id > ?")
@@ -184,7 +244,7 @@ func (db *DB) ListSandboxes(ctx context.Context, o ListOptions) ([]Sandbox, erro
 // querySandboxes loads rows, then their ports, env keys, labels and services with one query
 // each, never one per row.
 func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([]Sandbox, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxCols+" FROM sandboxes "+clause, args...)
+	rows, err := db.r.QueryContext(ctx, "SELECT "+sandboxReadCols+" FROM sandboxes "+clause, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query sandboxes: %w", err)
 	}
@@ -193,11 +253,13 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	index := map[string]int{}
 	for rows.Next() {
 		var sb Sandbox
-		var idle, created, updated, active, keep int64
+		var idle, created, updated, active, keep, exitAt int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
-			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep); err != nil {
+			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
+			&sb.Tenant, &sb.DiskBytes, &sb.LastExit.Code, &sb.LastExit.Reason, &exitAt, &sb.UID); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
+		sb.LastExit.At = fromMS(exitAt)
 		sb.IdleTimeout = time.Duration(idle) * time.Millisecond
 		sb.CreatedAt, sb.UpdatedAt = fromMS(created), fromMS(updated)
 		sb.LastActiveAt, sb.KeepaliveUntil = fromMS(active), fromMS(keep)
@@ -217,6 +279,9 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	}
 	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
 	if err := db.fill(ctx, list, index, in, ids); err != nil {
+		return nil, err
+	}
+	if err := db.fillPreviews(ctx, list, index, in, ids); err != nil {
 		return nil, err
 	}
 	return list, nil
@@ -267,30 +332,51 @@ func (db *DB) fill(ctx context.Context, list []Sandbox, index map[string]int, in
 	if err != nil {
 		return err
 	}
-	return query("SELECT sandbox_id, position, spec FROM sandbox_services", func(sb *Sandbox, _, spec string) error {
-		var s Service
-		if err := json.Unmarshal([]byte(spec), &s); err != nil {
-			return fmt.Errorf("service of %s: %w", sb.ID, err)
+	return db.fillServices(ctx, list, index, in, ids)
+}
+
+// fillServices loads the services of the sandboxes in list, their env opened.
+func (db *DB) fillServices(ctx context.Context, list []Sandbox, index map[string]int, in string, ids []any) error {
+	rows, err := db.r.QueryContext(ctx, "SELECT sandbox_id, spec, env_sealed FROM sandbox_services WHERE sandbox_id IN "+in+" ORDER BY sandbox_id, position", ids...)
+	if err != nil {
+		return fmt.Errorf("query services: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, spec string
+		var envSealed []byte
+		if err := rows.Scan(&id, &spec, &envSealed); err != nil {
+			return err
 		}
+		s, err := db.service(id, spec, envSealed)
+		if err != nil {
+			return err
+		}
+		sb := &list[index[id]]
 		sb.Services = append(sb.Services, s)
-		return nil
-	})
+	}
+	return rows.Err()
 }
 
 // SandboxEnv returns a sandbox's env with values, for building its container.
 func (db *DB) SandboxEnv(ctx context.Context, id string) (map[string]string, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT key, value FROM sandbox_env WHERE sandbox_id = ?", id)
+	rows, err := db.r.QueryContext(ctx, "SELECT key, sealed FROM sandbox_env WHERE sandbox_id = ?", id)
 	if err != nil {
 		return nil, fmt.Errorf("query env: %w", err)
 	}
 	defer rows.Close()
 	env := map[string]string{}
 	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
+		var k string
+		var sealed []byte
+		if err := rows.Scan(&k, &sealed); err != nil {
 			return nil, err
 		}
-		env[k] = v
+		v, err := db.seal.Open(sealed, envAD(id, k))
+		if err != nil {
+			return nil, fmt.Errorf("env %s of %s: %w", k, id, err)
+		}
+		env[k] = string(v)
 	}
 	return env, rows.Err()
 }
@@ -299,6 +385,12 @@ func (db *DB) SandboxEnv(ctx context.Context, id string) (map[string]string, err
 func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Time) error {
 	return db.update(ctx, `UPDATE sandboxes SET status = ?, container_id = ?, ip = ?, error = ?, updated_at = ? WHERE id = ?`,
 		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(now), id)
+}
+
+// SetLastExit records how a sandbox's container ended without sandboxd asking.
+func (db *DB) SetLastExit(ctx context.Context, id string, e Exit) error {
+	return db.update(ctx, "UPDATE sandboxes SET last_exit_code = ?, last_exit_reason = ?, last_exit_at = ? WHERE id = ?",
+		e.Code, e.Reason, ms(e.At), id)
 }
 
 // SetServices replaces a sandbox's services and its declared ports.
@@ -322,7 +414,7 @@ func (db *DB) SetServices(ctx context.Context, id string, services []Service, po
 				return fmt.Errorf("insert port %d: %w", p, err)
 			}
 		}
-		return insertServices(ctx, tx, id, services)
+		return db.insertServices(ctx, tx, id, services)
 	})
 }
 
@@ -354,9 +446,34 @@ func (db *DB) TouchActive(ctx context.Context, at map[string]time.Time) error {
 	})
 }
 
-// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay.
+// DeleteSandbox removes a sandbox row and everything that hangs off it. Tasks stay: a
+// delete keeps the workspace, and the id created again finds its task history.
 func (db *DB) DeleteSandbox(ctx context.Context, id string) error {
 	return db.update(ctx, "DELETE FROM sandboxes WHERE id = ?", id)
+}
+
+// PurgeSandbox removes everything stored about a sandbox, in one transaction: its row (and
+// what hangs off it), its tasks and their events. The audit log keeps its lines: it is the
+// record of who did what, purges included. A sandbox without a row (deleted, its workspace
+// kept) still loses its tasks. It reports whether there was anything to remove.
+func (db *DB) PurgeSandbox(ctx context.Context, id string) (found bool, err error) {
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE sandbox_id = ?)",
+			"DELETE FROM tasks WHERE sandbox_id = ?",
+			"DELETE FROM sandboxes WHERE id = ?",
+		} {
+			res, err := tx.ExecContext(ctx, q, id)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found, err
 }
 
 func (db *DB) update(ctx context.Context, query string, args ...any) error {

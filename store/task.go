@@ -127,7 +127,7 @@ func (db *DB) SetTaskExec(ctx context.Context, id, execID string) error {
 // AppendTaskEvents stores events with the next sequence numbers and moves the task's log
 // offset, in one transaction: after a crash the events and the offset agree, so reading
 // the log again from the offset neither loses nor repeats an event. It returns the events
-// with their Seq set.
+// with their Seq set, or ErrNotFound when the task is gone (its sandbox was purged).
 func (db *DB) AppendTaskEvents(ctx context.Context, taskID string, events []TaskEvent, logOffset int64) ([]TaskEvent, error) {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		if err := insertEvents(ctx, tx, taskID, events); err != nil {
@@ -145,6 +145,7 @@ func (db *DB) AppendTaskEvents(ctx context.Context, taskID string, events []Task
 
 // FinishTask records a task's end and its result, and appends the "done" event carrying
 // the result, in one transaction: whoever reads the done event reads the final status.
+// ErrNotFound: the task is gone.
 func (db *DB) FinishTask(ctx context.Context, id, status string, result json.RawMessage, at time.Time) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		done := []TaskEvent{{Type: "done", Data: orEmpty(result), At: at}}
@@ -156,8 +157,17 @@ func (db *DB) FinishTask(ctx context.Context, id, status string, result json.Raw
 	})
 }
 
-// insertEvents gives events the task's next sequence numbers and inserts them.
+// insertEvents gives events the task's next sequence numbers and inserts them. A task that
+// is gone gets none: a run still tailing the log of a purged sandbox must not leave rows
+// that no purge would find (issue 11).
 func insertEvents(ctx context.Context, tx *sql.Tx, taskID string, events []TaskEvent) error {
+	var exists int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tasks WHERE id = ?", taskID).Scan(&exists); err != nil {
+		return err
+	}
+	if exists == 0 {
+		return ErrNotFound
+	}
 	var next int64
 	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) + 1 FROM task_events WHERE task_id = ?", taskID).Scan(&next); err != nil {
 		return err
@@ -175,6 +185,27 @@ func insertEvents(ctx context.Context, tx *sql.Tx, taskID string, events []TaskE
 		}
 	}
 	return nil
+}
+
+// TaskTotals is what a task has stored so far, for the runner's caps.
+type TaskTotals struct {
+	Events    int64 // rows, every type
+	Bytes     int64 // bytes of their data
+	Truncated bool  // a "truncated" event is among them
+}
+
+// TaskEventTotals counts a task's stored events and their bytes. A runner resumed after a
+// restart starts its caps from here.
+func (db *DB) TaskEventTotals(ctx context.Context, taskID string) (TaskTotals, error) {
+	var t TaskTotals
+	var truncated int
+	err := db.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(CAST(data AS BLOB))), 0),
+		coalesce(max(type = 'truncated'), 0) FROM task_events WHERE task_id = ?`, taskID).Scan(&t.Events, &t.Bytes, &truncated)
+	if err != nil {
+		return TaskTotals{}, fmt.Errorf("count events: %w", err)
+	}
+	t.Truncated = truncated == 1
+	return t, nil
 }
 
 // TaskEvents returns a task's events with Seq > after, oldest first, at most limit.

@@ -32,9 +32,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "X-API-Key is required: one of sandboxd's API tokens")
 			return
 		}
-		p, ok := s.auth.Authenticate(key)
-		if !ok {
+		p, err := s.auth.Authenticate(r.Context(), key)
+		if errors.Is(err, ErrUnknownKey) {
 			writeError(w, http.StatusUnauthorized, "X-API-Key is not a valid API token")
+			return
+		}
+		if err != nil {
+			s.log.Error("e2b: check an API key", "err", err)
+			writeError(w, http.StatusInternalServerError, "could not check the API key; try again")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -98,11 +97,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	if image == "base" {
 		image = "" // the operator's default
 	}
-	// Letters and digits only: E2B's SDKs and hosts split on "-". A ULID is both unique and
-	// such.
-	// TODO(issue 13): pass principal(r).Tenant, so the sandbox belongs to the token's tenant.
-	req := lifecycle.CreateRequest{ID: strings.ToLower(ulid.Make().String()), Image: image,
-		Ports: s.ports(), Env: b.EnvVars, Labels: labels}
+	// Letters and digits only: E2B's SDKs and hosts split on "-", so the id is a bare ULID
+	// (unique, and such) even for a tenant's sandbox; the row records whose it is.
+	// Previews are public whatever the operator's default: E2B's SDKs hand out get_host(port)
+	// URLs with no credential (E2B's own allowPublicTraffic defaults to true).
+	req := lifecycle.CreateRequest{BareID: true, Tenant: principal(r).Tenant, Image: image,
+		Ports: s.ports(), Env: b.EnvVars, Labels: labels, Previews: store.Previews{Access: store.AccessPublic}}
 	sb, err := s.sandboxes.Create(r.Context(), req)
 	if err != nil {
 		return err
@@ -135,10 +135,9 @@ func (s *Server) sandbox(r *http.Request) (store.Sandbox, error) {
 	return sb, nil
 }
 
-// visible reports whether p may see sb. Every token sees every sandbox until sandboxd
-// has tenants.
-// TODO(issue 13): a tenant's token sees only its tenant's sandboxes (compare sb's tenant).
-func visible(p Principal, sb store.Sandbox) bool { return p.Tenant == "" }
+// visible reports whether p may see sb: an admin token sees every sandbox, a tenant's
+// only its tenant's.
+func visible(p Principal, sb store.Sandbox) bool { return p.Tenant == "" || p.Tenant == sb.Tenant }
 
 type timeoutBody struct {
 	Timeout *int `json:"timeout"`

@@ -30,12 +30,21 @@ func TestMain(m *testing.M) {
 
 const testAPIKey = "e2b_00000000000000000000000000000000000000aa"
 
-// keys is an Authenticator of fixed secrets.
-type keys map[string]string
+// Two tenants' keys, beside the operator's testAPIKey.
+const (
+	acmeKey = "e2b_00000000000000000000000000000000000000ac"
+	betaKey = "e2b_00000000000000000000000000000000000000be"
+)
 
-func (k keys) Authenticate(secret string) (Principal, bool) {
-	name, ok := k[secret]
-	return Principal{Actor: name}, ok
+// keys is an Authenticator of fixed secrets.
+type keys map[string]Principal
+
+func (k keys) Authenticate(_ context.Context, secret string) (Principal, error) {
+	p, ok := k[secret]
+	if !ok {
+		return Principal{}, ErrUnknownKey
+	}
+	return p, nil
 }
 
 // stopStart is the Pauser cmd/sandboxd wires until sandboxd pauses for real.
@@ -116,7 +125,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	st := &stack{mgr: mgr, audits: &audits{}}
-	st.srv = New(mgr, waker, stopStart{mgr, waker}, keys{testAPIKey: "tester"}, key, slog.New(slog.DiscardHandler))
+	st.srv = New(mgr, waker, stopStart{mgr, waker}, keys{testAPIKey: {Actor: "tester"}, acmeKey: {Actor: "a", Tenant: "acme"}, betaKey: {Actor: "b", Tenant: "beta"}}, key, slog.New(slog.DiscardHandler))
 	st.srv.Domain = "preview.test"
 	st.srv.Audit = st.audits
 	ctx, cancel := context.WithCancel(context.Background())

@@ -28,6 +28,7 @@ package e2b
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -65,10 +66,14 @@ type Principal struct {
 	Tenant string // "" for an operator's token, which sees every sandbox
 }
 
-// Authenticator checks an API key (a token's secret).
+// Authenticator checks an API key (a token's secret): ErrUnknownKey when it is none, another
+// error when it could not tell.
 type Authenticator interface {
-	Authenticate(secret string) (Principal, bool)
+	Authenticate(ctx context.Context, secret string) (Principal, error)
 }
+
+// ErrUnknownKey is an API key that belongs to no token.
+var ErrUnknownKey = errors.New("unknown API key")
 
 // Auditor records who changed what.
 type Auditor interface {

@@ -27,7 +27,8 @@ const (
 // pid Docker reports for the exec.
 //
 // Without --log the command replaces this process. With --log FILE this
-// process stays as the command's parent: the output is appended to FILE,
+// process stays as the command's parent: the output is appended to FILE
+// (its first $SANDBOX_INIT_LOG_MAX bytes, when that is set: execcap.go),
 // SIGTERM, SIGINT and SIGHUP are passed on, and the exit code (128+signal
 // for a signal) is written to FILE.exit, atomically, and is the exit code.
 func runExec(args []string, stderr io.Writer) int {
@@ -115,7 +116,13 @@ func execLogged(logPath string, argv []string, stderr io.Writer) int {
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: out, Stderr: out}
-	if err := cmd.Start(); err != nil {
+	wait := func() { cmd.Wait() } // the exit status is all that matters; it is in ProcessState
+	if max := logMax(); max > 0 {
+		wait, err = startCapped(cmd, out, max)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		return fail(exitCannotRun, err)
 	}
 	done := make(chan struct{})
@@ -133,7 +140,7 @@ func execLogged(logPath string, argv []string, stderr io.Writer) int {
 			}
 		}
 	}()
-	cmd.Wait() // the exit status is all that matters; it is in ProcessState
+	wait()
 	close(done)
 	<-forwarded
 	return finish(exitCode(cmd.ProcessState))

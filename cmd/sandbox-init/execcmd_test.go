@@ -188,3 +188,34 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version = %q", out)
 	}
 }
+
+// With a cap, the log keeps the first bytes and one line saying the rest is gone; the
+// command runs to its end unhurt, the variable does not reach it, and a process it leaves
+// behind holding the output does not hold the exit file back.
+func TestExecLogCap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "out.log")
+	cmd := exec.Command(initBinary(t), "exec", "--log", logPath, "--", "sh", "-c",
+		`echo "var=${SANDBOX_INIT_LOG_MAX:-unset}"; head -c 1000000 /dev/zero | tr '\0' x; (sleep 30; echo late) & exit 3`)
+	cmd.Env = append(os.Environ(), "SANDBOX_INIT_LOG_MAX=4096")
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// sandbox-init leads the group: the background sleep goes with it.
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 {
+		t.Fatalf("exit %d (%v), want 3", cmd.ProcessState.ExitCode(), err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the exit waited %s for a background process", d)
+	}
+	got := readFile(t, logPath)
+	if !strings.HasPrefix(got, "var=unset\nxxxx") || !strings.HasSuffix(got, "bytes; the rest is not kept]\n") || len(got) > 4096+100 {
+		t.Fatalf("capped log of %d bytes: %.30q … %q", len(got), got, got[max(0, len(got)-60):])
+	}
+	if got := readFile(t, logPath+".exit"); got != "3" {
+		t.Fatalf(".exit = %q", got)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/store"
 )
 
 // config is sandboxd's configuration: environment variables, each also a flag of
@@ -29,7 +31,7 @@ type config struct {
 	IdleTimeout   time.Duration
 	WakeTimeout   time.Duration
 	Network       string
-	Tokens        map[string]string // secret → name; nil when SANDBOXD_API_AUTH_DISABLED
+	Tokens        []apikey.Token // nil when SANDBOXD_API_AUTH_DISABLED
 	InitPath      string
 	MaxStarts     int
 	WakeMinMemory int64
@@ -40,6 +42,29 @@ type config struct {
 	LogLevel      string
 	EnvFile       string    // SIGHUP re-reads SANDBOXD_API_TOKENS from it: reload.go
 	TLS           tlsConfig // SANDBOXD_TLS and its variables: tls_config.go
+
+	// Issue 13: tenants and the audit log.
+	TenantMaxSandboxes int
+	TenantMaxRunning   int
+	AuditMaxRows       int
+	// Issue 13: preview access.
+	PreviewAccess string // public or private: the access of a sandbox that names none
+	// issue 11: what a task may store; --adopt rebuilds rows after the database was lost.
+	TaskEventsMax int64
+	TaskLogMax    int64
+	Adopt         bool
+	// Issue 11: what a client can hold at the edge, and how many requests wait for a wake
+	// (limits.go).
+	OpenFiles           uint64 // the process's open-file limit (soft RLIMIT_NOFILE)
+	EdgeMaxConns        int    // resolved: "auto" becomes edge.MaxConnsFor(OpenFiles)
+	EdgeMaxConnsPerIP   int    // 0: no cap
+	EdgeBodyMinRate     int64  // bytes per second
+	EdgeBodyWindow      time.Duration
+	EdgeHeaderTimeout   time.Duration
+	WakeQueuePerSandbox int
+	WakeQueueMax        int
+	// Issue 12: disk quotas, uids, secrets at rest (isolation_config.go).
+	Isolation isolationConfig
 
 	// Issue 15: egress (egress.go).
 	Egress         string   // SANDBOXD_EGRESS: the mode of a sandbox created without one
@@ -99,7 +124,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.Network = v
 			return nil
 		}},
-		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret,... bearer tokens for the admin API", strParser(&tokens)},
+		{"SANDBOXD_API_TOKENS", "api-tokens", "", "name:secret (admin) and name:secret:tenant=<tenant>, comma-separated: bearer tokens for the admin API", strParser(&tokens)},
 		{"SANDBOXD_API_AUTH_DISABLED", "api-auth-disabled", "", "true to serve the API without tokens beyond loopback", strParser(&authDisabled)},
 		{"SANDBOXD_INIT_PATH", "init-path", "", "host path of sandbox-init (default: next to sandboxd)", strParser(&c.InitPath)},
 		{"SANDBOXD_MAX_STARTS", "max-starts", "4", "sandbox starts in flight at once", intParser(&c.MaxStarts)},
@@ -133,9 +158,52 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			c.EnvFile = v
 			return nil
 		}},
+
+		// Issue 13: preview access.
+		{"SANDBOXD_PREVIEW_ACCESS", "preview-access", "public", "who may open a preview that names no access: public (anyone with the URL) or private (only with a preview token)", func(v string) error {
+			if v != store.AccessPublic && v != store.AccessPrivate {
+				return fmt.Errorf("want public or private")
+			}
+			c.PreviewAccess = v
+			return nil
+		}},
 	}
+	// issue 11: host state per sandbox is bounded.
+	settings = append(settings,
+		setting{"SANDBOXD_TASK_EVENTS_MAX", "task-events-max", "10000", "events stored per task; the rest are dropped after one \"truncated\" event", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 10 || n > 1e7 {
+				return fmt.Errorf("want a whole number from 10 to 10000000")
+			}
+			c.TaskEventsMax = n
+			return nil
+		}},
+		setting{"SANDBOXD_TASK_LOG_MAX", "task-log-max", "16MiB", "bytes of events stored per task, the same way", func(v string) error {
+			n, err := units.RAMInBytes(v)
+			if err != nil || n < 4<<10 || n > 1<<40 {
+				return fmt.Errorf("want a size from 4KiB to 1TiB, like 16MiB")
+			}
+			c.TaskLogMax = n
+			return nil
+		}},
+	)
 	settings = append(settings, tlsSettings(&c.TLS)...)
-	settings = append(settings, egressSettings(c)...) // issue 15
+	settings = append(settings,
+		// Issue 13: per-tenant limits and the audit log's size.
+		setting{"SANDBOXD_TENANT_MAX_SANDBOXES", "tenant-max-sandboxes", "0", "sandboxes one tenant may have, in any state (0: no limit)", countParser(&c.TenantMaxSandboxes)},
+		setting{"SANDBOXD_TENANT_MAX_RUNNING", "tenant-max-running", "0", "sandboxes of one tenant that may run at once (0: no limit)", countParser(&c.TenantMaxRunning)},
+		setting{"SANDBOXD_AUDIT_MAX_ROWS", "audit-max-rows", "200000", "audit log lines kept; the oldest are dropped first", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1000 {
+				return fmt.Errorf("want a whole number ≥ 1000")
+			}
+			c.AuditMaxRows = n
+			return nil
+		}},
+	)
+	settings = append(settings, limitSettings(c)...)
+	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
+	settings = append(settings, egressSettings(c)...)               // issue 15
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -143,9 +211,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	for _, s := range settings {
 		flags[s.env] = fs.String(s.flag, "", s.usage+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
 	}
+	adopt := fs.Bool("adopt", false, "rebuild the sandboxes that have a container or a saved config but no row in the database, instead of removing their containers: the recovery after the database was lost (README, \"Backup and restore\")")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	c.Adopt = *adopt
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -171,15 +241,24 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if c.Tokens, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {
 		return nil, err
 	}
-	if c.E2BBind != "" && c.Tokens != nil && len(c.Tokens) == 0 && !loopbackBind(c.E2BBind) {
+	authOff := authDisabled == "true" || authDisabled == "1" || authDisabled == "yes" // as apiAuth reads it
+	if c.E2BBind != "" && len(c.Tokens) == 0 && !authOff && !loopbackBind(c.E2BBind) {
 		return nil, fmt.Errorf("SANDBOXD_E2B_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens (the E2B API takes them as API keys), or SANDBOXD_API_AUTH_DISABLED=true to serve it to anyone", c.E2BBind)
 	}
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
 	}
+	if err := c.validateIsolation("/etc/passwd", "/etc/subuid"); err != nil {
+		return nil, err
+	}
+	c.OpenFiles = 1024 // what Linux gives a process unless told otherwise
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		c.capNoFile(lim.Max, explicit["SANDBOXD_NOFILE"])
+		c.OpenFiles = lim.Cur
+	}
+	if err := c.resolveEdgeMaxConns(); err != nil {
+		return nil, err
 	}
 	if c.InitPath == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -191,6 +270,22 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
 	}
 	return c, nil
+}
+
+// validateIsolation checks issue 12's variables against the host's account files.
+func (c *config) validateIsolation(passwdPath, subuidPath string) error {
+	var passwd, subuid io.Reader
+	if f := openIfPresent(passwdPath); f != nil {
+		defer f.Close()
+		passwd = f
+	}
+	if f := openIfPresent(subuidPath); f != nil {
+		defer f.Close()
+		subuid = f
+	}
+	warnings, err := c.Isolation.validate(passwd, subuid)
+	c.Warnings = append(c.Warnings, warnings...)
+	return err
 }
 
 // capNoFile lowers NoFile to hard, the host's hard limit of open files: a container cannot
@@ -211,8 +306,8 @@ func (c *config) capNoFile(hard uint64, explicit bool) {
 
 // apiAuth validates SANDBOXD_API_TOKENS and SANDBOXD_API_AUTH_DISABLED for an API on
 // apiBind, at start and on SIGHUP. Tokens are nil when auth is disabled.
-func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, error) {
-	parsed, err := parseTokens(tokens)
+func apiAuth(tokens, authDisabled, apiBind string) ([]apikey.Token, error) {
+	parsed, err := apikey.Parse(tokens)
 	if err != nil {
 		return nil, fmt.Errorf("SANDBOXD_API_TOKENS: %v", err)
 	}
@@ -232,44 +327,6 @@ func apiAuth(tokens, authDisabled, apiBind string) (map[string]string, error) {
 		return nil, nil
 	}
 	return parsed, nil
-}
-
-// parseTokens reads "name:secret,name2:secret2" into secret → name.
-func parseTokens(s string) (map[string]string, error) {
-	out := map[string]string{}
-	names := map[string]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, secret, ok := strings.Cut(part, ":")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("entry %q: want name:secret", redact(part))
-		}
-		if secret == "" {
-			return nil, fmt.Errorf("token %q has an empty secret", name)
-		}
-		if names[name] {
-			return nil, fmt.Errorf("token name %q appears twice", name)
-		}
-		if _, dup := out[secret]; dup {
-			return nil, fmt.Errorf("token %q reuses another token's secret", name)
-		}
-		names[name] = true
-		out[secret] = name
-	}
-	return out, nil
-}
-
-func redact(entry string) string {
-	if name, _, ok := strings.Cut(entry, ":"); ok {
-		return name + ":…"
-	}
-	if len(entry) > 4 {
-		return entry[:2] + "…"
-	}
-	return "…"
 }
 
 func strParser(dst *string) func(string) error {
@@ -314,6 +371,17 @@ func durParser(dst *time.Duration, min time.Duration) func(string) error {
 			return fmt.Errorf("must be at least %s", min)
 		}
 		*dst = d
+		return nil
+	}
+}
+
+func countParser(dst *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a whole number ≥ 0 (0: no limit)")
+		}
+		*dst = n
 		return nil
 	}
 }

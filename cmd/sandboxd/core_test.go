@@ -89,6 +89,46 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"stop unknown", "POST", "/v1/sandboxes/nosuch/stop", "", 404, "not_found"},
 		{"keepalive bad body", "POST", "/sandbox/keep/keepalive", `{"until":"tomorrow"}`, 400, "invalid_request"},
 		{"list bad status", "GET", "/v1/sandboxes?status=happy", "", 400, "invalid_request"},
+		// issue 11: values that reach a process, a file or a timer.
+		{"env value with NUL", "POST", "/v1/sandboxes", `{"id":"n1","env":{"A":"x\u0000y"}}`, 400, "invalid_request"},
+		{"env name with a newline", "POST", "/v1/sandboxes", `{"id":"n2","env":{"A\nB":"x"}}`, 400, "invalid_request"},
+		{"service env value with NUL", "POST", "/v1/sandboxes", `{"id":"n3","services":[{"name":"web","cmd":["devserver"],"env":{"PORT":"3000\u0000"},"port":3000}]}`, 400, "invalid_request"},
+		{"service argv with NUL", "POST", "/v1/sandboxes", `{"id":"n4","services":[{"name":"web","cmd":["sh","-c","a\u0000"]}]}`, 400, "invalid_request"},
+		{"service name with a newline", "POST", "/v1/sandboxes", `{"id":"n5","services":[{"name":"web\n","cmd":["devserver"]}]}`, 400, "invalid_request"},
+		{"service cwd with a newline", "POST", "/v1/sandboxes", `{"id":"n6","services":[{"name":"web","cmd":["devserver"],"cwd":"a\nb"}]}`, 400, "invalid_request"},
+		{"memory 1e300", "POST", "/v1/sandboxes", `{"id":"n7","memory":1e300}`, 400, "invalid_request"},
+		{"memory overflowing", "POST", "/v1/sandboxes", `{"id":"n8","memory":"99999999999999P"}`, 400, "invalid_request"},
+		{"memory negative", "POST", "/v1/sandboxes", `{"id":"n9","memory":-1}`, 400, "invalid_request"},
+		{"cpus 1e300", "POST", "/v1/sandboxes", `{"id":"n10","cpus":1e300}`, 400, "invalid_request"},
+		{"cpus negative", "POST", "/v1/sandboxes", `{"id":"n11","cpus":-2}`, 400, "invalid_request"},
+		{"idle timeout 1e300", "POST", "/v1/sandboxes", `{"id":"n12","idle_timeout":1e300}`, 400, "invalid_request"},
+		{"idle timeout negative", "POST", "/v1/sandboxes", `{"id":"n13","idle_timeout":-5}`, 400, "invalid_request"},
+		{"port overflowing", "POST", "/v1/sandboxes", `{"id":"n14","ports":[18446744073709551617]}`, 400, "invalid_request"},
+		{"services put with NUL", "PUT", "/v1/sandboxes/keep/services", `{"services":[{"name":"web","cmd":["devserver"],"env":{"A":"\u0000"}}]}`, 400, "invalid_request"},
+		{"exec argv with NUL", "POST", "/v1/sandboxes/keep/exec", `{"cmd":["echo","a\u0000"]}`, 400, "invalid_request"},
+		{"exec env name with a newline", "POST", "/v1/sandboxes/keep/exec", `{"cmd":["true"],"env":{"A\n":"1"}}`, 400, "invalid_request"},
+		{"exec cwd with a newline", "POST", "/v1/sandboxes/keep/exec", `{"cmd":["true"],"cwd":"a\nb"}`, 400, "invalid_request"},
+		{"exec timeout 1e300", "POST", "/v1/sandboxes/keep/exec", `{"cmd":["true"],"timeout":1e300}`, 400, "invalid_request"},
+		{"exec timeout negative", "POST", "/v1/sandboxes/keep/exec", `{"cmd":["true"],"timeout":-1}`, 400, "invalid_request"},
+		{"detached exec with NUL", "POST", "/v1/sandboxes/keep/exec", `{"cmd":["true","\u0000"],"detach":true}`, 400, "invalid_request"},
+		{"keepalive seconds 1e300", "POST", "/sandbox/keep/keepalive", `{"seconds":1e300}`, 400, "invalid_request"},
+		{"keepalive seconds negative", "POST", "/sandbox/keep/keepalive", `{"seconds":-60}`, 400, "invalid_request"},
+		{"keepalive duration negative", "POST", "/sandbox/keep/keepalive", `{"duration":"-1h"}`, 400, "invalid_request"},
+		{"keepalive until passed", "POST", "/sandbox/keep/keepalive", `{"until":"2001-01-01T00:00:00Z"}`, 400, "invalid_request"},
+		{"task prompt with NUL", "POST", "/v1/sandboxes/keep/tasks", `{"prompt":"do \u0000 it"}`, 400, "invalid_request"},
+		{"task env with NUL", "POST", "/v1/sandboxes/keep/tasks", `{"prompt":"x","env":{"K":"\u0000"}}`, 400, "invalid_request"},
+	}
+	// The field each of issue 11's cases must name.
+	names := map[string]string{
+		"env value with NUL": "env.A", "env name with a newline": "env name", "service env value with NUL": "services[web].env.PORT",
+		"service argv with NUL": "services[web].cmd[2]", "service name with a newline": "services[0].name",
+		"service cwd with a newline": "services[web].cwd", "memory 1e300": "memory", "memory overflowing": "memory",
+		"memory negative": "memory", "cpus 1e300": "cpus", "cpus negative": "cpus", "idle timeout 1e300": "idle_timeout",
+		"idle timeout negative": "idle_timeout", "port overflowing": "ports", "services put with NUL": "services[web].env.A",
+		"exec argv with NUL": "cmd[1]", "exec env name with a newline": "env name", "exec cwd with a newline": "cwd",
+		"exec timeout 1e300": "timeout", "exec timeout negative": "timeout", "detached exec with NUL": "cmd[1]",
+		"keepalive seconds 1e300": "seconds", "keepalive seconds negative": "seconds", "keepalive duration negative": "duration",
+		"keepalive until passed": "until", "task prompt with NUL": "prompt", "task env with NUL": "env.K",
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,6 +138,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 			code := call(t, c.method, d.API+c.path, c.body, &body)
 			if code != c.status || body.Error.Code != c.code || body.Error.Message == "" {
 				t.Fatalf("%s %s = %d %+v, want %d %s with a message", c.method, c.path, code, body, c.status, c.code)
+			}
+			if field := names[c.name]; !strings.HasPrefix(body.Error.Message, field) {
+				t.Fatalf("message %q does not begin with the field %s", body.Error.Message, field)
 			}
 		})
 	}
@@ -120,6 +163,23 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	if got, _ := getSandbox(t, d, "keep"); got.Status != "running" {
 		t.Errorf("keep: %+v", got)
+	}
+	var full struct {
+		Services       []any   `json:"services"`
+		KeepaliveUntil *string `json:"keepalive_until"`
+	}
+	if call(t, "GET", d.API+"/v1/sandboxes/keep", nil, &full); len(full.Services) != 0 || full.KeepaliveUntil != nil {
+		t.Errorf("keep changed: services %v, keepalive %v", full.Services, full.KeepaliveUntil)
+	}
+	configs, _ := os.ReadDir(filepath.Join(e.data(), "sandboxes"))
+	if len(configs) != 1 || configs[0].Name() != "keep.json" {
+		t.Errorf("saved configs: %v", configs)
+	}
+	var tasks struct {
+		Tasks []any `json:"tasks"`
+	}
+	if call(t, "GET", d.API+"/v1/sandboxes/keep/tasks", nil, &tasks); len(tasks.Tasks) != 0 {
+		t.Errorf("tasks: %v", tasks.Tasks)
 	}
 }
 

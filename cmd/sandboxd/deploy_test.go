@@ -271,8 +271,13 @@ func TestDeployUnitVerifies(t *testing.T) {
 	}
 }
 
-// Every variable of `sandboxd serve` is in the env file example, shown with its default,
-// and the example with every line uncommented is a configuration sandboxd accepts.
+// installedSettings are the variables the env file example sets, with their values: an
+// installed sandboxd differs from `make run` there (issue 13: previews are private).
+var installedSettings = map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}
+
+// Every variable of `sandboxd serve` is in the env file example, shown with its default
+// (or set, for installedSettings), and the example with every line uncommented is a
+// configuration sandboxd accepts.
 func TestDeployEnvExampleCoversConfig(t *testing.T) {
 	var usage bytes.Buffer
 	loadConfig([]string{"-h"}, func(string) string { return "" }, &usage)
@@ -291,14 +296,24 @@ func TestDeployEnvExampleCoversConfig(t *testing.T) {
 	shown := map[string][]string{}
 	var uncommented strings.Builder
 	line := regexp.MustCompile(`^#([A-Z_]+)=(.*)$`)
+	set := regexp.MustCompile(`^([A-Z_]+)=(.*)$`)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if m := line.FindStringSubmatch(sc.Text()); m != nil {
 			shown[m[1]] = append(shown[m[1]], m[2])
 			uncommented.WriteString(m[1] + "=" + m[2] + "\n")
+		} else if m := set.FindStringSubmatch(sc.Text()); m != nil && installedSettings[m[1]] == m[2] {
+			shown[m[1]] = append(shown[m[1]], m[2])
+			uncommented.WriteString(m[1] + "=" + m[2] + "\n")
 		} else if !strings.HasPrefix(sc.Text(), "#") && strings.TrimSpace(sc.Text()) != "" {
 			t.Errorf("the example sets something: %q", sc.Text())
 		}
+	}
+	for v, want := range installedSettings {
+		if !slices.Contains(shown[v], want) {
+			t.Errorf("the example does not set %s=%s", v, want)
+		}
+		defaults[v] = want
 	}
 	for v, def := range defaults {
 		switch {

@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
 
-	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/admin/e2b"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
@@ -15,12 +16,12 @@ import (
 
 // newE2B makes the E2B listener's server (SANDBOXD_E2B_BIND): E2B's API and envd over the
 // manager, taking the admin API's tokens as API keys.
-func newE2B(cfg *config, mgr *lifecycle.Manager, waker *wake.Waker, api *admin.Server, db *store.DB, log *slog.Logger) (*e2b.Server, error) {
+func newE2B(cfg *config, mgr *lifecycle.Manager, waker *wake.Waker, keys *apikey.Keys, db *store.DB, log *slog.Logger) (*e2b.Server, error) {
 	key, err := e2b.LoadKey(filepath.Join(cfg.DataDir, "e2b.key"))
 	if err != nil {
 		return nil, err
 	}
-	srv := e2b.New(mgr, waker, stopPauser{mgr, waker}, tokenAuth{api}, key, log)
+	srv := e2b.New(mgr, waker, stopPauser{mgr, waker}, tokenAuth{keys}, key, log)
 	srv.Domain = "preview." + cfg.PreviewDomain
 	srv.Audit = db
 	return srv, nil
@@ -45,13 +46,20 @@ func (p stopPauser) Resume(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
-// tokenAuth takes the admin API's tokens as E2B API keys.
-// TODO(issue 13): the token's tenant, once tokens have one.
-type tokenAuth struct{ api *admin.Server }
+// tokenAuth takes the admin API's tokens, with their tenants, as E2B API keys.
+type tokenAuth struct{ keys *apikey.Keys }
 
-func (a tokenAuth) Authenticate(secret string) (e2b.Principal, bool) {
-	name, ok := a.api.Authenticate(secret)
-	return e2b.Principal{Actor: name}, ok
+func (a tokenAuth) Authenticate(ctx context.Context, secret string) (e2b.Principal, error) {
+	p, err := a.keys.Authenticate(ctx, secret)
+	if errors.Is(err, apikey.ErrUnknown) {
+		if !a.keys.Required() {
+			// No tokens set: like the admin API, the listener serves whoever reaches it
+			// (loopback, or auth disabled) as the operator. The SDKs always send some key.
+			return e2b.Principal{Actor: "operator"}, nil
+		}
+		return e2b.Principal{}, e2b.ErrUnknownKey
+	}
+	return e2b.Principal{Actor: p.Name, Tenant: p.Tenant}, err
 }
 
 var (

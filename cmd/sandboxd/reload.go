@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 )
 
 // reloader applies SIGHUP (`systemctl reload sandboxd`) to the API tokens. A running
@@ -26,7 +26,7 @@ type reloader struct {
 	envFile string              // "" : SIGHUP only says so
 	apiBind string              // tokens are checked against it, as at start
 	getenv  func(string) string // the environment sandboxd started with
-	api     *admin.Server
+	keys    *apikey.Keys
 	notify  *notifier
 	log     *slog.Logger
 	hup     chan os.Signal
@@ -36,8 +36,8 @@ type reloader struct {
 // newReloader subscribes to SIGHUP at once, so that from the "serving" line on a SIGHUP
 // reloads and never falls to its default action of ending the process. Close it when
 // serve returns.
-func newReloader(cfg *config, getenv func(string) string, api *admin.Server, notify *notifier, log *slog.Logger) *reloader {
-	r := &reloader{envFile: cfg.EnvFile, apiBind: cfg.APIBind, getenv: getenv, api: api, notify: notify,
+func newReloader(cfg *config, getenv func(string) string, keys *apikey.Keys, notify *notifier, log *slog.Logger) *reloader {
+	r := &reloader{envFile: cfg.EnvFile, apiBind: cfg.APIBind, getenv: getenv, keys: keys, notify: notify,
 		log: log, hup: make(chan os.Signal, 1), authOn: len(cfg.Tokens) > 0}
 	signal.Notify(r.hup, syscall.SIGHUP)
 	return r
@@ -81,11 +81,11 @@ func (r *reloader) reload() string {
 		r.log.Error("SIGHUP: keeping the API tokens", "file", r.envFile, "err", err)
 		return "reload failed; API tokens unchanged"
 	}
-	r.api.SetTokens(tokens)
+	r.keys.SetEnv(tokens)
 	r.authOn = len(tokens) > 0
 	names := make([]string, 0, len(tokens))
-	for _, name := range tokens {
-		names = append(names, name)
+	for _, t := range tokens {
+		names = append(names, t.Name)
 	}
 	slices.Sort(names)
 	var restart []string

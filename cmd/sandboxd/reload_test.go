@@ -81,7 +81,13 @@ func TestConfigEnvFile(t *testing.T) {
 // apiStatus is the status of GET /v1/sandboxes with the bearer secret (none when "").
 func apiStatus(t *testing.T, d *daemon, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", d.API+"/v1/sandboxes", nil)
+	return apiGetStatus(t, d, "/v1/sandboxes", secret)
+}
+
+// apiGetStatus is the status of GET path with the bearer secret (none when "").
+func apiGetStatus(t *testing.T, d *daemon, path, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", d.API+path, nil)
 	if secret != "" {
 		req.Header.Set("Authorization", "Bearer "+secret)
 	}
@@ -131,11 +137,17 @@ func TestReloadTokensOnSIGHUP(t *testing.T) {
 		}
 	}
 
-	write("SANDBOXD_API_TOKENS=\"ci:secret-b,ops:secret-c\"\nSANDBOXD_IDLE_TIMEOUT=1h\n")
+	write("SANDBOXD_API_TOKENS=\"ci:secret-b,ops:secret-c:tenant=acme\"\nSANDBOXD_IDLE_TIMEOUT=1h\n")
 	hup(`"msg":"SIGHUP: API tokens reloaded"`)
 	for secret, want := range map[string]int{"secret-a": 401, "secret-b": 200, "secret-c": 200} {
 		if got := apiStatus(t, p.daemon, secret); got != want {
 			t.Fatalf("after the reload, secret %q: %d, want %d", secret, got, want)
+		}
+	}
+	// Issue 13: the reloaded ops token is acme's, so the audit log is not its to read.
+	for secret, want := range map[string]int{"secret-b": 200, "secret-c": 403} {
+		if got := apiGetStatus(t, p.daemon, "/v1/audit", secret); got != want {
+			t.Fatalf("after the reload, GET /v1/audit with %q: %d, want %d", secret, got, want)
 		}
 	}
 	// The warning follows the "reloaded" line, which may have reached us alone.

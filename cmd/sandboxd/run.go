@@ -8,15 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin"
+	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/admin/e2b"
+	"github.com/sandboxd/sandboxd/admin/mcp"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/edge/egress"
 	"github.com/sandboxd/sandboxd/internal/initproto"
@@ -24,18 +24,12 @@ import (
 	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 	"github.com/sandboxd/sandboxd/wake"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const usage = `usage: sandboxd <command>
-
-commands:
-  serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
-  version   print the version
-`
 
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
@@ -54,22 +48,12 @@ type testHooks struct {
 
 // runWith is run with test hooks.
 func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
-	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintln(stderr, "sandboxd", buildVersion())
-		return nil
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr, hooks)
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	// serve is one of the CLI's commands; every other is a client of a sandboxd's API
+	// (cli.go).
+	env := processEnv(getenv, stderr)
+	env.serve = func(ctx context.Context, args []string) error { return serve(ctx, args, getenv, stderr, hooks) }
+	env.backup = func(ctx context.Context, args []string) error { return backup(ctx, args, getenv, stderr) }
+	return runCLI(ctx, args, env)
 }
 
 func buildVersion() string {
@@ -87,6 +71,10 @@ func buildVersion() string {
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
+	// Before the config, which sizes the edge from the limit.
+	if _, _, err := raiseOpenFileLimit(); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -102,36 +90,49 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
+	if err := ownDataDir(cfg.DataDir); err != nil {
+		return err
 	}
-	db, err := store.Open(ctx, filepath.Join(cfg.DataDir, "sandboxd.db"))
+	sealer, err := secretsSealer(cfg)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
 	met := newMetrics()
 	docker, err := dockerClient(met)
 	if err != nil {
 		return err
 	}
 	defer docker.Close()
+	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, sealer, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.AuditMaxRows = cfg.AuditMaxRows
 
 	lcfg := lifecycle.DefaultConfig(cfg.DataDir)
 	lcfg.Network, lcfg.Image, lcfg.InitPath = cfg.Network, cfg.Image, cfg.InitPath
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
+	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
+	lcfg.PreviewAccess = cfg.PreviewAccess
+	iso := cfg.Isolation // issue 12
+	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
+	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
 	lcfg.InternalNetwork, lcfg.Egress = cfg.Network+"-internal", cfg.Egress // issue 15
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
+	mgr.AdoptOrphans = cfg.Adopt
 	table := edge.NewTable()
 	egressProxy := newEgress(cfg, log)
 	mgr.Routes = routes{t: table, egress: egressProxy}
 	tasks := task.New(mgr, db, cfg.DataDir, log)
+	tasks.MaxEvents, tasks.MaxEventBytes = cfg.TaskEventsMax, cfg.TaskLogMax
 	defer tasks.Close() // a return before Run still joins the tasks Resume started
 
 	waker := wake.New(mgr)
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
 	waker.MinMemAvailable = uint64(cfg.WakeMinMemory)
+	waker.MaxWaitingPerSandbox, waker.MaxWaiting = cfg.WakeQueuePerSandbox, cfg.WakeQueueMax
 	mgr.MemAvailable = wake.ReadMemAvailable
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
@@ -140,6 +141,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = initproto.RelayPort
+	edgeSrv.MaxConns, edgeSrv.MaxConnsPerIP = cfg.EdgeMaxConns, cfg.EdgeMaxConnsPerIP
+	if cfg.EdgeMaxConnsPerIP == 0 {
+		edgeSrv.MaxConnsPerIP = -1 // the variable's 0 is "no cap"; the knob's is the default
+	}
+	edgeSrv.BodyMinRate, edgeSrv.BodyWindow = int(cfg.EdgeBodyMinRate), cfg.EdgeBodyWindow
+	edgeSrv.ReadHeaderTimeout = cfg.EdgeHeaderTimeout
+	log.Info("limits", "open_files", cfg.OpenFiles, "edge_max_conns", cfg.EdgeMaxConns, "edge_max_conns_per_ip", cfg.EdgeMaxConnsPerIP, "api_max_conns", apiMaxConns(cfg.OpenFiles),
+		"wake_queue_per_sandbox", cfg.WakeQueuePerSandbox, "wake_queue_max", cfg.WakeQueueMax)
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
 	met.wireEgress(egressProxy)
@@ -151,6 +160,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("SANDBOXD_API_BIND: %w", err)
 	}
 	defer apiLn.Close()
+	apiLn = netutil.LimitListener(apiLn, apiMaxConns(cfg.OpenFiles)) // issue 11: within the descriptors kept for it
 	httpLn, err := net.Listen("tcp", cfg.HTTPBind)
 	if err != nil {
 		return fmt.Errorf("SANDBOXD_HTTP_BIND: %w", err)
@@ -192,26 +202,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("boot reconcile: %w", err)
 	}
 
+	keys := apikey.New(db) // the E2B listener (issue 16) authenticates with the same keys
+	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
-		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Networks: mgr, Egress: egressProxy}, log)
-	api.Tokens = cfg.Tokens
+		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db,
+		Previews: mgr, Networks: mgr, Egress: egressProxy}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
+	// The MCP server's tools call the API's own handler, auth included, as their caller
+	// (issue 17): it is made after the server it calls, hence the indirection.
+	api.Version = buildVersion()
+	var apiHandler http.Handler
+	api.MCP = mcp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), buildVersion(), log)
+	apiHandler = api.Handler()
 	apiSrv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	apiSrv.RegisterOnShutdown(api.CloseSockets)
-	reload := newReloader(cfg, getenv, api, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
+	reload := newReloader(cfg, getenv, keys, notify, log) // SIGHUP: API tokens from SANDBOXD_ENV_FILE
 	defer reload.Close()
 	var e2bSrv *e2b.Server
 	var e2bHTTP *http.Server
 	if e2bLn != nil {
-		if e2bSrv, err = newE2B(cfg, mgr, waker, api, db, log); err != nil {
+		if e2bSrv, err = newE2B(cfg, mgr, waker, keys, db, log); err != nil {
 			return err
 		}
 		edgeSrv.Envd = e2bSrv.Envd()
@@ -223,7 +241,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
-	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
+	g.Go(func() error { return serveUntilClosed(httpSrv, edgeSrv.Listener(httpLn)) })
 	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
@@ -266,7 +284,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	})
 	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(), "e2b", addrOf(e2bLn),
 		"egress_proxy", egressLn.Addr().String(), "egress", cfg.Egress,
-		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "auth", len(cfg.Tokens) > 0)
+		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "preview_access", cfg.PreviewAccess, "auth", len(cfg.Tokens) > 0)
 	notify.Ready("serving: API on " + apiLn.Addr().String() + ", previews on " + httpLn.Addr().String())
 	g.Go(func() error { return notify.Watchdog(gctx, db.Ping) }) // after READY=1: pings follow it
 	return g.Wait()
@@ -323,12 +341,25 @@ func (r routes) SetRoute(lr lifecycle.Route) {
 	case store.StatusError:
 		state = edge.Broken
 	}
-	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message})
+	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message,
+		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey})
 	if state == edge.Running && lr.IP.IsValid() {
 		r.egress.SetPolicy(lr.IP, lr.ID, lr.Egress, lr.Allow)
 	} else {
 		r.egress.Unset(lr.ID)
 	}
+}
+
+// portPrivate turns per-port access into the edge's overrides (issue 13).
+func portPrivate(ports map[int]string) map[int]bool {
+	if len(ports) == 0 {
+		return nil
+	}
+	m := make(map[int]bool, len(ports))
+	for p, a := range ports {
+		m[p] = a == store.AccessPrivate
+	}
+	return m
 }
 
 func (r routes) DeleteRoute(id string) {
@@ -343,7 +374,17 @@ var (
 	_ admin.Networks      = (*lifecycle.Manager)(nil)
 	_ admin.EgressStatus  = (*egress.Proxy)(nil)
 	_ admin.Tasks         = (*task.Runner)(nil)
+	_ admin.Previews      = (*lifecycle.Manager)(nil)
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
+)
+
+// Issue 13.
+var (
+	_ admin.TokenStore = (*store.DB)(nil)
+	_ admin.AuditLog   = (*store.DB)(nil)
+	_ apikey.Store     = (*store.DB)(nil)
+	// The edge tells a tenant's running limit from a failed start by this method.
+	_ interface{ ErrorCode() string } = (*lifecycle.Error)(nil)
 )

@@ -57,6 +57,14 @@ func TaskLog(taskID string) string { return path.Join(TaskLogDir, taskID+".log")
 // starts with "exec", "version" or "-" from being taken for sandbox-init's own.
 func Entrypoint() []string { return []string{InitPath, "--"} }
 
+// LogMaxEnv, in the environment of `sandbox-init exec --log FILE`, caps the bytes of output
+// FILE keeps: past it, the rest is read and dropped, and one line says so (issue 11: a
+// detached exec's output grew without bound). sandbox-init removes it from the command's
+// environment. An environment variable rather than a flag: a container keeps the
+// sandbox-init it started with, and an older one ignores the variable where it would
+// refuse a flag it does not know.
+const LogMaxEnv = "SANDBOX_INIT_LOG_MAX"
+
 // ExecCommand is the argv of a command sandboxd runs through the Docker exec API: through
 // `sandbox-init exec`, which makes it the leader of its own session so its whole tree can
 // be killed. With a logFile (a path inside the sandbox) its output is appended there and

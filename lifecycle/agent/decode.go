@@ -147,8 +147,12 @@ const (
 	logLimit    = 1000     // a log line
 	patchLimit  = 16 << 10 // Event.Patch, in bytes
 	maxTracked  = 4096     // tool calls, subagents and tasks a parser remembers at once
-	finalLimit  = 1 << 20  // Result.FinalMessage, in bytes
+	finalLimit  = 64 << 10 // Result.FinalMessage, in bytes
 )
+
+// MaxFinalMessage bounds Result.FinalMessage, whatever the agent prints: the runner feeds
+// a parser every line, those past a task's event cap too (issue 11).
+const MaxFinalMessage = finalLimit
 
 // keepTail bounds an answer a parser builds from many texts: a stream of
 // texts must not grow it without end. The end of the answer is kept.

@@ -32,7 +32,6 @@ const (
 	inspectEvery  = 2 * time.Second // how often the engine is asked whether the agent died
 	taskKillGrace = 3 * time.Second // SIGTERM, then SIGKILL to the process group
 	taskKillLimit = 5 * time.Second // then the task ends cancelled whatever the agent does
-	maxLineBytes  = 1 << 20
 )
 
 func taskLog(taskID string) string { return initproto.TaskLog(taskID) }
@@ -60,6 +59,13 @@ type job struct {
 	pending []agent.Event
 	partial []byte
 	failing bool // the last store failed (logged once per outage)
+
+	// Caps (limits.go): what the task has stored, and whether it reached a cap. They move
+	// only once a store succeeds. skipping: the rest of an overlong line is being dropped.
+	stored, storedBytes int64
+	truncated           bool
+	skipping            bool
+	purged              bool // the store no longer has the task: its sandbox was purged
 }
 
 func (r *Runner) newJob(t store.Task, ad agent.Adapter, secrets []string) *job {
@@ -109,6 +115,10 @@ func (j *job) loop(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		j.consume(ctx, root, false)
+		if j.purged {
+			j.r.log.Info("task's sandbox was purged; no longer following it", "sandbox", j.t.SandboxID, "task", j.t.ID)
+			return
+		}
 		if code, ok, _ := lifecycle.ReadExitFile(root, taskLog(j.t.ID)); ok {
 			j.consume(ctx, root, true)
 			j.finish(ctx, j.outcome(reason, &code))
@@ -209,11 +219,25 @@ func (j *job) consume(ctx context.Context, root *os.Root, final bool) {
 		if i < 0 {
 			break
 		}
-		j.pending = append(j.pending, j.parse(data[consumed:consumed+i])...)
+		if j.skipping { // the end of an overlong line, already cut and parsed
+			j.skipping = false
+		} else {
+			j.pending = append(j.pending, j.parse(capLine(data[consumed:consumed+i]))...)
+		}
 		consumed += i + 1
 	}
 	rest := data[consumed:]
-	if (final || len(rest) > maxLineBytes) && len(rest) > 0 {
+	switch {
+	case j.skipping:
+		consumed += len(rest)
+		rest = nil
+	case len(rest) > maxLineBytes:
+		// A line this long is cut: its head is parsed now, the rest skipped as it comes.
+		j.pending = append(j.pending, j.parse(rest[:maxLineBytes])...)
+		consumed += len(rest)
+		rest = nil
+		j.skipping = true
+	case final && len(rest) > 0:
 		j.pending = append(j.pending, j.parse(rest)...)
 		consumed += len(rest)
 		rest = nil
@@ -230,26 +254,19 @@ func (j *job) consume(ctx context.Context, root *os.Root, final bool) {
 	j.flush(ctx)
 }
 
+func capLine(line []byte) []byte {
+	if len(line) > maxLineBytes {
+		return line[:maxLineBytes]
+	}
+	return line
+}
+
 func (j *job) parse(line []byte) []agent.Event {
 	line = bytes.TrimRight(line, "\r")
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil
 	}
 	return j.parser.Parse(line)
-}
-
-// replay feeds the already-consumed part of the log to a fresh parser, so a resumed run
-// knows the final message and usage so far.
-func (j *job) replay(root *os.Root) {
-	f, _, err := lifecycle.OpenRegular(root, taskLog(j.t.ID))
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	data, _ := io.ReadAll(io.LimitReader(f, j.offset))
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		j.parse(line)
-	}
 }
 
 // flush stores the pending events (scrubbed of secrets) with the log offset they bring
@@ -259,16 +276,24 @@ func (j *job) flush(ctx context.Context) bool {
 	if len(j.pending) == 0 && j.read == j.offset {
 		return true
 	}
-	out := make([]store.TaskEvent, 0, len(j.pending))
+	var evs []store.TaskEvent
 	now := j.r.now()
 	for _, e := range j.pending {
+		if j.truncated {
+			break // nothing more is stored: the offset alone moves
+		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			continue
 		}
-		out = append(out, store.TaskEvent{Type: e.Type, Data: json.RawMessage(scrub(string(b), j.secrets)), At: now})
+		evs = append(evs, store.TaskEvent{Type: e.Type, Data: json.RawMessage(scrub(string(b), j.secrets)), At: now})
 	}
+	out, stored, storedBytes, truncated := j.capped(evs)
 	if _, err := j.r.db.AppendTaskEvents(context.WithoutCancel(ctx), j.t.ID, out, j.read); err != nil {
+		if gone(err) {
+			j.purged = true
+			return false
+		}
 		if !j.failing {
 			j.r.log.Error("store task events; retrying each tick", "task", j.t.ID, "err", err)
 		}
@@ -278,9 +303,16 @@ func (j *job) flush(ctx context.Context) bool {
 	if j.failing {
 		j.r.log.Info("task events stored again", "task", j.t.ID)
 	}
+	if truncated && !j.truncated {
+		j.r.log.Warn("task reached its event cap; the rest of its output is not stored", "sandbox", j.t.SandboxID, "task", j.t.ID,
+			"events", stored, "bytes", storedBytes)
+	}
 	j.failing = false
 	j.offset, j.pending = j.read, nil
-	j.r.notify(j)
+	j.stored, j.storedBytes, j.truncated = stored, storedBytes, truncated
+	if len(out) > 0 {
+		j.r.notify(j)
+	}
 	return true
 }
 
@@ -289,7 +321,7 @@ func (j *job) finish(ctx context.Context, res Result) {
 	ctx = context.WithoutCancel(ctx)
 	pr := j.parser.Result()
 	res.FinalMessage = scrub(pr.FinalMessage, j.secrets)
-	res.Error = scrub(res.Error, j.secrets)
+	res.Error = scrub(capText(res.Error, maxErrorBytes), j.secrets)
 	res.Usage = pr.Usage
 	res.Subagents, res.PermissionDenials = pr.Subagents, pr.PermissionDenials
 	res.DurationMS = j.r.now().Sub(j.t.CreatedAt).Milliseconds()
@@ -298,8 +330,11 @@ func (j *job) finish(ctx context.Context, res Result) {
 			res.FilesChanged = changes(before, after)
 		}
 	}
+	res.EventsTruncated = j.truncated
 	body := resultJSON(res)
-	if err := j.r.db.FinishTask(ctx, j.t.ID, res.Status, body, j.r.now()); err != nil {
+	if err := j.r.db.FinishTask(ctx, j.t.ID, res.Status, body, j.r.now()); gone(err) {
+		j.r.log.Info("task ended after its sandbox was purged; nothing stored", "task", j.t.ID)
+	} else if err != nil {
 		j.r.log.Error("finish task", "task", j.t.ID, "err", err)
 	}
 	j.r.removeManifest(j.t.ID)

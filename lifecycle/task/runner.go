@@ -55,6 +55,7 @@ type Store interface {
 	FinishTask(ctx context.Context, id, status string, result json.RawMessage, at time.Time) error
 	TaskEvents(ctx context.Context, taskID string, after int64, limit int) ([]store.TaskEvent, error)
 	SandboxEnv(ctx context.Context, id string) (map[string]string, error)
+	TaskEventTotals(ctx context.Context, taskID string) (store.TaskTotals, error)
 }
 
 // Runner runs agent tasks. It is safe for concurrent use. Construct it with New, resume
@@ -65,6 +66,13 @@ type Runner struct {
 	// Ended, when set, is told the status of every task that ends (for metrics). It must be
 	// cheap and safe for concurrent use.
 	Ended func(status string)
+	// MaxEvents caps the events stored per task (SANDBOXD_TASK_EVENTS_MAX); the event that
+	// reaches it is followed by one "truncated" event, and later ones are dropped; the done
+	// event comes as always. 0 means DefaultMaxEvents.
+	MaxEvents int64
+	// MaxEventBytes caps the bytes of event data stored per task (SANDBOXD_TASK_LOG_MAX),
+	// the same way. 0 means DefaultMaxEventBytes.
+	MaxEventBytes int64
 
 	sandboxes Sandboxes
 	db        Store
@@ -146,6 +154,11 @@ func (r *Runner) Resume(ctx context.Context) error {
 			ad, _ = agent.Lookup("opencode")
 		}
 		j := r.newJob(t, ad, nil)
+		if tot, err := r.db.TaskEventTotals(ctx, t.ID); err != nil {
+			r.log.Warn("count a resumed task's events; its caps start from zero", "task", t.ID, "err", err)
+		} else {
+			j.stored, j.storedBytes, j.truncated = tot.Events, tot.Bytes, tot.Truncated
+		}
 		if t.ExecID == "" {
 			j.fail("sandboxd_lost", "sandboxd stopped before the agent started")
 		}

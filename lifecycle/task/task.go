@@ -53,11 +53,16 @@ type Result struct {
 	// Subagents and PermissionDenials count what the run started and what the CLI refused.
 	Subagents         int `json:"subagents,omitempty"`
 	PermissionDenials int `json:"permission_denials,omitempty"`
+	// EventsTruncated: the task reached a cap and not every event was stored (issue 11).
+	EventsTruncated bool `json:"events_truncated,omitempty"`
 }
 
 func validRequest(req *Request) error {
-	if strings.TrimSpace(req.Prompt) == "" || len(req.Prompt) > maxPrompt || strings.IndexByte(req.Prompt, 0) >= 0 {
+	if strings.TrimSpace(req.Prompt) == "" || len(req.Prompt) > maxPrompt {
 		return errorf(lifecycle.CodeInvalid, "prompt must be 1 byte to %d KiB of text", maxPrompt>>10)
+	}
+	if strings.IndexByte(req.Prompt, 0) >= 0 { // the prompt is an argv item of the agent
+		return errorf(lifecycle.CodeInvalid, "prompt holds a NUL byte, which no argv can carry")
 	}
 	if req.Agent == "" {
 		req.Agent = "opencode"

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -65,8 +67,22 @@ func handleEcho(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Echo-Forwarded-Host", r.Header.Get("X-Forwarded-Host"))
 	h.Set("X-Echo-Forwarded-For", r.Header.Get("X-Forwarded-For"))
 	h.Set("X-Echo-Forwarded-Proto", r.Header.Get("X-Forwarded-Proto"))
+	// What the app was sent of cookies and headers, so a test can tell that sandboxd's
+	// preview credentials never reach it (issue 13).
+	h.Set("X-Echo-Cookie", strings.Join(r.Header.Values("Cookie"), " | "))
+	h.Set("X-Echo-Header-Names", headerNames(r.Header))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
+}
+
+// headerNames lists a request's header names, sorted, comma-separated.
+func headerNames(h http.Header) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
 }
 
 func handleWS(w http.ResponseWriter, r *http.Request) {

@@ -94,6 +94,15 @@ func TestEcho(t *testing.T) {
 			},
 		},
 		{
+			name:   "cookies and header names",
+			method: http.MethodGet,
+			header: map[string]string{"Cookie": "a=1; b=2", "X-Custom": "x"},
+			want: map[string]string{
+				"X-Echo-Cookie":       "a=1; b=2",
+				"X-Echo-Header-Names": "Accept-Encoding,Cookie,User-Agent,X-Custom",
+			},
+		},
+		{
 			name:   "empty get",
 			method: http.MethodGet,
 			want:   map[string]string{"X-Echo-Method": "GET", "Content-Length": "0"},
