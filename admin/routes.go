@@ -49,6 +49,10 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens", s.h(s.mintPreviewToken)).Methods(post)
 	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens/revoke", s.h(s.revokePreviewTokens)).Methods(post)
 
+	// Issue 15: the egress policy.
+	r.HandleFunc("/v1/sandboxes/{id}/network", s.h(s.getNetwork)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/network", s.h(s.putNetwork)).Methods(put)
+
 	// Files, relative to the sandbox home; they work while the sandbox sleeps.
 	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.getFiles)).Methods(get, head)
 	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.putFile)).Methods(put, post)

@@ -52,6 +52,7 @@ type createBody struct {
 	IdlePolicy  string            `json:"idle_policy"`
 	HostHeader  string            `json:"host_header"`
 	Services    []store.Service   `json:"services"`
+	Network     *networkBody      `json:"network"` // issue 15
 
 	// Issue 13: the tenant the sandbox belongs to. Only an admin token may name one; a
 	// tenant token's sandboxes are its tenant's.
@@ -113,6 +114,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	}
 	if req.MemoryBytes == 0 {
 		req.MemoryBytes = int64(b.MemoryHigh)
+	}
+	if b.Network != nil { // issue 15
+		req.Egress, req.Allow = b.Network.Egress, b.Network.Allow
 	}
 	if b.External != nil {
 		if req.Labels == nil {

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// containerIP reads the sandbox's address on the sandboxd network.
+// containerIP reads the sandbox's address on its primary network: the internal one when
+// there is one (issue 15), else the sandboxd network.
 func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
@@ -14,11 +15,11 @@ func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 		return "", internal(err, "inspect container")
 	}
 	if info.NetworkSettings != nil {
-		if ep, ok := info.NetworkSettings.Networks[m.cfg.Network]; ok && ep.IPAddress != "" {
+		if ep, ok := info.NetworkSettings.Networks[m.primaryNetwork()]; ok && ep.IPAddress != "" {
 			return ep.IPAddress, nil
 		}
 	}
-	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.cfg.Network)
+	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.primaryNetwork())
 }
 
 // containerState is what sandboxd reads of a container's state.

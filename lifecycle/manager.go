@@ -39,6 +39,13 @@ type Config struct {
 	Pids        int64
 	NoFile      int64
 
+	// Issue 15: egress. InternalNetwork, when set, is a Docker network with no route out
+	// (internal, ICC off) that every sandbox joins: its address there is the one routes
+	// use, and a sandbox in mode open joins Network too for its route out. "" keeps every
+	// sandbox on Network, open, as before (tests that need no egress leave it so).
+	InternalNetwork string
+	Egress          string // mode of a sandbox created without one; "" means open
+
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
@@ -92,6 +99,9 @@ type Route struct {
 	PreviewKey []byte
 
 	WakeOn string // store.WakeOnNavigation or store.WakeOnAny (issue 14)
+	// Issue 15: the egress policy, for the egress proxy, which knows the sandbox by IP.
+	Egress string   // none, proxy or open
+	Allow  []string // the sandbox's own allowlist; the proxy adds the operator's
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -127,6 +137,11 @@ type Manager struct {
 	// orphan: `sandboxd serve --adopt`, after the database was lost (adopt.go; issue 11).
 	// Without it Boot adopts only a container that has a saved config.
 	AdoptOrphans bool
+	// EgressProxy is where sandboxes reach the egress proxy (issue 15): the internal
+	// network's gateway and the proxy's port. When valid, every container is made with
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY (and their lowercase forms) pointing at it,
+	// whatever its mode, so a mode change later needs no restart. Set before serving.
+	EgressProxy netip.AddrPort
 
 	db       *store.DB
 	docker   *client.Client
@@ -143,6 +158,7 @@ type Manager struct {
 	sandboxes map[string]*live
 
 	networkOK atomic.Bool
+	nets      atomic.Pointer[Networks] // set with networkOK
 
 	disk     diskFS       // set by Boot
 	lastScan atomic.Int64 // duration of the last quota scan
@@ -292,6 +308,7 @@ func (m *Manager) remember(sb store.Sandbox) {
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
 			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
 			WakeOn: sb.WakeOn,
+			Egress: egressOf(sb), Allow: sb.EgressAllow,
 		})
 	}
 }

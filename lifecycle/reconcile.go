@@ -120,7 +120,7 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		}
 	}
 	if exists && !fresh {
-		if _, want := m.desired(sb, containers); want == nil {
+		if _, want := m.desired(sb, containers); want == nil && m.runningAligned(sb, containers) {
 			m.remember(sb)
 			return nil // the possibly stale listing agrees with the row: nothing to do
 		}
@@ -138,6 +138,20 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 			}
 		}
 		return nil
+	}
+	// Issue 15: a running container on the wrong networks (a crash in the middle of a mode
+	// change, a container made before the internal network) is moved, and listed again
+	// for its address there.
+	if !m.runningAligned(sb, containers) {
+		keep, _ := pickContainer(sb.ContainerID, containers)
+		if err := m.alignNetworks(ctx, keep.ID, sb, listedNetworks(keep)); err != nil {
+			return err
+		}
+		byID, err := m.listContainers(ctx, id)
+		if err != nil {
+			return err
+		}
+		containers = byID[id]
 	}
 	extra, want := m.desired(sb, containers)
 	for _, c := range extra {
@@ -209,11 +223,11 @@ func (m *Manager) desired(sb store.Sandbox, containers []container.Summary) (ext
 			rt.Status = store.StatusError
 		}
 	case keep.State == "running":
-		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.primaryNetwork())}
 	case keep.State == "paused":
 		// Paused by us, or by someone else behind our back: either way frozen, and a
 		// wake unpauses it (issue 14). A start would fail on a paused container.
-		rt = store.Runtime{Status: store.StatusPaused, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+		rt = store.Runtime{Status: store.StatusPaused, ContainerID: keep.ID, IP: summaryIP(keep, m.primaryNetwork())}
 		if sb.Status == store.StatusPaused {
 			rt.PausedAt = sb.PausedAt
 		}
@@ -257,4 +271,14 @@ func summaryIP(c *container.Summary, net string) string {
 		return ep.IPAddress
 	}
 	return ""
+}
+
+// runningAligned reports whether the container the row keeps, when it runs, is on the
+// networks its mode wants. A container that does not run is aligned when it starts.
+func (m *Manager) runningAligned(sb store.Sandbox, containers []container.Summary) bool {
+	if m.cfg.InternalNetwork == "" {
+		return true
+	}
+	keep, _ := pickContainer(sb.ContainerID, containers)
+	return keep == nil || keep.State != "running" || m.aligned(sb, listedNetworks(keep))
 }

@@ -56,6 +56,9 @@ type sandboxConfig struct {
 	// Issue 14: the wake policy and how long it stays paused.
 	WakeOn    string        `json:"wake_on,omitempty"`
 	StopAfter time.Duration `json:"stop_after_ns,omitempty"`
+	// Issue 15: the egress policy; an adopted sandbox that lost it would get a route out.
+	Egress      string   `json:"egress,omitempty"`
+	EgressAllow []string `json:"egress_allow,omitempty"`
 }
 
 // configSecrets is what Secrets seals.
@@ -102,6 +105,7 @@ func (m *Manager) writeConfig(sb store.Sandbox, env map[string]string) error {
 		Tenant: sb.Tenant, PreviewAccess: sb.Previews.Access, PreviewPorts: sb.Previews.Ports,
 		DiskBytes: sb.DiskBytes, UID: sb.UID,
 		WakeOn: sb.WakeOn, StopAfter: sb.StopAfter,
+		Egress: sb.Egress, EgressAllow: sb.EgressAllow, // issue 15
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -175,6 +179,7 @@ func (m *Manager) readConfig(id string) (store.Sandbox, map[string]string, error
 		Tenant: c.Tenant, Previews: store.Previews{Access: c.PreviewAccess, Ports: c.PreviewPorts},
 		DiskBytes: c.DiskBytes, UID: c.UID,
 		WakeOn: c.WakeOn, StopAfter: c.StopAfter,
+		Egress: c.Egress, EgressAllow: c.EgressAllow, // issue 15
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -98,14 +99,17 @@ func (m *Manager) start(ctx context.Context, sbp *store.Sandbox) (ip, cid string
 		if err := m.ensureAccounts(ctx, sb); err != nil {
 			return "", cid, err
 		}
-		ip, err = m.startContainer(ctx, cid)
-		if err == nil {
+		ip, err = m.startExisting(ctx, cid, sb)
+		switch {
+		case err == nil:
 			return ip, cid, nil
-		}
-		if !errdefs.IsNotFound(err) {
+		case errors.Is(err, errOutdated):
+			m.log.Info("recreating a container made without this egress proxy's settings", "sandbox", sb.ID)
+		case errdefs.IsNotFound(err):
+			m.log.Warn("container vanished; recreating it from the stored spec", "sandbox", sb.ID)
+		default:
 			return "", cid, err
 		}
-		m.log.Warn("container vanished; recreating it from the stored spec", "sandbox", sb.ID)
 	}
 	if cid, err = m.createContainer(ctx, sb, nil); err != nil {
 		return "", "", err
@@ -119,4 +123,41 @@ func (m *Manager) start(ctx context.Context, sbp *store.Sandbox) (ip, cid string
 		return "", "", err
 	}
 	return ip, cid, nil
+}
+
+// errOutdated is a stopped container that was removed to be made again from the stored
+// spec.
+var errOutdated = errors.New("container outdated")
+
+// startExisting starts a stopped container. Issue 15: one made for another egress proxy
+// (before egress existed, or before the internal network was made again) lacks the proxy
+// variables a mode change relies on, so it is removed (errOutdated) for start to make it
+// again: its root filesystem is read-only and the workspace is a bind mount, so nothing
+// is lost. Otherwise it first joins the networks its mode wants (the mode may have
+// changed while it slept).
+func (m *Manager) startExisting(ctx context.Context, cid string, sb store.Sandbox) (string, error) {
+	if m.cfg.InternalNetwork != "" || m.EgressProxy.IsValid() {
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		info, err := m.docker.ContainerInspect(cctx, cid)
+		cancel()
+		if err != nil {
+			return "", internal(err, "inspect container %s", shortID(cid))
+		}
+		if m.EgressProxy.IsValid() && (info.Config == nil || info.Config.Labels[LabelEgressProxy] != m.proxyURL()) {
+			if err := m.removeContainer(ctx, cid); err != nil {
+				return "", err
+			}
+			return "", errOutdated
+		}
+		have := map[string]bool{}
+		if info.NetworkSettings != nil {
+			have = summaryNetworks(info.NetworkSettings.Networks)
+		}
+		if !m.aligned(sb, have) {
+			if err := m.alignNetworks(ctx, cid, sb, have); err != nil {
+				return "", err
+			}
+		}
+	}
+	return m.startContainer(ctx, cid)
 }

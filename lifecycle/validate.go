@@ -57,6 +57,10 @@ type CreateRequest struct {
 	// Issue 14: tiered sleep and the wake policy.
 	WakeOn    string        // store.WakeOnNavigation (the default) or store.WakeOnAny
 	StopAfter time.Duration // paused this long, it is stopped; 0: the operator's default
+	// Issue 15: the egress policy. Egress "" takes the operator's default
+	// (Config.Egress); Allow is the sandbox's own allowlist.
+	Egress string
+	Allow  []string
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -129,6 +133,10 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return err
 	}
 	req.Ports = ports
+	// Issue 15.
+	if req.Egress, req.Allow, err = m.normalizeNetwork("network.", req.Egress, req.Allow); err != nil {
+		return err
+	}
 	return validPreviews(&req.Previews, req.Ports, m.cfg.PreviewAccess)
 }
 

@@ -52,6 +52,11 @@ type Sandbox struct {
 	// Issue 13: the tenant whose token created it; "" for the operator's sandboxes.
 	Tenant string
 
+	// Issue 15: the egress policy (network.go). Egress is none, proxy or open, or "" for
+	// a sandbox stored without one; EgressAllow is its own allowlist.
+	Egress      string
+	EgressAllow []string
+
 	ContainerID string
 	IP          string
 	Error       string
@@ -172,6 +177,9 @@ func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[str
 			}
 		}
 		if err := insertPreviews(ctx, tx, sb); err != nil {
+			return err
+		}
+		if err := insertNetwork(ctx, tx, sb); err != nil { // issue 15
 			return err
 		}
 		return db.insertServices(ctx, tx, sb.ID, sb.Services)
@@ -335,6 +343,10 @@ func (db *DB) fill(ctx context.Context, list []Sandbox, index map[string]int, in
 		sb.Labels[k] = v
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	err = query("SELECT sandbox_id, egress, allow FROM sandbox_network", scanNetwork) // issue 15
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,11 @@ type config struct {
 
 	// Issue 14: tiered sleep.
 	StopAfter time.Duration // how long an idle sandbox stays paused before it is stopped; 0: no pause
+	// Issue 15: egress (egress.go).
+	Egress         string   // SANDBOXD_EGRESS: the mode of a sandbox created without one
+	EgressAllow    []string // SANDBOXD_EGRESS_ALLOW, normalized: added to every sandbox's list
+	EgressPort     int      // SANDBOXD_EGRESS_PROXY_PORT: the proxy's port on the internal gateway
+	EgressResolver string   // SANDBOXD_EGRESS_RESOLVER: host:port of the proxy's DNS server; "" the system's
 
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
@@ -205,6 +210,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	)
 	settings = append(settings, limitSettings(c)...)
 	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
+	settings = append(settings, egressSettings(c)...)               // issue 15
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
