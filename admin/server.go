@@ -59,6 +59,10 @@ type Server struct {
 	snapshots  Snapshots // issue 18
 	log        *slog.Logger
 
+	// Issue 15.
+	networks Networks
+	egress   EgressStatus
+
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
 	// requests whose Host is not a loopback name: a DNS-rebinding page cannot borrow the
 	// browser of someone on the host.
@@ -99,6 +103,10 @@ type Deps struct {
 	AuditLog AuditLog     // audit.go: GET /v1/audit
 	Previews Previews     // previews.go: preview access and tokens (issue 13)
 
+	// Issue 15: network.go.
+	Networks Networks     // PUT .../network
+	Egress   EgressStatus // recent denials; nil shows none
+
 	Snapshots Snapshots // snapshots.go: snapshots, restore, fork, revert, templates (issue 18)
 }
 
@@ -111,8 +119,9 @@ func New(d Deps, log *slog.Logger) *Server {
 		sandboxes: d.Sandboxes, execs: d.Execs, detached: d.Detached, terminals: d.Terminals,
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
 		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog, previews: d.Previews,
+		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
+		networks: d.Networks, egress: d.Egress,
 		snapshots: d.Snapshots,
-		log:       log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
 	}
 }
 

@@ -132,6 +132,17 @@ func applySnapshot(req *CreateRequest, c store.SnapshotConfig, sec store.Snapsho
 	if req.DiskBytes == 0 {
 		req.DiskBytes = c.DiskBytes
 	}
+	if req.WakeOn == "" {
+		req.WakeOn = c.WakeOn
+	}
+	if req.StopAfter == 0 {
+		req.StopAfter = time.Duration(c.StopAfterMS) * time.Millisecond
+	}
+	// The egress policy comes along whole: a copy of a sandbox kept off the network
+	// stays off it.
+	if req.Egress == "" && req.Allow == nil {
+		req.Egress, req.Allow = c.Egress, append([]string(nil), c.EgressAllow...)
+	}
 	if req.Previews.Access == "" {
 		req.Previews.Access = c.PreviewAccess // a private sandbox's copies stay private
 	}

@@ -13,8 +13,9 @@ import (
 // (issue 18). The workspace goes back as the snapshot has it, byte for byte; the state dir
 // (logs) and the sandbox's config stay as they are. A running sandbox is stopped for it
 // and started again, so its services restart on the restored files (its container
-// mounted the old tree, which the restore replaces by name); a stopped one stays stopped
-// and wakes on it. Refused while a task runs, and then nothing changes.
+// mounted the old tree, which the restore replaces by name); a stopped or paused one
+// (issue 14) is stopped and wakes on it. Refused while a task runs, and then nothing
+// changes.
 func (m *Manager) Restore(ctx context.Context, id, snapID string) (store.Sandbox, error) {
 	err := m.locked(ctx, id, func(ctx context.Context) error {
 		sb, ok := m.cached(id)
@@ -79,8 +80,10 @@ func (m *Manager) restoreLocked(ctx context.Context, sb store.Sandbox, s store.S
 	} else if ok {
 		return errorf(CodeConflict, "sandbox %s runs task %s: cancel it or wait for it to end, then restore", sb.ID, t.ID)
 	}
+	// A running or paused sandbox's container holds the old tree: it stops. One that was
+	// running starts again on the new tree; a paused one was asleep, and wakes on it.
 	up := sb.Status == store.StatusRunning
-	if up {
+	if sb.Status != store.StatusStopped {
 		if err := m.stopLocked(ctx, sb.ID, "restore"); err != nil {
 			return err
 		}

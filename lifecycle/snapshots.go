@@ -237,6 +237,8 @@ func snapshotConfig(sb store.Sandbox, env map[string]string) (store.SnapshotConf
 		MemoryBytes: sb.MemoryBytes, NanoCPUs: sb.NanoCPUs, IdleTimeoutMS: sb.IdleTimeout.Milliseconds(),
 		IdlePolicy: sb.IdlePolicy, HostHeader: sb.HostHeader, PreviewAccess: sb.Previews.Access,
 		DiskBytes: sb.DiskBytes,
+		WakeOn:    sb.WakeOn, StopAfterMS: sb.StopAfter.Milliseconds(),
+		Egress: sb.Egress, EgressAllow: sb.EgressAllow,
 	}, sec
 }
 

@@ -49,6 +49,11 @@ type SnapshotConfig struct {
 	HostHeader    string            `json:"host_header"`
 	PreviewAccess string            `json:"preview_access,omitempty"`
 	DiskBytes     int64             `json:"disk_bytes,omitempty"` // issue 12's quota; 0: the default
+	// Issue 14's wake policy and pause tier, issue 15's egress policy.
+	WakeOn      string   `json:"wake_on,omitempty"`
+	StopAfterMS int64    `json:"stop_after_ms,omitempty"`
+	Egress      string   `json:"egress,omitempty"`
+	EgressAllow []string `json:"egress_allow,omitempty"`
 }
 
 // SnapshotSecrets are a snapshot's env values and its services' env values, by service
