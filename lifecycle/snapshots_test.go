@@ -168,3 +168,45 @@ func TestCopiedSnapshotsFitTheQuota(t *testing.T) {
 		t.Error("the new checkpoint is missing")
 	}
 }
+
+// A snapshot of a running sandbox is the tree of one instant (issue 18): its processes are
+// frozen for the copy. A service writes a counter to first, then to second, as fast as it
+// can (each whole, by a rename: a freeze between a truncation and its write would catch a
+// file empty, as a crash would), with thousands of files between the two in the walk's
+// way; a copy that read them at two moments would find them far apart, a frozen one finds
+// second at first or one behind.
+func TestSnapshotOfARunningSandboxIsOneInstant(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	const id = "snapi"
+	h.create(t, CreateRequest{ID: id, Services: []store.Service{{Name: "writer", Cwd: "workspace/app", Cmd: []string{"sh", "-c",
+		`mkdir -p x y && i=0; while :; do i=$((i+1)); echo $i > x/.t && mv x/.t x/first; echo $i > y/.t && mv y/.t y/second; done`}}}})
+	for _, d := range []string{"x", "y"} {
+		h.exec(t, id, "sh", "-c", "mkdir -p ~/workspace/app/"+d+" && cd ~/workspace/app/"+d+" && for i in $(seq 1500); do echo $i > f$i; done")
+	}
+	read := func(dir, name string) int {
+		b, _ := os.ReadFile(filepath.Join(dir, "workspace/app", name))
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	last := 0
+	for range 3 {
+		s, err := h.m.Snapshot(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := h.m.snapshotDir(s)
+		first, second := read(dir, "x/first"), read(dir, "y/second")
+		if first <= last || first-second < 0 || first-second > 1 {
+			t.Errorf("a snapshot holds first=%d second=%d (the one before, first=%d): not one instant of a running writer", first, second, last)
+		}
+		last = first
+		if err := h.m.DeleteSnapshot(ctx, id, s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := h.m.Get(ctx, id); got.Status != store.StatusRunning {
+		t.Errorf("after its snapshots the sandbox is %s", got.Status)
+	}
+}
