@@ -67,6 +67,9 @@ func LoopFS(t testing.TB, kind string, size int64) string {
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "unknown filesystem type") {
+			missing("the kernel has no " + kind + ": " + strings.TrimSpace(string(out)))
+		}
 		missing("mount -o loop " + kind + " failed: " + strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() {
