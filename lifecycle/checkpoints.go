@@ -106,7 +106,9 @@ func (m *Manager) bootSnapshots(ctx context.Context, rows []store.Sandbox) {
 	}
 	known := map[string]bool{}
 	for _, s := range all {
-		known[m.snapshotDir(s)] = true
+		if ValidSnapshotID(s.ID) && (s.Kind == store.SnapshotTemplate || ValidID(s.SandboxID)) {
+			known[m.snapshotDir(s)] = true // a row that names no path of ours leaves its tree unknown
+		}
 	}
 	m.removeUnknown(m.templatesDir(), known)
 	top := filepath.Join(m.cfg.DataDir, "snapshots")

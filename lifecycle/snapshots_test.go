@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/internal/testutil"
 	"github.com/sandboxd/sandboxd/store"
@@ -208,5 +209,35 @@ func TestSnapshotOfARunningSandboxIsOneInstant(t *testing.T) {
 	}
 	if got, _ := h.m.Get(ctx, id); got.Status != store.StatusRunning {
 		t.Errorf("after its snapshots the sandbox is %s", got.Status)
+	}
+}
+
+// A crash leaves half-made copies and trees without a row (a crash between a copy and its
+// row, or between a row's delete and its tree's); the next boot removes them and keeps
+// every snapshot that has a row.
+func TestBootRemovesWhatACrashLeft(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	kept := store.Snapshot{ID: newSnapshotID(), Kind: store.SnapshotUser, SandboxID: "gone", Method: "copy", CreatedAt: time.Now()}
+	if err := h.db.CreateSnapshot(ctx, kept, store.SnapshotSecrets{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	orphan := store.Snapshot{ID: newSnapshotID(), Kind: store.SnapshotUser, SandboxID: "gone"}
+	tpl := store.Snapshot{ID: newSnapshotID(), Kind: store.SnapshotTemplate}
+	half := filepath.Join(h.m.workspacesDir(), ".tmp-new-0123456789abcdef")
+	for _, dir := range []string{h.m.snapshotDir(kept), h.m.snapshotDir(orphan), h.m.snapshotDir(tpl), half} {
+		if err := os.MkdirAll(filepath.Join(dir, "workspace"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := New(h.db, h.docker, h.cfg, nil)
+	if err := again.Boot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]bool{h.m.snapshotDir(kept): true, h.m.snapshotDir(orphan): false, h.m.snapshotDir(tpl): false, half: false} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("%s after boot: %v, want it there: %v", dir, err, want)
+		}
 	}
 }
