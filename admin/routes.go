@@ -73,6 +73,17 @@ func (s *Server) routes(r *mux.Router) {
 		r.Handle("/mcp", s.MCP).Methods(post)
 	}
 
+	// Issue 18: snapshots, restore, fork, task revert and templates.
+	r.HandleFunc("/v1/sandboxes/{id}/snapshots", s.h(s.createSnapshot)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/snapshots", s.h(s.listSnapshots)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/snapshots/{snapshotId}", s.h(s.deleteSnapshot)).Methods(del)
+	r.HandleFunc("/v1/sandboxes/{id}/restore", s.h(s.restore)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/fork", s.h(s.fork)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/revert", s.h(s.revertTask)).Methods(post)
+	r.HandleFunc("/v1/templates", s.h(s.createTemplate)).Methods(post)
+	r.HandleFunc("/v1/templates", s.h(s.listTemplates)).Methods(get)
+	r.HandleFunc("/v1/templates/{template}", s.h(s.deleteTemplate)).Methods(del)
+
 	// The prior system's paths.
 	r.HandleFunc("/sandbox", s.h(s.create)).Methods(post)
 	r.HandleFunc("/sandboxes", s.h(s.listLegacy)).Methods(get)

@@ -66,6 +66,10 @@ type createBody struct {
 	WakeOn    string   `json:"wake_on"`
 	StopAfter duration `json:"stop_after"`
 
+	// Issue 18: start from a snapshot (its id) or a template (its name).
+	From     string `json:"from"`
+	Template string `json:"template"`
+
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
 	Visibility string `json:"visibility"`
@@ -108,6 +112,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		DiskBytes: int64(b.Disk), // issue 12
 		Previews:  previews,
 		WakeOn:    b.WakeOn, StopAfter: time.Duration(b.StopAfter), // issue 14
+		From: b.From, Template: b.Template, // issue 18
 	}
 	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
 		return err

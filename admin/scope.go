@@ -17,11 +17,18 @@ import (
 //   - any other route is for admins, unless tenantRoutes lists it: a new global route
 //     (a listing, a setting) is closed to tenants until someone decides otherwise.
 
-// tenantRoutes are the path templates without a sandbox id that tenant tokens may call;
-// their handlers filter by the caller's tenant (create, list, images).
+// tenantRoutes are the path templates without a sandbox id that tenant tokens may call,
+// or "METHOD template" for one method of one; their handlers filter by the caller's tenant
+// (create, list, images).
 var tenantRoutes = map[string]bool{
 	"/v1/sandboxes": true, "/v1/images": true,
 	"/sandbox": true, "/sandboxes": true,
+	"GET /v1/templates": true, // issue 18: every tenant reads templates; only admins publish
+}
+
+// tenantRoute reports whether a tenant token may call method on tmpl.
+func tenantRoute(method, tmpl string) bool {
+	return tenantRoutes[tmpl] || tenantRoutes[method+" "+tmpl]
 }
 
 func (s *Server) scoped(next http.Handler) http.Handler {
@@ -51,7 +58,7 @@ func (s *Server) scoped(next http.Handler) http.Handler {
 					return
 				}
 			}
-		case !tenantRoutes[tmpl]:
+		case !tenantRoute(r.Method, tmpl):
 			s.writeError(w, r, &apiError{http.StatusForbidden, "forbidden",
 				"this route needs an admin token: a tenant token reaches its own sandboxes only"})
 			return

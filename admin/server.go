@@ -55,7 +55,8 @@ type Server struct {
 	keys       *apikey.Keys
 	tokens     TokenStore
 	auditLog   AuditLog
-	previews   Previews // issue 13
+	previews   Previews  // issue 13
+	snapshots  Snapshots // issue 18
 	log        *slog.Logger
 
 	// Issue 15.
@@ -105,6 +106,8 @@ type Deps struct {
 	// Issue 15: network.go.
 	Networks Networks     // PUT .../network
 	Egress   EgressStatus // recent denials; nil shows none
+
+	Snapshots Snapshots // snapshots.go: snapshots, restore, fork, revert, templates (issue 18)
 }
 
 // New returns the API over d; a nil log discards.
@@ -118,6 +121,7 @@ func New(d Deps, log *slog.Logger) *Server {
 		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog, previews: d.Previews,
 		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
 		networks: d.Networks, egress: d.Egress,
+		snapshots: d.Snapshots,
 	}
 }
 

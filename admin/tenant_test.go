@@ -167,6 +167,42 @@ func (s *spy) RevokePreviewTokens(ctx context.Context, id string) error {
 	s.call("RevokePreviewTokens", id)
 	return errSpy
 }
+func (s *spy) Snapshot(ctx context.Context, id, name string) (store.Snapshot, error) {
+	s.call("Snapshot", id)
+	return store.Snapshot{}, errSpy
+}
+func (s *spy) Snapshots(ctx context.Context, id string) ([]store.Snapshot, error) {
+	s.call("Snapshots", id)
+	return nil, errSpy
+}
+func (s *spy) DeleteSnapshot(ctx context.Context, id, snapID string) error {
+	s.call("DeleteSnapshot", id)
+	return errSpy
+}
+func (s *spy) Restore(ctx context.Context, id, snapID string) (store.Sandbox, error) {
+	s.call("Restore", id)
+	return store.Sandbox{}, errSpy
+}
+func (s *spy) Fork(ctx context.Context, id, forkID string) (store.Sandbox, error) {
+	s.call("Fork", id)
+	return store.Sandbox{}, errSpy
+}
+func (s *spy) RevertTask(ctx context.Context, id, taskID string) (store.Sandbox, error) {
+	s.call("RevertTask", id)
+	return store.Sandbox{}, errSpy
+}
+func (s *spy) PublishTemplate(ctx context.Context, name, snapID string) (store.Snapshot, error) {
+	s.call("PublishTemplate", name)
+	return store.Snapshot{}, errSpy
+}
+func (s *spy) Templates(ctx context.Context) ([]store.Snapshot, error) {
+	s.call("Templates", "")
+	return nil, errSpy
+}
+func (s *spy) DeleteTemplate(ctx context.Context, name string) error {
+	s.call("DeleteTemplate", name)
+	return errSpy
+}
 func (s *spy) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
 	s.call("Wake", id)
 	return netip.AddrPort{}, errSpy
@@ -204,7 +240,7 @@ func newTenantEnv(t *testing.T) *tenantEnv {
 	keys := apikey.New(db)
 	keys.SetEnv(tenantTokens)
 	srv := New(Deps{Sandboxes: sp, Execs: sp, Detached: sp, Terminals: sp, Workspaces: sp, Services: sp, Tasks: sp,
-		Health: sp, Waker: sp, Audit: db, Keys: keys, Tokens: db, AuditLog: db, Previews: sp, Networks: sp}, nil)
+		Health: sp, Waker: sp, Audit: db, Keys: keys, Tokens: db, AuditLog: db, Previews: sp, Networks: sp, Snapshots: sp}, nil)
 	return &tenantEnv{spy: sp, db: db, keys: keys, srv: srv, h: srv.Handler()}
 }
 
@@ -326,7 +362,7 @@ func TestTenantRoutesWithoutSandbox(t *testing.T) {
 		}
 		got := e.do(rt.method, rt.path(""), "alice", "{}")
 		switch {
-		case tenantRoutes[rt.tmpl]:
+		case tenantRoute(rt.method, rt.tmpl):
 			if got.status == http.StatusForbidden {
 				t.Errorf("%s %s refused to a tenant: %s", rt.method, rt.tmpl, got.body)
 			}

@@ -75,6 +75,7 @@ type diskView struct {
 	Inodes     int64  `json:"inodes"`
 	InodeQuota int64  `json:"inode_quota"`
 	Enforced   string `json:"enforced"`
+	Snapshots  int64  `json:"snapshots,omitempty"` // issue 18: the part of used its snapshots hold
 }
 
 // envKeys lists the names of env, sorted, never its values.
@@ -97,7 +98,7 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		Tenant: sb.Tenant,
 		UID:    sb.UID,
 		Disk: diskView{Used: sb.Disk.Used, Quota: sb.Disk.Quota, Inodes: sb.Disk.Inodes,
-			InodeQuota: sb.Disk.InodeQuota, Enforced: sb.Disk.Enforced},
+			InodeQuota: sb.Disk.InodeQuota, Enforced: sb.Disk.Enforced, Snapshots: sb.Disk.Snapshots},
 		Network: s.networkView(sb), // issue 15
 	}
 	for _, sv := range sb.Services {

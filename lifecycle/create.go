@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"os"
 	"sort"
 	"time"
 
@@ -14,13 +15,27 @@ import (
 // Bad input changes nothing. A failure after the row exists removes what was made, so a
 // failed create leaves no row, container or new workspace behind; a crash in between is
 // resolved by reconcile at the next boot.
+//
+// With From or Template (issue 18) the sandbox starts from a snapshot: its workspace is a
+// copy of the snapshot's, and its config the snapshot's, which the request's own fields
+// override (fork.go).
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox, error) {
+	if req.From != "" || req.Template != "" {
+		return m.createFrom(ctx, req)
+	}
 	if err := m.normalize(&req); err != nil {
 		return store.Sandbox{}, err
 	}
 	if req.ID == "" {
 		req.ID = newID(req.Tenant, req.BareID)
 	}
+	return m.create(ctx, req, "")
+}
+
+// create makes the sandbox req describes, normalized and with its id. With stage, the
+// workspace is that tree, moved into place (a snapshot's copy, issue 18); the id must then
+// have no workspace yet.
+func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (store.Sandbox, error) {
 	// A create starts the sandbox: it takes one of its tenant's running slots.
 	release, err := m.admitRunning(req.ID, req.Tenant)
 	if err != nil {
@@ -48,6 +63,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	// from a create that fails.
 	if _, ok := m.cached(req.ID); ok {
 		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	if stage != "" && m.WorkspaceExists(req.ID) {
+		return store.Sandbox{}, keptWorkspace(req.ID)
 	}
 	uid, err := m.assignUID(ctx, req.ID)
 	if err != nil {
@@ -91,7 +109,17 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		m.undoCreate(ctx, sb.ID, cid, createdWorkspace)
 		return store.Sandbox{}, err
 	}
-	if createdWorkspace, err = m.ensureWorkspace(sb); err != nil {
+	if stage != "" {
+		// The copy becomes the workspace; ensureWorkspace then gives it to this sandbox's
+		// uid (it belonged to the source's) and applies this sandbox's quota.
+		if err := os.Rename(stage, m.workspaceDir(sb.ID)); err != nil {
+			return fail(internal(err, "move the copied workspace of %s into place", sb.ID))
+		}
+		createdWorkspace = true
+	}
+	created, err := m.ensureWorkspace(sb)
+	createdWorkspace = createdWorkspace || created
+	if err != nil {
 		return fail(err)
 	}
 	if err := m.writeServices(sb); err != nil {

@@ -176,9 +176,12 @@ func (m *Manager) measureDisk(sb store.Sandbox) (store.DiskUsage, string) {
 		u.Used = t.Bytes
 	}
 	u.Inodes = t.Inodes
+	snapsOver := m.addSnapshots(sb, &u, u.Used) // issue 18: snapshots count too
 	switch {
 	case t.Unmeasurable != "":
 		return u, t.Unmeasurable
+	case snapsOver != "":
+		return u, snapsOver
 	case !kernel && quota > 0 && u.Used > quota:
 		return u, fmt.Sprintf("it uses %s of its %s disk quota", formatBytes(u.Used), formatBytes(quota))
 	case m.cfg.InodeQuota > 0 && u.Inodes > m.cfg.InodeQuota:

@@ -68,6 +68,13 @@ type Config struct {
 	// 0 turns the pause tier off: idle sandboxes stop at once, and one paused through the
 	// API stays paused until woken or memory runs short.
 	StopAfter time.Duration
+	// Issue 18: snapshots. SnapshotsMax is the snapshots a sandbox may hold (0:
+	// DefaultSnapshotsMax); TaskCheckpoints the task checkpoints kept per sandbox, the
+	// newest (0: DefaultTaskCheckpoints; SANDBOXD_TASK_CHECKPOINTS); TaskCheckpointAge
+	// the age past which one is pruned (0: DefaultTaskCheckpointAge).
+	SnapshotsMax      int
+	TaskCheckpoints   int
+	TaskCheckpointAge time.Duration
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -173,6 +180,8 @@ type Manager struct {
 	// issue 11: deaths reported by the engine's events, until reconcile settles them
 	// (death.go).
 	deaths deaths
+
+	snapCosts snapshotCosts // issue 18: what snapshots hold on disk (snapshot_disk.go)
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.

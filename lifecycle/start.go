@@ -28,6 +28,11 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	defer unlock()
+	return m.startLocked(ctx, id)
+}
+
+// startLocked is Start once the caller holds id's lock.
+func (m *Manager) startLocked(ctx context.Context, id string) (netip.Addr, error) {
 	sb, ok := m.cached(id)
 	if !ok {
 		return netip.Addr{}, errorf(CodeNotFound, "sandbox %s not found", id)

@@ -102,6 +102,7 @@ func (m *Manager) purge(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	m.removeSnapshots(id) // issue 18: the store removed their rows
 	if !hadRow && !existed && !hadTasks {
 		return errorf(CodeNotFound, "sandbox %s not found", id)
 	}

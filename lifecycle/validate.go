@@ -61,6 +61,11 @@ type CreateRequest struct {
 	// (Config.Egress); Allow is the sandbox's own allowlist.
 	Egress string
 	Allow  []string
+	// Issue 18: start from a snapshot (its id) or a template (its name): the workspace is a
+	// copy of it and the config its, which the fields above override when set (env and
+	// labels key by key). A tenant may name its own sandboxes' snapshots and any template.
+	From     string
+	Template string
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches

@@ -90,6 +90,7 @@ type DiskUsage struct {
 	Inodes     int64  // files, directories and links
 	InodeQuota int64  // 0: none
 	Enforced   string // how the byte quota is enforced: "btrfs" (the kernel), "scan" or "none"
+	Snapshots  int64  // issue 18: the part of Used that snapshots and checkpoints hold alone
 }
 
 // Exit is how a sandbox's container ended on its own: its exit code, why ("oom" when the
@@ -475,7 +476,7 @@ func (db *DB) DeleteSandbox(ctx context.Context, id string) error {
 }
 
 // PurgeSandbox removes everything stored about a sandbox, in one transaction: its row (and
-// what hangs off it), its tasks and their events. The audit log keeps its lines: it is the
+// what hangs off it), its tasks and their events, its snapshots (issue 18). The audit log keeps its lines: it is the
 // record of who did what, purges included. A sandbox without a row (deleted, its workspace
 // kept) still loses its tasks. It reports whether there was anything to remove.
 func (db *DB) PurgeSandbox(ctx context.Context, id string) (found bool, err error) {
@@ -483,6 +484,7 @@ func (db *DB) PurgeSandbox(ctx context.Context, id string) (found bool, err erro
 		for _, q := range []string{
 			"DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE sandbox_id = ?)",
 			"DELETE FROM tasks WHERE sandbox_id = ?",
+			"DELETE FROM snapshots WHERE sandbox_id = ?", // issue 18; templates have none
 			"DELETE FROM sandboxes WHERE id = ?",
 		} {
 			res, err := tx.ExecContext(ctx, q, id)

@@ -71,7 +71,11 @@ func (db *DB) reseal(ctx context.Context) error {
 			return err
 		}
 		m, err := db.resealServices(ctx, tx)
-		changed = n + m
+		if err != nil {
+			return err
+		}
+		k, err := db.resealSnapshots(ctx, tx) // issue 18
+		changed = n + m + k
 		return err
 	})
 	if err != nil || changed == 0 {

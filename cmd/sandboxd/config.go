@@ -73,6 +73,10 @@ type config struct {
 	EgressAllow    []string // SANDBOXD_EGRESS_ALLOW, normalized: added to every sandbox's list
 	EgressPort     int      // SANDBOXD_EGRESS_PROXY_PORT: the proxy's port on the internal gateway
 	EgressResolver string   // SANDBOXD_EGRESS_RESOLVER: host:port of the proxy's DNS server; "" the system's
+	// Issue 18: snapshots and task checkpoints kept per sandbox.
+	SnapshotsMax      int
+	TaskCheckpoints   int
+	TaskCheckpointAge time.Duration
 
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
@@ -211,6 +215,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	settings = append(settings, limitSettings(c)...)
 	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
 	settings = append(settings, egressSettings(c)...)               // issue 15
+	settings = append(settings,
+		// Issue 18: snapshots and the checkpoint before every task.
+		setting{"SANDBOXD_SNAPSHOTS_MAX", "snapshots-max", "20", "snapshots one sandbox may hold (task checkpoints aside)", intParser(&c.SnapshotsMax)},
+		setting{"SANDBOXD_TASK_CHECKPOINTS", "task-checkpoints", "20", "task checkpoints kept per sandbox, the newest; older ones are pruned", intParser(&c.TaskCheckpoints)},
+		setting{"SANDBOXD_TASK_CHECKPOINT_AGE", "task-checkpoint-age", "168h", "age past which a task checkpoint is pruned", durParser(&c.TaskCheckpointAge, time.Minute)},
+	)
 
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)

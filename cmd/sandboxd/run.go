@@ -120,6 +120,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
 	lcfg.StopAfter = cfg.StopAfter                                          // issue 14
 	lcfg.InternalNetwork, lcfg.Egress = cfg.Network+"-internal", cfg.Egress // issue 15
+	// Issue 18: snapshots and task checkpoints kept.
+	lcfg.SnapshotsMax, lcfg.TaskCheckpoints, lcfg.TaskCheckpointAge = cfg.SnapshotsMax, cfg.TaskCheckpoints, cfg.TaskCheckpointAge
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	mgr.AdoptOrphans = cfg.Adopt
@@ -207,7 +209,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
 		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db,
-		Previews: mgr, Networks: mgr, Egress: egressProxy}, log)
+		Previews: mgr, Networks: mgr, Egress: egressProxy, Snapshots: mgr}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
@@ -389,6 +391,9 @@ var (
 	_ task.Store          = (*store.DB)(nil)
 	_ lifecycle.RouteSink = routes{}
 )
+
+// Issue 18.
+var _ admin.Snapshots = (*lifecycle.Manager)(nil)
 
 // Issue 13.
 var (

@@ -1,117 +1,61 @@
 package task
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+
+	"github.com/sandboxd/sandboxd/lifecycle/snapshot"
 )
 
-// A checkpoint is a manifest of the app dir (path → size and modification time) taken from
-// the host through os.Root when a task starts; files changed are the difference with the
-// app dir when it ends. It needs nothing in the image (no git), never touches the app's own
-// .git, and runs no code of the sandbox's on the host.
-
-type manifest map[string]fileStamp
-
-type fileStamp struct {
-	Size  int64 `json:"s"`
-	MTime int64 `json:"m"`
-}
+// Every task starts with a checkpoint (issue 18): a snapshot of the sandbox's home, taken
+// by the lifecycle manager before the agent runs (copy-on-write where the filesystem can,
+// with the sandbox frozen for the instant of the copy). RevertTask puts it back, and the
+// task's files_changed is the difference between its app dir and the app dir when the
+// task ends: added, deleted, and modified by type, mode, size, link target or contents.
+// It replaces the manifest of sizes and modification times of the issue-10 runner, which
+// could restore nothing. It needs nothing in the image (no git), never touches the app's
+// own .git, and runs no code of the sandbox's on the host.
 
 // FileChange is one file a task added, modified or deleted, relative to the app dir.
-type FileChange struct {
-	Path   string `json:"path"`
-	Change string `json:"change"` // added, modified, deleted
-}
+type FileChange = snapshot.Change
 
-// skipDirs are not walked: dependencies and caches change in bulk and say nothing a user
+// appDir is the app dir in the home, the part of the tree files_changed covers.
+const appDir = "workspace/app"
+
+// skipDirs are not compared: dependencies and caches change in bulk and say nothing a user
 // wants in "files changed".
 var skipDirs = map[string]bool{"node_modules": true, ".git": true, ".cache": true, ".next": true, ".vite": true, "dist": true, ".sandboxd": true}
 
-const maxManifest = 50000
+// maxChanges bounds the files a result lists.
+const maxChanges = 50000
 
-// takeManifest walks the app dir of a workspace.
-func takeManifest(workspace string) (manifest, error) {
-	root, err := os.OpenRoot(workspace)
-	if err != nil {
-		return nil, err
+// filesChanged compares the app dir of a task's checkpoint with the workspace's now;
+// truncated says the list stopped at its bound. A task without a checkpoint (pruned, or
+// begun before issue 18) changed nothing anyone can tell.
+func (r *Runner) filesChanged(ctx context.Context, sandboxID, taskID string) (changes []FileChange, truncated bool) {
+	r.removeLegacyManifest(taskID)
+	dir, ok := r.sandboxes.CheckpointDir(ctx, sandboxID, taskID)
+	if !ok {
+		return nil, false
 	}
-	defer root.Close()
-	m := manifest{}
-	const app = "workspace/app"
-	err = fs.WalkDir(root.FS(), app, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == app && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
-			}
-			return nil // unreadable entry: skip it, keep walking
-		}
-		if d.IsDir() {
-			if p != app && skipDirs[d.Name()] {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if len(m) >= maxManifest {
-			return fs.SkipAll
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		rel := p[len(app)+1:]
-		m[rel] = fileStamp{Size: info.Size(), MTime: info.ModTime().UnixNano()}
-		return nil
+	changes, truncated, err := snapshot.Diff(ctx, dir, r.sandboxes.WorkspaceDir(sandboxID), appDir, snapshot.DiffOptions{
+		Skip: func(name string) bool { return skipDirs[name] }, MaxChanges: maxChanges,
 	})
-	return m, err
-}
-
-// changes lists what differs between two manifests, sorted by path.
-func changes(before, after manifest) []FileChange {
-	out := []FileChange{}
-	for p, a := range after {
-		b, ok := before[p]
-		switch {
-		case !ok:
-			out = append(out, FileChange{p, "added"})
-		case a != b:
-			out = append(out, FileChange{p, "modified"})
-		}
-	}
-	for p := range before {
-		if _, ok := after[p]; !ok {
-			out = append(out, FileChange{p, "deleted"})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out
-}
-
-// The manifest of a running task is kept under the data dir (host-owned), so a restarted
-// sandboxd can still compute the task's changes.
-func (r *Runner) manifestPath(taskID string) string {
-	return filepath.Join(r.dataDir, "tasks", taskID+".manifest.json")
-}
-
-func (r *Runner) saveManifest(taskID string, mf manifest) error {
-	if err := os.MkdirAll(filepath.Join(r.dataDir, "tasks"), 0o700); err != nil {
-		return err
-	}
-	b, err := json.Marshal(mf)
 	if err != nil {
-		return err
+		r.log.Warn("compare a task's app dir with its checkpoint", "sandbox", sandboxID, "task", taskID, "err", err)
+		return nil, false
 	}
-	return os.WriteFile(r.manifestPath(taskID), b, 0o600)
+	return changes, truncated
 }
 
-func (r *Runner) loadManifest(taskID string) (manifest, error) {
-	b, err := os.ReadFile(r.manifestPath(taskID))
-	if err != nil {
-		return nil, err
+// removeLegacyManifest removes the manifest a runner before issue 18 kept for a task under
+// the data dir, should the task have outlived that runner.
+func (r *Runner) removeLegacyManifest(taskID string) {
+	p := filepath.Join(r.dataDir, "tasks", taskID+".manifest.json")
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("remove an old task manifest", "task", taskID, "err", err)
 	}
-	var mf manifest
-	return mf, json.Unmarshal(b, &mf)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/agent"
+	"github.com/sandboxd/sandboxd/lifecycle/snapshot"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -28,6 +29,9 @@ type fakeSandboxes struct {
 	startLoggedExec func(ctx context.Context, sb store.Sandbox, logFile string, argv []string, env map[string]string, cwd string) (string, error)
 	signalExec      func(sandboxID, execID string, sig syscall.Signal)
 	execExited      func(ctx context.Context, execID string) (int, bool)
+	checkpoint      func(ctx context.Context, id, taskID string) (string, error)
+	checkpointDir   func(ctx context.Context, id, taskID string) (string, bool)
+	dropCheckpoint  func(ctx context.Context, id, taskID string)
 }
 
 func (f *fakeSandboxes) RunningSandbox(id string) (store.Sandbox, error) { return f.runningSandbox(id) }
@@ -44,6 +48,16 @@ func (f *fakeSandboxes) SignalExec(sandboxID, execID string, sig syscall.Signal)
 }
 func (f *fakeSandboxes) ExecExited(ctx context.Context, execID string) (int, bool) {
 	return f.execExited(ctx, execID)
+}
+
+func (f *fakeSandboxes) Checkpoint(ctx context.Context, id, taskID string) (string, error) {
+	return f.checkpoint(ctx, id, taskID)
+}
+func (f *fakeSandboxes) CheckpointDir(ctx context.Context, id, taskID string) (string, bool) {
+	return f.checkpointDir(ctx, id, taskID)
+}
+func (f *fakeSandboxes) DropCheckpoint(ctx context.Context, id, taskID string) {
+	f.dropCheckpoint(ctx, id, taskID)
 }
 
 var _ Sandboxes = (*fakeSandboxes)(nil)
@@ -123,9 +137,26 @@ func newHarness(t *testing.T) *harness {
 			h.mu.Unlock()
 		},
 		execExited: func(context.Context, string) (int, bool) { return 0, false },
+		// Checkpoints are real copies of the workspace, as the manager's are (less the
+		// freeze), under the data dir.
+		checkpoint: func(ctx context.Context, _, taskID string) (string, error) {
+			dst := h.checkpointPath(taskID)
+			os.MkdirAll(filepath.Dir(dst), 0o700)
+			_, err := snapshot.Copy(ctx, h.ws, dst, snapshot.Options{Exclude: []string{".sandboxd"}})
+			return dst, err
+		},
+		checkpointDir: func(_ context.Context, _, taskID string) (string, bool) {
+			_, err := os.Stat(h.checkpointPath(taskID))
+			return h.checkpointPath(taskID), err == nil
+		},
+		dropCheckpoint: func(_ context.Context, _, taskID string) { snapshot.Remove(h.checkpointPath(taskID)) },
 	}
 	h.r = h.newRunner()
 	return h
+}
+
+func (h *harness) checkpointPath(taskID string) string {
+	return filepath.Join(h.data, "checkpoints", taskID)
 }
 
 func (h *harness) newRunner() *Runner {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"strconv"
@@ -325,11 +323,7 @@ func (j *job) finish(ctx context.Context, res Result) {
 	res.Usage = pr.Usage
 	res.Subagents, res.PermissionDenials = pr.Subagents, pr.PermissionDenials
 	res.DurationMS = j.r.now().Sub(j.t.CreatedAt).Milliseconds()
-	if before, err := j.r.loadManifest(j.t.ID); err == nil {
-		if after, err := takeManifest(j.r.sandboxes.WorkspaceDir(j.t.SandboxID)); err == nil {
-			res.FilesChanged = changes(before, after)
-		}
-	}
+	res.FilesChanged, res.FilesChangedTruncated = j.r.filesChanged(ctx, j.t.SandboxID, j.t.ID)
 	res.EventsTruncated = j.truncated
 	body := resultJSON(res)
 	if err := j.r.db.FinishTask(ctx, j.t.ID, res.Status, body, j.r.now()); gone(err) {
@@ -337,7 +331,6 @@ func (j *job) finish(ctx context.Context, res Result) {
 	} else if err != nil {
 		j.r.log.Error("finish task", "task", j.t.ID, "err", err)
 	}
-	j.r.removeManifest(j.t.ID)
 	j.r.notify(j)
 	if j.r.Ended != nil {
 		j.r.Ended(res.Status)
@@ -389,10 +382,4 @@ func scrub(s string, secrets []string) string {
 		}
 	}
 	return s
-}
-
-func (r *Runner) removeManifest(taskID string) {
-	if err := os.Remove(r.manifestPath(taskID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		r.log.Warn("remove checkpoint", "task", taskID, "err", err)
-	}
 }

@@ -1,6 +1,6 @@
 // Package task runs coding agents in sandboxes. A Runner starts an agent detached through
 // sandbox-init, tails its log from the host into stored events, ends the task with a
-// result (the files changed come from a checkpoint of the app dir), and resumes the tasks
+// result (the files changed come from the checkpoint taken before it), and resumes the tasks
 // still running after a restart of sandboxd. It owns its runs and their goroutines, and
 // uses the lifecycle manager only through the Sandboxes interface it declares.
 package task
@@ -41,6 +41,13 @@ type Sandboxes interface {
 	// ExecExited reports an exec that has ended and its exit code; false while it runs or
 	// when the engine cannot say.
 	ExecExited(ctx context.Context, execID string) (code int, exited bool)
+
+	// Issue 18: the checkpoint before each task. Checkpoint snapshots the sandbox's home
+	// before task taskID runs and returns the snapshot's tree; CheckpointDir finds it
+	// again (false once pruned); DropCheckpoint removes that of a task that never started.
+	Checkpoint(ctx context.Context, id, taskID string) (dir string, err error)
+	CheckpointDir(ctx context.Context, id, taskID string) (dir string, ok bool)
+	DropCheckpoint(ctx context.Context, id, taskID string)
 }
 
 // Store keeps tasks and their events; *store.DB is one.
@@ -76,7 +83,7 @@ type Runner struct {
 
 	sandboxes Sandboxes
 	db        Store
-	dataDir   string // checkpoints in dataDir/tasks
+	dataDir   string // where runners before issue 18 kept their manifests (dataDir/tasks)
 	log       *slog.Logger
 
 	base context.Context // the runs' context: Close cancels it
@@ -88,7 +95,7 @@ type Runner struct {
 	runs   map[string]*job // attached jobs, with their readers' channels (hub.go)
 }
 
-// New returns a Runner over sandboxes, keeping tasks in db and checkpoints under dataDir.
+// New returns a Runner over sandboxes, keeping tasks in db. dataDir is sandboxd's.
 func New(sandboxes Sandboxes, db Store, dataDir string, log *slog.Logger) *Runner {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))

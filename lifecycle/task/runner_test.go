@@ -3,7 +3,6 @@ package task
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,7 +71,7 @@ func TestTaskEnds(t *testing.T) {
 				if done.Status != c.status || res.FailureReason != c.reason || res.ExitCode == nil || *res.ExitCode != c.code {
 					t.Fatalf("result: status %s reason %q exit %v; want %s %q %d", done.Status, res.FailureReason, res.ExitCode, c.status, c.reason, c.code)
 				}
-				if want := []FileChange{{"index.html", "added"}}; !reflect.DeepEqual(res.FilesChanged, want) {
+				if want := []FileChange{{Path: "index.html", Change: "added"}}; !reflect.DeepEqual(res.FilesChanged, want) {
 					t.Fatalf("files changed %v, want %v", res.FilesChanged, want)
 				}
 				evs := h.events(tk.ID)
@@ -91,8 +90,8 @@ func TestTaskEnds(t *testing.T) {
 				if h.inUse.Load() != 0 || h.r.Running() != 0 || !slices.Equal(h.ended, []string{c.status}) {
 					t.Fatalf("after the end: busy %d, running %d, ended %v", h.inUse.Load(), h.r.Running(), h.ended)
 				}
-				if _, err := os.Stat(h.r.manifestPath(tk.ID)); !errors.Is(err, os.ErrNotExist) {
-					t.Fatalf("the checkpoint outlived its task: %v", err)
+				if _, err := os.Stat(h.checkpointPath(tk.ID)); err != nil {
+					t.Fatalf("the checkpoint did not outlive its task, which a revert needs: %v", err)
 				}
 			})
 		})

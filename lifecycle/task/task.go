@@ -55,6 +55,8 @@ type Result struct {
 	PermissionDenials int `json:"permission_denials,omitempty"`
 	// EventsTruncated: the task reached a cap and not every event was stored (issue 11).
 	EventsTruncated bool `json:"events_truncated,omitempty"`
+	// FilesChangedTruncated: files_changed stopped at its bound (issue 18).
+	FilesChangedTruncated bool `json:"files_changed_truncated,omitempty"`
 }
 
 func validRequest(req *Request) error {
@@ -108,23 +110,20 @@ func (r *Runner) StartTask(ctx context.Context, id string, req Request) (store.T
 		ID: strings.ToLower(ulid.Make().String()), SandboxID: id, Agent: req.Agent, Prompt: req.Prompt,
 		Model: req.Model, Status: store.TaskRunning, CreatedAt: now, Deadline: now.Add(req.Timeout),
 	}
-	// The checkpoint comes before the row: a task that exists always has one.
-	mf, err := takeManifest(r.sandboxes.WorkspaceDir(id))
-	if err != nil {
-		return store.Task{}, internal(err, "checkpoint the app of %s", id)
-	}
-	if err := r.saveManifest(t.ID, mf); err != nil {
-		return store.Task{}, internal(err, "save the checkpoint")
+	// The checkpoint comes before the row: a task that exists always has one (issue 18:
+	// a snapshot, which RevertTask restores).
+	if _, err := r.sandboxes.Checkpoint(ctx, id, t.ID); err != nil {
+		return store.Task{}, err
 	}
 	// Attached before the row exists, so whoever learns the task's id finds its run.
 	j := r.newJob(t, ad, secretValues(req.Env))
 	if !r.attach(j) {
-		r.removeManifest(t.ID)
+		r.sandboxes.DropCheckpoint(context.WithoutCancel(ctx), id, t.ID)
 		return store.Task{}, errorf(lifecycle.CodeUnavailable, "sandboxd is shutting down; try again once it is back")
 	}
 	if err := r.db.CreateTask(ctx, t); err != nil {
 		r.detach(j)
-		r.removeManifest(t.ID)
+		r.sandboxes.DropCheckpoint(context.WithoutCancel(ctx), id, t.ID)
 		if !errors.Is(err, store.ErrConflict) {
 			return store.Task{}, internal(err, "record task")
 		}

@@ -12,9 +12,12 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-func TestManifestChanges(t *testing.T) {
-	ws := t.TempDir()
-	app := filepath.Join(ws, "workspace", "app")
+// files_changed is the difference between the app dir and the task's checkpoint:
+// dependencies and caches left out, symlinks listed as themselves and never followed.
+func TestFilesChangedAgainstTheCheckpoint(t *testing.T) {
+	h := newHarness(t)
+	defer h.close()
+	app := filepath.Join(h.ws, "workspace", "app")
 	write := func(p, s string) {
 		os.MkdirAll(filepath.Dir(filepath.Join(app, p)), 0o755)
 		if err := os.WriteFile(filepath.Join(app, p), []byte(s), 0o644); err != nil {
@@ -22,28 +25,28 @@ func TestManifestChanges(t *testing.T) {
 		}
 	}
 	write("keep.txt", "same")
+	write("touched.txt", "same bytes")
 	write("edit.txt", "old")
 	write("gone.txt", "x")
 	write("node_modules/dep/index.js", "ignored")
-	before, err := takeManifest(ws)
-	if err != nil {
+	const task = "01jabcdefghjkmnpqrstvwxyz0"
+	if _, err := h.fake.Checkpoint(h.ctx, "sb", task); err != nil {
 		t.Fatal(err)
 	}
-	write("edit.txt", "new content")
-	os.Chtimes(filepath.Join(app, "edit.txt"), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	write("edit.txt", "new")
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(app, "touched.txt"), later, later)
 	os.Remove(filepath.Join(app, "gone.txt"))
 	write("src/new.ts", "added")
 	write("node_modules/dep/other.js", "still ignored")
-	// A symlink out of the workspace is listed as itself, never followed.
 	os.Symlink("/etc", filepath.Join(app, "etc-link"))
-	after, err := takeManifest(ws)
-	if err != nil {
-		t.Fatal(err)
+	got, truncated := h.r.filesChanged(h.ctx, "sb", task)
+	want := []FileChange{{Path: "edit.txt", Change: "modified"}, {Path: "etc-link", Change: "added"}, {Path: "gone.txt", Change: "deleted"}, {Path: "src/new.ts", Change: "added"}}
+	if truncated || !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes = %v (truncated %v), want %v", got, truncated, want)
 	}
-	got := changes(before, after)
-	want := []FileChange{{"edit.txt", "modified"}, {"etc-link", "added"}, {"gone.txt", "deleted"}, {"src/new.ts", "added"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("changes = %v, want %v", got, want)
+	if got, _ := h.r.filesChanged(h.ctx, "sb", "01jzzzzzzzzzzzzzzzzzzzzzz0"); got != nil {
+		t.Fatalf("a task without a checkpoint: changes %v, want none", got)
 	}
 }
 
