@@ -87,6 +87,7 @@ func TestMigration0006RebuildKeepsEverything(t *testing.T) {
 		Tenant: "t-alpha", LastExit: Exit{Code: 137, Reason: ExitOOM, At: t0},
 		Previews: Previews{Access: AccessPrivate}, PreviewKey: []byte{1, 2},
 		WakeOn: WakeOnNavigation,
+		Egress: "open", // 0007, which runs after 0006 here, gives sandboxes from before it their old egress
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("alpha after the migration:\n got %+v\nwant %+v", got, want)
