@@ -58,6 +58,22 @@ type Server struct {
 	// Now is the clock preview tokens expire by; nil means time.Now.
 	Now func() time.Time
 
+	// Issue 14: the starting page (starting.go).
+
+	// Services, when set, describes the service behind a port that does not answer, for
+	// the starting page and the 502 "port closed". Nil means neither names a service:
+	// navigations are held like any request.
+	Services Services
+	// StartingAfter is how long a navigation is held before it gets the starting page:
+	// an app that answers within it (a paused sandbox's, say) shows without the page
+	// flashing by. Zero means 1s.
+	StartingAfter time.Duration
+	// WakeTimeout bounds the hold of a request to a running sandbox whose service is
+	// still starting, from the request's arrival, and is how long a service counts as
+	// starting after its process started. cmd/sandboxd sets SANDBOXD_WAKE_TIMEOUT, as the
+	// waker's Timeout. Zero means 60s.
+	WakeTimeout time.Duration
+
 	domain    string
 	table     *Table
 	waker     Waker
@@ -65,6 +81,7 @@ type Server struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	upgrades  upgrades
+	services  serviceCache
 }
 
 // NewServer returns a Server for preview hosts under domain, routing with
@@ -120,23 +137,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			target: e.targets[i], addr: netip.AddrPortFrom(e.route.Addr, uint16(port)),
 			bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
 		if s.forward(w, r, h) {
-			s.wakeAndForward(w, r, id, port)
+			s.wakeAndForward(w, r, id, port, false)
 		}
 	default:
-		s.wakeAndForward(w, r, id, port)
+		s.wakeAndForward(w, r, id, port, e.route.State != Running)
 	}
 }
 
 // wakeAndForward holds the request until the sandbox's port accepts
-// connections, then proxies it. The request body is not touched meanwhile.
-func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id string, port int) {
-	addr, err := s.waker.Wake(r.Context(), id, port)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the client left; nobody to answer
-		}
-		s.answer(w, r, wakeAnswer(id, port, err))
-		return
+// connections, then proxies it; a navigation gets the starting page instead
+// when the port does not answer soon (wakeFor). The request body is not
+// touched meanwhile. woke reports that the sandbox was not running when the
+// request came.
+func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id string, port int, woke bool) {
+	addr, ok := s.wakeFor(w, r, id, port, woke)
+	if !ok {
+		return // answered
 	}
 	e := s.table.lookup(id)
 	if e == nil { // deleted while the request waited
