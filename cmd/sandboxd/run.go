@@ -145,6 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = initproto.RelayPort
+	edgeSrv.Services, edgeSrv.WakeTimeout = portServices{mgr}, cfg.WakeTimeout // issue 14: the starting page
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
 
