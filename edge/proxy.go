@@ -121,7 +121,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 			h.retry = true
 			return
 		}
-		s.answer(w, r, portClosed(h.port))
+		s.answer(w, r, s.portClosed(h.id, h.port))
 		return
 	}
 	s.log.Debug("proxy error", "id", h.id, "port", h.port, "err", err)
