@@ -99,6 +99,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	for _, w := range cfg.Warnings {
 		log.Warn(w.msg, w.args...)
 	}
+	applyGC(cfg) // issue 14: SANDBOXD_GOGC, SANDBOXD_GOMEMLIMIT
+
 	notify := newNotifier(getenv, log) // nil unless systemd's NOTIFY_SOCKET is set
 	if cfg.InitPath == "" {
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
