@@ -36,7 +36,8 @@ var statusOf = map[lifecycle.Code]int{
 	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
 	lifecycle.CodeInternal:    http.StatusInternalServerError,
 
-	lifecycle.CodeLimit: http.StatusTooManyRequests, // issue 13: a tenant's limit
+	lifecycle.CodeLimit:     http.StatusTooManyRequests, // issue 13: a tenant's limit
+	lifecycle.CodeDiskQuota: http.StatusInsufficientStorage,
 }
 
 // writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are

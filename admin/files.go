@@ -119,6 +119,8 @@ func fileError(err error) error {
 		return &apiError{http.StatusForbidden, "forbidden", msg}
 	case errors.Is(err, files.ErrTooLarge):
 		return &apiError{http.StatusRequestEntityTooLarge, "too_large", msg}
+	case errors.Is(err, files.ErrNoSpace):
+		return &apiError{http.StatusInsufficientStorage, "disk_quota", msg}
 	case errors.Is(err, fs.ErrNotExist):
 		return &apiError{http.StatusNotFound, "not_found", msg}
 	case errors.Is(err, files.ErrNotEmpty), errors.Is(err, fs.ErrExist):

@@ -57,6 +57,13 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/tokens/{name}", s.h(s.deleteToken)).Methods(del)
 	r.HandleFunc("/v1/audit", s.h(s.auditList)).Methods(get)
 
+	// Issue 17: the API's own description, and the MCP server (streamable HTTP, stateless:
+	// POST only) behind the same auth as every route.
+	r.HandleFunc("/v1/openapi.json", s.h(s.openapi)).Methods(get)
+	if s.MCP != nil {
+		r.Handle("/mcp", s.MCP).Methods(post)
+	}
+
 	// The prior system's paths.
 	r.HandleFunc("/sandbox", s.h(s.create)).Methods(post)
 	r.HandleFunc("/sandboxes", s.h(s.listLegacy)).Methods(get)

@@ -56,6 +56,8 @@ type createBody struct {
 	Tenant string `json:"tenant"`
 	// Issue 13: who may open its previews.
 	Previews *previewsBody `json:"previews"`
+	// Issue 12: the disk quota, "2G" or bytes.
+	Disk size `json:"disk"`
 
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
@@ -82,7 +84,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}} {
+	}{{"memory", float64(b.Memory)}, {"memory_high", float64(b.MemoryHigh)}, {"cpus", b.CPUs}, {"disk", float64(b.Disk)}} {
 		if f.v < 0 {
 			return badRequest("%s must be positive; got %v", f.name, f.v)
 		}
@@ -96,7 +98,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		ID: b.ID, Image: b.Image, Ports: b.Ports, Env: b.Env, Labels: b.Labels,
 		MemoryBytes: int64(b.Memory), NanoCPUs: int64(b.CPUs * 1e9), IdleTimeout: time.Duration(b.IdleTimeout),
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
-		Previews: previews,
+		DiskBytes: int64(b.Disk), // issue 12
+		Previews:  previews,
 	}
 	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
 		return err

@@ -34,6 +34,14 @@ type Server struct {
 	// close it; zero means 15s.
 	Heartbeat time.Duration
 
+	// Issue 17: the OpenAPI document and the MCP server.
+	// Version is this sandboxd's version, shown as info.version of /v1/openapi.json; ""
+	// leaves the document's own ("dev").
+	Version string
+	// MCP serves /mcp behind the API's auth; nil answers 404. Its tools call this API's
+	// Handler with the caller's token, so they can do what the token can and no more.
+	MCP http.Handler
+
 	sandboxes  Sandboxes
 	execs      Execs
 	detached   DetachedExecs
@@ -58,6 +66,9 @@ type Server struct {
 	sockets  sockets
 	stopping chan struct{} // closed by CloseSockets: long-lived streams end
 	stopOnce sync.Once
+
+	docOnce sync.Once // the document with Version, made at its first request
+	doc     []byte
 
 	readyMu  sync.Mutex
 	readyAt  time.Time

@@ -32,7 +32,7 @@ type serviceView struct {
 	Note      string                 `json:"note,omitempty"`
 	Cmd       []string               `json:"cmd,omitempty"`
 	Cwd       string                 `json:"cwd,omitempty"`
-	Env       map[string]string      `json:"env,omitempty"`
+	EnvKeys   []string               `json:"env_keys,omitempty"` // names only: values are write-only (issue 12)
 	Port      int                    `json:"port,omitempty"`
 	State     string                 `json:"state"`
 	PID       int                    `json:"pid,omitempty"`
@@ -43,7 +43,7 @@ type serviceView struct {
 }
 
 func viewService(st lifecycle.ServiceState) serviceView {
-	v := serviceView{Name: st.Name, Source: "declared", Cmd: st.Cmd, Cwd: st.Cwd, Env: st.Env, Port: st.Port,
+	v := serviceView{Name: st.Name, Source: "declared", Cmd: st.Cmd, Cwd: st.Cwd, EnvKeys: envKeys(st.Env), Port: st.Port,
 		State: st.State, PID: st.PID, Restarts: st.Restarts, StartedAt: st.StartedAt, LastExit: st.LastExit, Error: st.Error}
 	if st.Name == imageService {
 		v.Source, v.Note = "image", imageServiceNote

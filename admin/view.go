@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -16,7 +17,7 @@ type sandboxView struct {
 	PreviewURLs    map[string]string `json:"preview_urls"`
 	EnvKeys        []string          `json:"env_keys"`
 	Labels         map[string]string `json:"labels"`
-	Services       []store.Service   `json:"services"`
+	Services       []declaredView    `json:"services"`
 	Memory         int64             `json:"memory"`
 	CPUs           float64           `json:"cpus"`
 	IdleTimeout    string            `json:"idle_timeout,omitempty"`
@@ -36,7 +37,11 @@ type sandboxView struct {
 
 	// issue 11: how the container last ended without being asked; absent when it never has.
 	LastExit *lastExitView `json:"last_exit,omitempty"`
-	ID       string        `json:"id"`
+	// Issue 12.
+	Disk diskView `json:"disk"`
+	UID  int      `json:"uid,omitempty"`
+
+	ID string `json:"id"`
 }
 
 // lastExitView is store.Exit as the API shows it: {"code":137,"reason":"oom","at":...}.
@@ -46,14 +51,50 @@ type lastExitView struct {
 	At     time.Time `json:"at"`
 }
 
+// declaredView is a declared service as the API shows it: its env is write-only, so only
+// the names show (issue 12: GET /v1/sandboxes/{id} answered a service's DB_PASSWORD).
+type declaredView struct {
+	Name    string   `json:"name"`
+	Cmd     []string `json:"cmd"`
+	Cwd     string   `json:"cwd,omitempty"`
+	EnvKeys []string `json:"env_keys"`
+	Port    int      `json:"port,omitempty"`
+}
+
+// diskView is a sandbox's disk usage and quotas; "enforced" says whether the kernel holds
+// the byte quota ("btrfs") or a periodic scan checks it ("scan"), or there is none.
+type diskView struct {
+	Used       int64  `json:"used"`
+	Quota      int64  `json:"quota"`
+	Inodes     int64  `json:"inodes"`
+	InodeQuota int64  `json:"inode_quota"`
+	Enforced   string `json:"enforced"`
+}
+
+// envKeys lists the names of env, sorted, never its values.
+func envKeys(env map[string]string) []string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 func (s *Server) view(sb store.Sandbox) sandboxView {
 	v := sandboxView{
 		ID: sb.ID, Status: sb.Status, Image: sb.Image, Ports: sb.Ports, EnvKeys: sb.EnvKeys,
-		Labels: sb.Labels, Services: sb.Services, Memory: sb.MemoryBytes, CPUs: float64(sb.NanoCPUs) / 1e9,
+		Labels: sb.Labels, Services: []declaredView{}, Memory: sb.MemoryBytes, CPUs: float64(sb.NanoCPUs) / 1e9,
 		IdlePolicy: sb.IdlePolicy, HostHeader: "preview", IP: sb.IP, Error: sb.Error,
 		CreatedAt: sb.CreatedAt, UpdatedAt: sb.UpdatedAt, LastActiveAt: sb.LastActiveAt,
 		PreviewURLs: map[string]string{}, Previews: viewPreviews(sb.Previews),
 		Tenant: sb.Tenant,
+		UID:    sb.UID,
+		Disk: diskView{Used: sb.Disk.Used, Quota: sb.Disk.Quota, Inodes: sb.Disk.Inodes,
+			InodeQuota: sb.Disk.InodeQuota, Enforced: sb.Disk.Enforced},
+	}
+	for _, sv := range sb.Services {
+		v.Services = append(v.Services, declaredView{Name: sv.Name, Cmd: sv.Cmd, Cwd: sv.Cwd, EnvKeys: envKeys(sv.Env), Port: sv.Port})
 	}
 	if sb.HostHeader != "" {
 		v.HostHeader = sb.HostHeader
@@ -73,9 +114,6 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	}
 	if v.EnvKeys == nil {
 		v.EnvKeys = []string{}
-	}
-	if v.Services == nil {
-		v.Services = []store.Service{}
 	}
 	if v.Labels == nil {
 		v.Labels = map[string]string{}

@@ -9,30 +9,41 @@ import (
 	"sync/atomic"
 )
 
-// countingConn adds every byte read or written to n. The Transport reads
-// and writes its connections through bufio, and upgraded connections are
-// copied by upgradedConn's ReadFrom and WriteTo, so plain Read and Write
-// are all a backend connection needs: there is no sendfile or splice fast
-// path to keep.
-type countingConn struct {
+// backendConn is a connection to a sandbox: it adds every byte read or
+// written to n, when set, and its first Close gives its backend place back
+// to slots, when set. The Transport reads and writes its connections
+// through bufio, and upgraded connections are copied by upgradedConn's
+// ReadFrom and WriteTo, so plain Read and Write are all a backend
+// connection needs: there is no sendfile or splice fast path to keep.
+type backendConn struct {
 	net.Conn
-	n *atomic.Int64
+	n     *atomic.Int64
+	slots *atomic.Int64
+	once  sync.Once
 }
 
-func (c *countingConn) Read(p []byte) (int, error) {
+func (c *backendConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && c.n != nil {
 		c.n.Add(int64(n))
 	}
 	return n, err
 }
 
-func (c *countingConn) Write(p []byte) (int, error) {
+func (c *backendConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if n > 0 {
+	if n > 0 && c.n != nil {
 		c.n.Add(int64(n))
 	}
 	return n, err
+}
+
+func (c *backendConn) Close() error {
+	err := c.Conn.Close()
+	if c.slots != nil {
+		c.once.Do(func() { c.slots.Add(-1) })
+	}
+	return err
 }
 
 // Buffer sizes for upgraded connections. An idle WebSocket spends most of

@@ -93,6 +93,14 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a answer) {
 	if r.Context().Err() != nil {
 		return // the client left
 	}
+	s.write(w, r, a)
+}
+
+// write is answer even to a request whose context ended.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, a answer) {
+	if rb := bodyOf(r); rb != nil {
+		rb.start() // the server is about to read the unread body: bound that read
+	}
 	if s.OnStatus != nil {
 		s.OnStatus(a.status)
 	}
@@ -151,8 +159,10 @@ func title(code string) string {
 		return "Port closed"
 	case "wake_timeout":
 		return "Sandbox still starting"
-	case "no_capacity":
+	case "no_capacity", "edge_busy", "too_many_connections":
 		return "Host busy"
+	case "body_too_slow":
+		return "Upload too slow"
 	case "sandbox_error":
 		return "Sandbox error"
 	case "limit_exceeded":

@@ -88,7 +88,7 @@ func newHarness(t testing.TB, configure ...func(*Server)) *harness {
 	h.addr = ln.Addr().String()
 	h.http = h.edge.HTTPServer(h.addr)
 	served := make(chan error, 1)
-	go func() { served <- h.http.Serve(ln) }()
+	go func() { served <- h.http.Serve(h.edge.Listener(ln)) }()
 	h.client = &http.Client{Transport: h.clientTransport()}
 	t.Cleanup(func() {
 		h.client.CloseIdleConnections()

@@ -71,7 +71,7 @@ func openFDs(t testing.TB) int {
 func TestManyIdleKeepAliveConns(t *testing.T) {
 	const idle = 1000
 	raiseFileLimit(t, 3*idle)
-	h := newHarness(t)
+	h := newHarness(t, func(s *Server) { s.MaxConnsPerIP = -1 }) // every client here is 127.0.0.1
 	_, port := h.backend(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	h.route("sb1", Running, port)
 	before := openFDs(t)

@@ -28,6 +28,7 @@ type hop struct {
 	hostHeader string         // Route.HostHeader
 	fast       bool           // proxied without asking wake
 	retry      bool           // set by the error handler: go through wake instead
+	body       *rateBody      // the request's body, when it has one under the rate rule
 }
 
 type hopKey struct{}
@@ -35,6 +36,18 @@ type hopKey struct{}
 func hopFrom(ctx context.Context) *hop {
 	h, _ := ctx.Value(hopKey{}).(*hop)
 	return h
+}
+
+// bodyOf returns r's body under the rate rule, if it has one: r is the request the edge
+// got, or ReverseProxy's copy of it, whose body ReverseProxy wraps.
+func bodyOf(r *http.Request) *rateBody {
+	if rb, ok := r.Body.(*rateBody); ok {
+		return rb
+	}
+	if h := hopFrom(r.Context()); h != nil {
+		return h.body
+	}
+	return nil
 }
 
 // newTransport builds the one Transport every sandbox shares.
@@ -118,10 +131,28 @@ func (s *Server) modifyResponse(res *http.Response) error {
 
 // proxyError is ReverseProxy's error funnel.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if rb := bodyOf(r); rb != nil && rb.wasCut() {
+		// The read that hit the deadline also canceled the request's context: answer
+		// anyway, or http.Server would send an empty 200 for the handler. An HTTP/1
+		// connection cannot go on (the rest of the body is still on it); on HTTP/2 the
+		// stream is reset and the connection's other streams go on.
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		s.write(w, r, answer{status: http.StatusRequestTimeout, code: "body_too_slow",
+			message: "the request body arrived slower than " + itoa(s.bodyMinRate()) + " bytes per second; the request was cut"})
+		return
+	}
 	if r.Context().Err() != nil {
 		return // the client left: no answer, no log
 	}
 	h := hopFrom(r.Context())
+	if errors.Is(err, errBackendsFull) {
+		s.limited("backends")
+		s.answer(w, r, answer{status: http.StatusServiceUnavailable, code: "edge_busy",
+			message: "the preview edge is at its connection limit; try again shortly", retryAfter: 5 * time.Second})
+		return
+	}
 	var de *dialError
 	if errors.As(err, &de) {
 		if h.entry != nil {
@@ -151,21 +182,53 @@ func (e *dialError) Unwrap() error { return e.err }
 // dial connects to the hop's address (the Transport's addr is a pool key)
 // and counts the connection's bytes into the sandbox's activity counter.
 // A pool key names one generation of one route, so every request that may
-// reuse this connection counts into the same counter.
+// reuse this connection counts into the same counter. A connection takes one
+// of MaxConns backend places until it closes.
 func (s *Server) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 	h := hopFrom(ctx)
 	if h == nil {
 		return nil, &dialError{errors.New("edge: dial without a route")}
 	}
+	slots, ok := s.takeBackend()
+	if !ok {
+		return nil, errBackendsFull
+	}
 	d := Dialer{Timeout: s.DialTimeout, RelayPort: s.RelayPort} // Dialer applies the 5s default
 	c, err := d.DialContext(ctx, network, h.addr.String())
 	if err != nil {
+		if slots != nil {
+			slots.Add(-1)
+		}
 		return nil, &dialError{err}
 	}
-	if h.bytes == nil {
+	if h.bytes == nil && slots == nil {
 		return c, nil
 	}
-	return &countingConn{Conn: c, n: h.bytes}, nil
+	return &backendConn{Conn: c, n: h.bytes, slots: slots}, nil
+}
+
+// errBackendsFull: every backend place is taken by a request in flight.
+var errBackendsFull = errors.New("edge: every backend connection is in use")
+
+// takeBackend takes a backend place and returns the counter to give it back to, nil when
+// backends are not capped. When they are all taken, idle pooled connections are closed to
+// make room: with HTTP/1.1 every request in flight holds a client connection, so then
+// there is room; only HTTP/2 streams can hold more, and they are refused.
+func (s *Server) takeBackend() (*atomic.Int64, bool) {
+	s.limit()
+	if s.maxBackends <= 0 {
+		return nil, true
+	}
+	for i := range 2 {
+		if s.backends.Add(1) <= s.maxBackends {
+			return &s.backends, true
+		}
+		s.backends.Add(-1)
+		if i == 0 {
+			s.transport.CloseIdleConnections()
+		}
+	}
+	return nil, false
 }
 
 // bufferPool lends ReverseProxy its response copy buffers, which it would

@@ -5,17 +5,22 @@
 // WebSocket, SSE), activity counting on backend connections, tracking of
 // upgraded connections, the access check of private previews (access.go),
 // and the error pages. A request to a running sandbox whose port is known
-// open touches memory only, private or public.
+// open touches memory only, private or public. It also bounds what a client can hold:
+// connections in all and per client, HTTP/2 streams per client, backend connections, and
+// the pace of request bodies (connlimit.go, bodyrate.go).
 package edge
 
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,6 +63,29 @@ type Server struct {
 	// Now is the clock preview tokens expire by; nil means time.Now.
 	Now func() time.Time
 
+	// MaxConns caps the client connections of every listener wrapped by Listener or
+	// TLSListener, together, and the backend connections as well, so that the edge holds
+	// at most 2×MaxConns descriptors beyond its listeners. Zero means MaxConnsFor the
+	// process's open-file limit, read at first use; negative means no cap.
+	MaxConns int
+
+	// MaxConnsPerIP caps the connections of one client (an IPv4 address or an IPv6 /64);
+	// an HTTP/2 client's streams in flight count as connections too. Zero means 256;
+	// negative means no cap (behind a proxy that is every client's address, say).
+	MaxConnsPerIP int
+
+	// BodyMinRate and BodyWindow are the minimum pace of a request body: BodyMinRate
+	// bytes per second, measured over BodyWindow (see bodyrate.go). A body that falls
+	// behind is cut: the connection closes with a 408 and the backend request is
+	// aborted. Zero means 1 KiB/s and 10s; a negative BodyMinRate turns the rule off.
+	BodyMinRate int
+	BodyWindow  time.Duration
+
+	// OnLimit, when set, is called each time a limit refuses or cuts something, with
+	// the limit's name: "conns_per_ip", "conns", "streams_per_ip", "backends" or
+	// "body_rate". It must be cheap and safe for concurrent use.
+	OnLimit func(limit string)
+
 	// Issue 14: the starting page (starting.go).
 
 	// Services, when set, describes the service behind a port that does not answer, for
@@ -81,7 +109,13 @@ type Server struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	upgrades  upgrades
-	services  serviceCache
+
+	limitsOnce  sync.Once
+	limits      *connLimits // client connections and streams
+	maxBackends int64       // <= 0: no cap
+	backends    atomic.Int64
+
+	services serviceCache // issue 14: what the starting page shows of a port's service
 }
 
 // NewServer returns a Server for preview hosts under domain, routing with
@@ -106,6 +140,26 @@ func NewServer(domain string, table *Table, waker Waker, log *slog.Logger) *Serv
 // ServeHTTP routes one preview request: Host → route → proxy, waking the
 // sandbox first unless it runs and the port is known open.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		// Streams of one connection share its place; each holds a backend connection
+		// of its own, so a client's streams count toward its share.
+		a := clientOfRequest(r.RemoteAddr)
+		switch s.limit().acquire(a, false) {
+		case tooMany:
+			s.limited("streams_per_ip")
+			s.answer(w, r, answer{status: http.StatusTooManyRequests, code: "too_many_connections",
+				message: "this address has too many requests in flight to the preview edge; try again shortly", retryAfter: time.Second})
+			return
+		case admitted:
+			defer s.limits.release(a, false)
+		}
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && s.bodyMinRate() > 0 {
+		rb := newRateBody(r.Body, http.NewResponseController(w), s.bodyMinRate(), s.bodyWindow(),
+			func() { s.limited("body_rate") })
+		r.Body = rb
+		defer rb.finish()
+	}
 	id, port, ok := ParseHost(r.Host, s.domain)
 	if !ok {
 		s.answer(w, r, unknownHost(r.Host, s.domain))
@@ -179,6 +233,7 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 // retried through wake: a fast-path request without a body whose dial
 // failed (the app or its container went away behind the table's back).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, h *hop) (retry bool) {
+	h.body, _ = r.Body.(*rateBody)
 	if up := r.Header.Get("Upgrade"); up != "" {
 		w = &upgradeWriter{ResponseWriter: w, upgrades: &s.upgrades, websocket: strings.EqualFold(up, "websocket"), id: h.id, port: h.port}
 	}
@@ -218,6 +273,61 @@ func (s *Server) CloseWebSockets() { s.upgrades.closeAll() }
 // OpenWebSockets returns the number of upgraded (WebSocket) connections
 // being proxied now.
 func (s *Server) OpenWebSockets() int { return s.upgrades.len() }
+
+// Listener wraps ln, a plain HTTP listener of the edge, so that its connections count
+// toward MaxConns and MaxConnsPerIP with those of every listener s wrapped; one over a cap
+// is answered 429 (this client holds its share) or 503 (the edge is full), with
+// Retry-After, and closed. Call it after setting the knobs.
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	return &limitListener{Listener: ln, limits: s.limit(), plain: true, limited: s.limited}
+}
+
+// TLSListener is Listener for a listener whose server speaks TLS (ServeTLS): a connection
+// over a cap is closed without an answer.
+func (s *Server) TLSListener(ln net.Listener) net.Listener {
+	return &limitListener{Listener: ln, limits: s.limit(), limited: s.limited}
+}
+
+// OpenConns returns the client connections counted by the caps now, and how many
+// clients hold them.
+func (s *Server) OpenConns() (conns, clients int) { return s.limit().open() }
+
+// limit returns the caps, made from the knobs at first use.
+func (s *Server) limit() *connLimits {
+	s.limitsOnce.Do(func() {
+		max := s.MaxConns
+		if max == 0 {
+			max = MaxConnsFor(openFileLimit())
+		}
+		perIP := s.MaxConnsPerIP
+		if perIP == 0 {
+			perIP = defaultMaxConnsPerIP
+		}
+		s.limits = newConnLimits(max, perIP)
+		s.maxBackends = int64(max)
+	})
+	return s.limits
+}
+
+func (s *Server) limited(limit string) {
+	if s.OnLimit != nil {
+		s.OnLimit(limit)
+	}
+}
+
+func (s *Server) bodyMinRate() int {
+	if s.BodyMinRate == 0 {
+		return defaultBodyMinRate
+	}
+	return s.BodyMinRate
+}
+
+func (s *Server) bodyWindow() time.Duration {
+	if s.BodyWindow <= 0 {
+		return defaultBodyWindow
+	}
+	return s.BodyWindow
+}
 
 func (s *Server) readHeaderTimeout() time.Duration {
 	if s.ReadHeaderTimeout <= 0 {

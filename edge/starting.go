@@ -90,7 +90,7 @@ func (s *Server) wakeFor(w http.ResponseWriter, r *http.Request, id string, port
 		return netip.AddrPort{}, false // the client left; nobody to answer
 	}
 	if errors.As(err, &pe) {
-		s.answer(w, r, s.portClosed(id, port))
+		s.answer(w, r, s.portClosed(id, pe.Port))
 	} else {
 		s.answer(w, r, wakeAnswer(id, port, err))
 	}

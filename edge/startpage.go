@@ -248,6 +248,9 @@ func ago(d time.Duration) string {
 // monitors read it as "try again"; browsers render the page all the same), Retry-After 1
 // and X-Sandboxd-State: starting.
 func (s *Server) writeStarting(w http.ResponseWriter, r *http.Request, id string, port int, v serviceView) {
+	if rb := bodyOf(r); rb != nil {
+		rb.start() // as write does: the server reads the unread body after this, bounded
+	}
 	if s.OnStatus != nil {
 		s.OnStatus(http.StatusServiceUnavailable)
 	}

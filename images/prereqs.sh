@@ -41,6 +41,7 @@ image   gpgv               gpgv           checking the signatures of the Debian 
 image   curl               curl           fetching the release file of the Debian mirror
 test    curl               curl           the walkthrough tests
 test    systemd-analyze    systemd        verifying the systemd unit in the deploy tests
+test    mkfs.btrfs         btrfs-progs    the loop-mounted btrfs of the disk quota tests
 EOF
 
 # Purposes made of others.

@@ -62,6 +62,7 @@ func (m *Manager) Keepalive(ctx context.Context, id string, until time.Time) (st
 	}
 	m.touch(id)
 	sb.LastActiveAt = now
+	m.overlay(&sb)
 	return sb, nil
 }
 

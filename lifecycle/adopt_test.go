@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -131,16 +132,29 @@ func TestBootAdoptsContainersWithAConfig(t *testing.T) {
 }
 
 // What decides who may reach a sandbox survives in its config: an adopted sandbox keeps
-// its tenant and its preview access (a private preview must not come back public).
+// its tenant and its preview access (a private preview must not come back public), its
+// quota and uid; env and service env values are sealed in it, never in clear.
 func TestConfigKeepsTenantAndPreviews(t *testing.T) {
-	m := New(nil, nil, DefaultConfig(t.TempDir()), nil)
-	sb := store.Sandbox{ID: "acme--app", Image: "img", Tenant: "acme",
-		Previews: store.Previews{Access: store.AccessPrivate, Ports: map[int]string{3000: store.AccessPublic}}}
-	if err := m.writeConfig(sb, map[string]string{"K": "v"}); err != nil {
+	data := t.TempDir()
+	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m := New(db, nil, DefaultConfig(data), nil)
+	sb := store.Sandbox{ID: "acme--app", Image: "img", Tenant: "acme", DiskBytes: 1 << 30, UID: 200007,
+		Previews: store.Previews{Access: store.AccessPrivate, Ports: map[int]string{3000: store.AccessPublic}},
+		Services: []store.Service{{Name: "web", Cmd: []string{"devserver"}, Env: map[string]string{"DB_PASSWORD": "hunter2-secret"}}}}
+	if err := m.writeConfig(sb, map[string]string{"K": "value-in-the-clear?"}); err != nil {
 		t.Fatal(err)
 	}
 	got, env, err := m.readConfig("acme--app")
-	if err != nil || got.Tenant != "acme" || !reflect.DeepEqual(got.Previews, sb.Previews) || env["K"] != "v" {
+	if err != nil || got.Tenant != "acme" || !reflect.DeepEqual(got.Previews, sb.Previews) || env["K"] != "value-in-the-clear?" ||
+		got.DiskBytes != sb.DiskBytes || got.UID != sb.UID || !reflect.DeepEqual(got.Services, sb.Services) {
 		t.Fatalf("read back %+v %v %v", got, env, err)
+	}
+	raw, err := os.ReadFile(m.configPath("acme--app"))
+	if err != nil || bytes.Contains(raw, []byte("value-in-the-clear?")) || bytes.Contains(raw, []byte("hunter2-secret")) {
+		t.Fatalf("the config file holds a value in clear (%v):\n%s", err, raw)
 	}
 }

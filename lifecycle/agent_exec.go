@@ -29,7 +29,7 @@ func (m *Manager) WorkspaceDir(id string) string { return m.workspaceDir(id) }
 func (m *Manager) StartLoggedExec(ctx context.Context, sb store.Sandbox, logFile string, argv []string, env map[string]string, cwd string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
-	execID, err := m.createLoggedExec(cctx, sb.ID, sb.ContainerID, logFile, argv, env, cwd)
+	execID, err := m.createLoggedExec(cctx, sb, logFile, argv, env, cwd)
 	if err != nil {
 		return "", err
 	}

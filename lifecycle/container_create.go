@@ -9,9 +9,9 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-// createContainer creates (does not start) the hardened container for sb. imageCmd is the
-// image's own command (imageCommand); nil looks it up.
-func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, imageCmd []string) (string, error) {
+// createContainer creates (does not start) the hardened container for sb, and the account
+// files it mounts. img is its image (inspectImage); nil looks it up.
+func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, img *imageFacts) (string, error) {
 	if err := m.ensureNetwork(ctx); err != nil {
 		return "", err
 	}
@@ -19,10 +19,21 @@ func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, imageCm
 	if err != nil {
 		return "", internal(err, "read env of %s", sb.ID)
 	}
-	if imageCmd == nil && m.cfg.InitPath != "" {
-		if imageCmd, err = m.imageCommand(ctx, sb.Image); err != nil {
+	if img == nil {
+		f, err := m.inspectImage(ctx, sb.Image)
+		if err != nil {
 			return "", err
 		}
+		img = &f
+	}
+	if sb.UID != 0 {
+		if err := m.writeAccounts(sb, m.imageAccounts(ctx, *img)); err != nil {
+			return "", err
+		}
+	}
+	var imageCmd []string
+	if m.cfg.InitPath != "" {
+		imageCmd = img.cmd
 	}
 	cfg, host := m.containerSpec(sb, env, imageCmd)
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{m.cfg.Network: {}}}

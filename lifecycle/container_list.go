@@ -29,6 +29,9 @@ func containersOf(ctx context.Context, docker *client.Client, instance, id strin
 	byID := map[string][]container.Summary{}
 	for _, c := range list {
 		cid := c.Labels[LabelID]
+		if c.Labels[labelProbe] != "" {
+			continue // reading an image's accounts; removed by its maker
+		}
 		if !ValidID(cid) {
 			log.Warn("container with a bad sandbox label; leaving it alone", "container", shortID(c.ID))
 			continue

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -23,9 +24,6 @@ const (
 // Home is the sandbox user's home inside every sandbox: the workspace, bind-mounted.
 const Home = initproto.Home
 
-// sandboxUser is the uid:gid every sandbox process runs as.
-const sandboxUser = "1000:1000"
-
 // dockerTimeout bounds every Engine API call but stop, which has its own grace. The calls
 // live one verb per file: container_*.go, image_inspect.go, network_ensure.go, exec_create.go.
 const dockerTimeout = 30 * time.Second
@@ -35,9 +33,11 @@ func (m *Manager) containerName(id string) string {
 	return "sandboxd-" + m.instance[:6] + "-" + id
 }
 
-// containerSpec is the hardened container of DESIGN.md: uid 1000, no capabilities,
+// containerSpec is the hardened container of DESIGN.md: the sandbox's own uid (named
+// "sandbox" by read-only /etc/passwd and /etc/group from the run dir), no capabilities,
 // no-new-privileges, read-only rootfs, tmpfs /tmp, limits, the workspace at the home, and
-// sandbox-init as PID 1 running the image's own command as a service.
+// sandbox-init as PID 1 running the image's own command as a service. On a btrfs data dir
+// its seccomp profile also refuses making subvolumes, which would escape the quota.
 func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCmd []string) (*container.Config, *container.HostConfig) {
 	envList := make([]string, 0, len(env)+1)
 	for k, v := range env {
@@ -50,7 +50,7 @@ func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCm
 	cfg := &container.Config{
 		Image:      sb.Image,
 		Hostname:   sb.ID,
-		User:       sandboxUser,
+		User:       userSpec(sb),
 		Env:        envList,
 		WorkingDir: Home,
 		Labels:     map[string]string{LabelManaged: "true", LabelID: sb.ID, LabelInstance: m.instance},
@@ -79,6 +79,14 @@ func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCm
 			Type: mount.TypeBind, Source: m.workspaceDir(sb.ID), Target: Home,
 			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate},
 		}},
+	}
+	if sb.UID != 0 { // a sandbox still on uid 1000 keeps the image's accounts, as before
+		host.Mounts = append(host.Mounts,
+			mount.Mount{Type: mount.TypeBind, Source: filepath.Join(m.runDir(sb.ID), passwdFile), Target: "/etc/passwd", ReadOnly: true},
+			mount.Mount{Type: mount.TypeBind, Source: filepath.Join(m.runDir(sb.ID), groupFile), Target: "/etc/group", ReadOnly: true})
+	}
+	if m.disk.seccomp != "" {
+		host.SecurityOpt = append(host.SecurityOpt, "seccomp="+m.disk.seccomp)
 	}
 	if m.cfg.InitPath == "" {
 		yes := true

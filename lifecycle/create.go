@@ -27,7 +27,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		return store.Sandbox{}, err
 	}
 	defer release()
-	imageCmd, err := m.imageCommand(ctx, req.Image)
+	img, err := m.inspectImage(ctx, req.Image)
 	if err != nil {
 		return store.Sandbox{}, err
 	}
@@ -44,6 +44,15 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	}
 	defer unlock()
 
+	// Before a uid is assigned: an existing sandbox still on uid 1000 must not get one
+	// from a create that fails.
+	if _, ok := m.cached(req.ID); ok {
+		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s already exists", req.ID)
+	}
+	uid, err := m.assignUID(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
 	now := m.now()
 	sb := store.Sandbox{
 		ID: req.ID, Status: store.StatusCreating, Image: req.Image, Ports: req.Ports,
@@ -52,6 +61,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		CreatedAt: now, UpdatedAt: now, LastActiveAt: now,
 		Tenant:   req.Tenant,
 		Previews: req.Previews, PreviewKey: key,
+		DiskBytes: req.DiskBytes, UID: uid,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}
@@ -79,7 +89,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		m.undoCreate(ctx, sb.ID, cid, createdWorkspace)
 		return store.Sandbox{}, err
 	}
-	if createdWorkspace, err = m.ensureWorkspace(sb.ID); err != nil {
+	if createdWorkspace, err = m.ensureWorkspace(sb); err != nil {
 		return fail(err)
 	}
 	if err := m.writeServices(sb); err != nil {
@@ -88,7 +98,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if err := m.writeConfig(sb, req.Env); err != nil {
 		return fail(err)
 	}
-	if cid, err = m.createContainer(ctx, sb, imageCmd); err != nil {
+	if cid, err = m.createContainer(ctx, sb, &img); err != nil {
 		return fail(err)
 	}
 	m.hook("create.container")
@@ -104,6 +114,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 	if m.Observe.Timed != nil {
 		m.Observe.Timed("create", time.Since(began))
 	}
+	m.overlay(&sb)
 	return sb, nil
 }
 
@@ -120,6 +131,10 @@ func (m *Manager) undoCreate(ctx context.Context, id, cid string, createdWorkspa
 	if createdWorkspace {
 		if _, err := m.removeWorkspace(id); err != nil {
 			m.log.Error("undo create: remove workspace", "sandbox", id, "err", err)
+		}
+		// A new id's uid goes back to the range; one that kept a workspace keeps its uid.
+		if err := m.db.ReleaseUID(ctx, id); err != nil {
+			m.log.Error("undo create: free uid", "sandbox", id, "err", err)
 		}
 	}
 	m.removeRunDir(id)

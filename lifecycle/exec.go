@@ -80,7 +80,7 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
 	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
+		User: userSpec(sb), Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
 		AttachStdin: req.Stdin != nil, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {

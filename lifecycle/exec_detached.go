@@ -95,7 +95,7 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 		env = map[string]string{}
 	}
 	env[initproto.LogMaxEnv] = strconv.Itoa(MaxDetachedOutput) // sandbox-init keeps no more
-	created, err := m.createLoggedExec(cctx, id, sb.ContainerID, path.Join(Home, detachedLog(execID)), req.Cmd, env, execCwd(req.Cwd))
+	created, err := m.createLoggedExec(cctx, sb, path.Join(Home, detachedLog(execID)), req.Cmd, env, execCwd(req.Cwd))
 	if err != nil {
 		return DetachedExec{}, err
 	}

@@ -6,22 +6,29 @@ import (
 	"github.com/docker/docker/errdefs"
 )
 
-// imageCommand is the image's own Entrypoint+Cmd, which sandbox-init runs as service "main".
-func (m *Manager) imageCommand(ctx context.Context, image string) ([]string, error) {
+// imageFacts is what making a container needs to know of its image.
+type imageFacts struct {
+	ref string   // as the sandbox names it
+	id  string   // the image's id: a rebuilt image under the same name has a new one
+	cmd []string // Entrypoint+Cmd, which sandbox-init runs as service "main"; never nil
+}
+
+// inspectImage looks the image up.
+func (m *Manager) inspectImage(ctx context.Context, image string) (imageFacts, error) {
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
 	img, err := m.docker.ImageInspect(cctx, image)
 	if errdefs.IsNotFound(err) {
-		return nil, errorf(CodeInvalid, "image %q is not present on this host (build it, e.g. make image)", image)
+		return imageFacts{}, errorf(CodeInvalid, "image %q is not present on this host (build it, e.g. make image)", image)
 	}
 	if err != nil {
-		return nil, internal(err, "inspect image %s", image)
+		return imageFacts{}, internal(err, "inspect image %s", image)
 	}
-	cmd := []string{} // non-nil: looked up, even when the image has no command
+	f := imageFacts{ref: image, id: img.ID, cmd: []string{}} // non-nil: looked up, even when the image has no command
 	if img.Config != nil {
-		cmd = append(append(cmd, img.Config.Entrypoint...), img.Config.Cmd...)
+		f.cmd = append(append(f.cmd, img.Config.Entrypoint...), img.Config.Cmd...)
 	}
-	return cmd, nil
+	return f, nil
 }
 
 // imageEnv is the environment the image itself sets, as KEY=VALUE entries. An image that

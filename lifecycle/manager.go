@@ -49,6 +49,13 @@ type Config struct {
 	// PreviewAccess is the preview access of a sandbox that names none (issue 13):
 	// store.AccessPublic or store.AccessPrivate.
 	PreviewAccess string
+	// Issue 12: disk quotas (disk.go) and a uid per sandbox (uid.go).
+	DiskQuota     int64         // default disk quota of a sandbox in bytes; 0: none
+	MaxDiskQuota  int64         // largest quota a create may ask for; 0: DiskQuota
+	InodeQuota    int64         // files and directories per sandbox; 0: no limit
+	DiskScanEvery time.Duration // how often the quota scan runs; 0: every minute (stretched to stay under 1% of a CPU)
+	UIDFirst      int           // sandbox uids come from UIDFirst-UIDLast; 0: every sandbox runs as uid 1000, as before issue 12
+	UIDLast       int
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -58,6 +65,7 @@ func DefaultConfig(dataDir string) Config {
 		Memory: 4 << 30, NanoCPUs: 2e9, MaxNanoCPUs: 64e9,
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
 		PreviewAccess: store.AccessPublic,
+		DiskQuota:     10 << 30, InodeQuota: 1_000_000, UIDFirst: 200000, UIDLast: 299999,
 	}
 }
 
@@ -127,6 +135,10 @@ type Manager struct {
 
 	networkOK atomic.Bool
 
+	disk     diskFS       // set by Boot
+	lastScan atomic.Int64 // duration of the last quota scan
+	accounts accountCache // images' /etc/passwd and /etc/group
+
 	// Detached-exec watchers: owned here, joined by Run's end.
 	base       context.Context
 	cancelBase context.CancelFunc
@@ -149,6 +161,7 @@ type live struct {
 	sb        store.Sandbox
 	seenBytes int64 // bytes at the last activity sample
 	flushed   int64 // lastActive at the last flush to the store
+	disk      diskState
 }
 
 // extendKeepalive moves l's keepalive to until unless it is already later, as the store's

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +20,14 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	dockertest.RemoveBuilt()
+	if scanCleanup != nil {
+		scanCleanup()
+	}
 	os.Exit(code)
 }
+
+// scanCleanup removes the scan benchmark's trees, made once per process.
+var scanCleanup func()
 
 type harness struct {
 	m      *Manager
@@ -34,8 +41,14 @@ type harness struct {
 // container it makes is removed at cleanup, even when the test fails.
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessAt(t, t.TempDir(), nil)
+}
+
+// newHarnessAt is newHarness on the data dir data (a loop-mounted btrfs, say), with the
+// configuration edited by edit when it is not nil.
+func newHarnessAt(t testing.TB, data string, edit func(*Config)) *harness {
+	t.Helper()
 	docker := dockertest.Client(t)
-	data := t.TempDir()
 	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +60,9 @@ func newHarness(t testing.TB) *harness {
 	cfg.InitPath = dockertest.Binary(t, "./cmd/sandbox-init")
 	cfg.StopTimeout = 3 * time.Second
 	cfg.NoFile = 4096
+	if edit != nil {
+		edit(&cfg)
+	}
 	m := New(db, docker, cfg, nil)
 	dockertest.CleanupInstance(t, docker, m.Instance())
 	if err := m.Boot(context.Background()); err != nil {
@@ -93,7 +109,10 @@ func TestCreateExecStopStartDeletePurge(t *testing.T) {
 		t.Fatalf("after create: %+v", sb)
 	}
 	res := h.exec(t, "life1", "sh", "-c", `echo "$GREETING"; id -u; pwd; echo oops >&2; exit 3`)
-	if string(res.Stdout) != "hi there\n1000\n/home/sandbox\n" || string(res.Stderr) != "oops\n" || res.ExitCode != 3 {
+	if sb.UID != h.cfg.UIDFirst {
+		t.Fatalf("uid %d, want the first of the range", sb.UID)
+	}
+	if string(res.Stdout) != fmt.Sprintf("hi there\n%d\n/home/sandbox\n", sb.UID) || string(res.Stderr) != "oops\n" || res.ExitCode != 3 {
 		t.Fatalf("exec = %+v stdout=%q stderr=%q", res, res.Stdout, res.Stderr)
 	}
 	h.exec(t, "life1", "sh", "-c", "echo kept > workspace/app/note.txt")
@@ -151,7 +170,7 @@ func TestContainerIsHardened(t *testing.T) {
 		ok   bool
 		got  any
 	}{
-		{"user 1000:1000", info.Config.User == "1000:1000", info.Config.User},
+		{"its own uid", info.Config.User == fmt.Sprintf("%d:%d", sb.UID, sb.UID) && sb.UID >= h.cfg.UIDFirst, info.Config.User},
 		{"cap drop ALL", len(hc.CapDrop) == 1 && hc.CapDrop[0] == "ALL", hc.CapDrop},
 		{"no cap add", len(hc.CapAdd) == 0, hc.CapAdd},
 		{"no-new-privileges", len(hc.SecurityOpt) == 1 && hc.SecurityOpt[0] == "no-new-privileges", hc.SecurityOpt},
@@ -191,7 +210,7 @@ func TestContainerIsHardened(t *testing.T) {
 	if err != nil || !st.IsDir() {
 		t.Fatalf("workspace/app: %v", err)
 	}
-	if res := h.exec(t, "hard", "sh", "-c", "stat -c %u:%g workspace/app; touch /etc/x 2>&1; cat /proc/self/status | grep CapEff"); !bytesContain(res.Stdout, "1000:1000", "Read-only file system", "CapEff:\t0000000000000000") {
+	if res := h.exec(t, "hard", "sh", "-c", "stat -c %u:%g workspace/app; touch /etc/x 2>&1; cat /proc/self/status | grep CapEff"); !bytesContain(res.Stdout, fmt.Sprintf("%d:%d", sb.UID, sb.UID), "Read-only file system", "CapEff:\t0000000000000000") {
 		t.Errorf("inside the sandbox: %s", res.Stdout)
 	}
 }

@@ -94,12 +94,12 @@ func (m *Manager) PortService(id string, port, tailBytes int) (PortService, erro
 	return ps, nil
 }
 
-// envValues returns the env values of sb and of its services: those of the sandbox from
-// its config file (the database holds them too, but the edge's slow path reads no SQLite).
+// envValues returns the env values of sb and of its services, from its config file (the
+// database holds them too, but the edge's slow path reads no SQLite) and from memory.
 // A value that is one of the sandbox's ports (PORT=4000) is left out: the preview URL shows
 // it anyway, and "listening on [redacted]" would help nobody.
 func (m *Manager) envValues(sb store.Sandbox) ([]string, error) {
-	_, env, err := m.readConfig(sb.ID)
+	saved, env, err := m.readConfig(sb.ID) // its values are sealed: readConfig opens them
 	if err != nil && !(errors.Is(err, fs.ErrNotExist) && len(sb.EnvKeys) == 0) {
 		return nil, err // without the sandbox's values nothing can be redacted
 	}
@@ -116,7 +116,7 @@ func (m *Manager) envValues(sb store.Sandbox) ([]string, error) {
 		}
 	}
 	add(env)
-	for _, s := range sb.Services {
+	for _, s := range append(saved.Services, sb.Services...) { // as saved, and as in force
 		add(s.Env)
 	}
 	return out, nil

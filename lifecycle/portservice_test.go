@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,13 +14,19 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-// offlineManager is a Manager without Docker or a database, knowing sb (as memory would
+// offlineManager is a Manager without Docker, knowing sb (as memory would
 // after a boot) with env saved in its config file, as create saves it.
 func offlineManager(t *testing.T, sb store.Sandbox, env map[string]string) *Manager {
 	t.Helper()
-	cfg := DefaultConfig(t.TempDir())
+	data := t.TempDir()
+	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db")) // its key seals the config's values
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg := DefaultConfig(data)
 	cfg.InitPath = "/opt/sandbox-init"
-	m := New(nil, nil, cfg, nil)
+	m := New(db, nil, cfg, nil)
 	for k := range env {
 		sb.EnvKeys = append(sb.EnvKeys, k)
 	}

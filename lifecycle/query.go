@@ -40,6 +40,7 @@ func (m *Manager) overlay(sb *store.Sandbox) {
 	if t := m.lastActive(sb.ID); t.After(sb.LastActiveAt) {
 		sb.LastActiveAt = t
 	}
+	sb.Disk = m.diskView(*sb)
 }
 
 // Ping checks the database and the engine, for readiness. A database file removed or

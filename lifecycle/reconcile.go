@@ -22,6 +22,9 @@ func (m *Manager) Boot(ctx context.Context) error {
 	if err := m.ensureNetwork(ctx); err != nil {
 		return err
 	}
+	if err := m.initDisk(); err != nil {
+		return err
+	}
 	rows, err := m.db.ListSandboxes(ctx, store.ListOptions{})
 	if err != nil {
 		return internal(err, "load sandboxes")

@@ -12,6 +12,7 @@ type Loops struct {
 	Sweep    time.Duration // full reconcile; default 1m
 	Activity time.Duration // activity sample, flush and idle reaper; default 10s
 	Pressure time.Duration // memory-pressure check; default 5s
+	Disk     time.Duration // quota scan; default Config.DiskScanEvery (disk.go)
 }
 
 // Run follows Docker events and runs the periodic reconcile, activity flush and reapers
@@ -25,6 +26,9 @@ func (m *Manager) Run(ctx context.Context, loops Loops) error {
 	}
 	if loops.Pressure == 0 {
 		loops.Pressure = 5 * time.Second
+	}
+	if loops.Disk == 0 {
+		loops.Disk = m.diskEvery()
 	}
 	defer func() {
 		// Detached-exec watchers stop watching (their processes go on in the containers)
@@ -57,6 +61,7 @@ func (m *Manager) Run(ctx context.Context, loops Loops) error {
 	g.Go(func() error {
 		return every(ctx, loops.Pressure, func() { m.PressureSweep(ctx, m.now()) })
 	})
+	g.Go(func() error { return m.diskLoop(ctx, loops.Disk) })
 	return g.Wait()
 }
 

@@ -18,7 +18,7 @@ import (
 
 // Every sandbox has a config file beside the database, <data>/sandboxes/<id>.json (0600,
 // in a 0700 directory that no container mounts): all its row holds that is not runtime
-// state, env values included. It is written when the sandbox is created or changed, and
+// state, env values included, sealed with the store's key. It is written when the sandbox is created or changed, and
 // at boot for any row that lacks one. The database is the truth; the file exists for the
 // day the database is lost (issue 11: sandboxd started without its database removed
 // every container and lost env, services, ports and labels): `sandboxd serve --adopt`
@@ -29,11 +29,13 @@ const configVersion = 1
 
 // sandboxConfig is the file's content.
 type sandboxConfig struct {
-	Version     int               `json:"version"`
-	ID          string            `json:"id"`
-	Image       string            `json:"image"`
-	Ports       []int             `json:"ports"`
-	Env         map[string]string `json:"env"`
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	Image   string `json:"image"`
+	Ports   []int  `json:"ports"`
+	// Secrets holds the env and the services' env values, sealed with the store's key
+	// (issue 12): the file is owner-only, and still holds no value in clear.
+	Secrets     []byte            `json:"secrets"`
 	Labels      map[string]string `json:"labels"`
 	Services    []store.Service   `json:"services"`
 	MemoryBytes int64             `json:"memory_bytes"`
@@ -48,7 +50,20 @@ type sandboxConfig struct {
 	Tenant        string         `json:"tenant,omitempty"`
 	PreviewAccess string         `json:"preview_access,omitempty"`
 	PreviewPorts  map[int]string `json:"preview_ports,omitempty"`
+	// Issue 12: the quota asked for, and the uid (which outlives the row anyway).
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
+	UID       int   `json:"uid,omitempty"`
 }
+
+// configSecrets is what Secrets seals.
+type configSecrets struct {
+	Env        map[string]string            `json:"env"`
+	ServiceEnv map[string]map[string]string `json:"service_env,omitempty"` // by service name
+}
+
+// configAD binds a config's sealed secrets to its sandbox: a file copied under another
+// id does not open.
+func configAD(id string) []byte { return []byte("sandbox.json\x00" + id) }
 
 // maxConfigSize bounds a read: env values, services and labels are bounded at create.
 const maxConfigSize = 16 << 20
@@ -61,14 +76,28 @@ func (m *Manager) configPath(id string) string {
 }
 
 // writeConfig replaces sb's config file, atomically. It is the one place env values are
-// written outside the database, so encrypting them at rest (issue 12) changes this
-// function and readConfig only.
+// written outside the database: sealed, as in the database (issue 12).
 func (m *Manager) writeConfig(sb store.Sandbox, env map[string]string) error {
+	secrets := configSecrets{Env: env, ServiceEnv: map[string]map[string]string{}}
+	services := make([]store.Service, len(sb.Services))
+	for i, sv := range sb.Services {
+		if len(sv.Env) > 0 {
+			secrets.ServiceEnv[sv.Name] = sv.Env
+		}
+		sv.Env = nil
+		services[i] = sv
+	}
+	plain, err := json.Marshal(secrets)
+	if err != nil {
+		return internal(err, "encode config of %s", sb.ID)
+	}
 	c := sandboxConfig{
-		Version: configVersion, ID: sb.ID, Image: sb.Image, Ports: sb.Ports, Env: env, Labels: sb.Labels,
-		Services: sb.Services, MemoryBytes: sb.MemoryBytes, NanoCPUs: sb.NanoCPUs, IdleTimeout: sb.IdleTimeout,
+		Version: configVersion, ID: sb.ID, Image: sb.Image, Ports: sb.Ports, Labels: sb.Labels,
+		Secrets: m.db.Sealer().Seal(plain, configAD(sb.ID)), Services: services,
+		MemoryBytes: sb.MemoryBytes, NanoCPUs: sb.NanoCPUs, IdleTimeout: sb.IdleTimeout,
 		IdlePolicy: sb.IdlePolicy, HostHeader: sb.HostHeader, CreatedAt: sb.CreatedAt,
 		Tenant: sb.Tenant, PreviewAccess: sb.Previews.Access, PreviewPorts: sb.Previews.Ports,
+		DiskBytes: sb.DiskBytes, UID: sb.UID,
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -124,20 +153,32 @@ func (m *Manager) readConfig(id string) (store.Sandbox, map[string]string, error
 	case c.ID != id:
 		return store.Sandbox{}, nil, fmt.Errorf("config of %s names sandbox %q", id, c.ID)
 	}
+	plain, err := m.db.Sealer().Open(c.Secrets, configAD(id))
+	if err != nil {
+		return store.Sandbox{}, nil, fmt.Errorf("config of %s: its secrets do not open with this key: %w", id, err)
+	}
+	var secrets configSecrets
+	if err := json.Unmarshal(plain, &secrets); err != nil {
+		return store.Sandbox{}, nil, fmt.Errorf("config of %s: %w", id, err)
+	}
+	for i := range c.Services {
+		c.Services[i].Env = secrets.ServiceEnv[c.Services[i].Name]
+	}
 	sb := store.Sandbox{
 		ID: id, Status: store.StatusStopped, Image: c.Image, Ports: c.Ports, Labels: c.Labels, Services: c.Services,
 		MemoryBytes: c.MemoryBytes, NanoCPUs: c.NanoCPUs, IdleTimeout: c.IdleTimeout, IdlePolicy: c.IdlePolicy,
 		HostHeader: c.HostHeader, CreatedAt: c.CreatedAt,
 		Tenant: c.Tenant, Previews: store.Previews{Access: c.PreviewAccess, Ports: c.PreviewPorts},
+		DiskBytes: c.DiskBytes, UID: c.UID,
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}
 	}
-	for k := range c.Env {
+	for k := range secrets.Env {
 		sb.EnvKeys = append(sb.EnvKeys, k)
 	}
 	sort.Strings(sb.EnvKeys)
-	return sb, c.Env, nil
+	return sb, secrets.Env, nil
 }
 
 // removeConfig deletes id's config file; a missing one is fine.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -77,6 +76,7 @@ func (m *Manager) SetServices(ctx context.Context, id string, services []store.S
 			m.log.Warn("signal sandbox-init to reload", "sandbox", id, "err", err)
 		}
 	}
+	m.overlay(&sb)
 	return sb, nil
 }
 
@@ -155,47 +155,4 @@ func (m *Manager) readState(id string) (initproto.State, error) {
 	}
 	defer f.Close()
 	return initproto.DecodeState(f)
-}
-
-// runDir is the host-owned directory mounted read-only at initproto.RunDir: sandboxd
-// writes the services there, where the sandbox cannot change them or plant a symlink.
-func (m *Manager) runDir(id string) string {
-	mustValid(id)
-	return filepath.Join(m.cfg.DataDir, "run", id)
-}
-
-// writeServices writes the services file atomically for sandbox-init to apply.
-func (m *Manager) writeServices(sb store.Sandbox) error {
-	dir := m.runDir(sb.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return internal(err, "create run dir")
-	}
-	services := make([]initproto.Service, len(sb.Services))
-	for i, s := range sb.Services {
-		services[i] = initproto.Service{Name: s.Name, Cmd: s.Cmd, Cwd: s.Cwd, Env: s.Env, Port: s.Port}
-	}
-	body, err := initproto.EncodeServices(services)
-	if err != nil {
-		return internal(err, "encode services")
-	}
-	tmp, err := os.CreateTemp(dir, ".services-*.json")
-	if err != nil {
-		return internal(err, "write services")
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(body); err != nil {
-		tmp.Close()
-		return internal(err, "write services")
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return internal(err, "write services")
-	}
-	if err := tmp.Close(); err != nil {
-		return internal(err, "write services")
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, initproto.ServicesFile)); err != nil {
-		return internal(err, "write services")
-	}
-	return nil
 }

@@ -34,6 +34,9 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if sb.Status == store.StatusRunning && parseIP(sb.IP).IsValid() {
 		return parseIP(sb.IP), nil
 	}
+	if err := m.checkDisk(sb); err != nil {
+		return netip.Addr{}, err // refused, not failed: the sandbox stays stopped, not broken
+	}
 	// Refused before anything is done, so the sandbox keeps its state: a tenant at its
 	// running limit is not an error of the sandbox.
 	release, err := m.admitRunning(id, sb.Tenant)
@@ -43,7 +46,7 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	defer release()
 	m.hook("start.begin")
 	began := time.Now()
-	ip, cid, err := m.start(ctx, sb)
+	ip, cid, err := m.start(ctx, &sb)
 	if err != nil {
 		// Returned, not logged: the waker runs every start and logs its failure once.
 		if _, serr := m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusError, ContainerID: cid, Error: ErrorMessage(err)}); serr != nil {
@@ -61,15 +64,32 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	return parseIP(ip), nil
 }
 
-func (m *Manager) start(ctx context.Context, sb store.Sandbox) (ip, cid string, err error) {
-	if _, err := m.ensureWorkspace(sb.ID); err != nil {
+// start starts sb's container, making it first when there is none (or when the one there
+// was made for another uid); sb is updated when the sandbox gets a uid of its own.
+func (m *Manager) start(ctx context.Context, sbp *store.Sandbox) (ip, cid string, err error) {
+	moved, err := m.ensureUID(ctx, sbp)
+	if err != nil {
+		return "", sbp.ContainerID, err
+	}
+	sb := *sbp
+	if _, err := m.ensureWorkspace(sb); err != nil {
 		return "", sb.ContainerID, err
 	}
 	if err := m.writeServices(sb); err != nil {
 		return "", sb.ContainerID, err
 	}
 	cid = sb.ContainerID
+	if cid != "" && moved {
+		// Made for uid 1000, without the account files: make it again for the new uid.
+		if err := m.removeContainer(ctx, cid); err != nil {
+			return "", cid, err
+		}
+		cid = ""
+	}
 	if cid != "" {
+		if err := m.ensureAccounts(ctx, sb); err != nil {
+			return "", cid, err
+		}
 		ip, err = m.startContainer(ctx, cid)
 		if err == nil {
 			return ip, cid, nil

@@ -57,6 +57,10 @@ func TestFailedWakeIsLoggedOnce(t *testing.T) {
 	if err := db.CreateSandbox(context.Background(), &sb, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A uid of its own already: a sandbox from before issue 12 logs its move to one.
+	if sb.UID, err = db.AssignUID(context.Background(), "broken", 200000, 299999); err != nil {
+		t.Fatal(err)
+	}
 	m.remember(sb)
 	if err := os.MkdirAll(filepath.Join(data, "workspaces"), 0o711); err != nil {
 		t.Fatal(err)

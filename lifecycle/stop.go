@@ -14,7 +14,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	return m.stop(ctx, id, "api")
 }
 
-// stop stops a sandbox for a reason (api, idle, pressure) the observer counts.
+// stop stops a sandbox for a reason (api, idle, pressure, disk_quota) the observer counts.
 func (m *Manager) stop(ctx context.Context, id, reason string) error {
 	return m.locked(ctx, id, func(ctx context.Context) error { return m.stopLocked(ctx, id, reason) })
 }
@@ -35,7 +35,11 @@ func (m *Manager) stopLocked(ctx context.Context, id, reason string) error {
 	if err := m.stopContainer(ctx, sb.ContainerID); err != nil {
 		return err
 	}
-	_, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusStopped, ContainerID: sb.ContainerID})
+	rt := store.Runtime{Status: store.StatusStopped, ContainerID: sb.ContainerID}
+	if reason == reasonDiskQuota {
+		rt.Error = "stopped: over its disk quota: " + m.diskOver(id) + ". Remove files through the files API, then start it again"
+	}
+	_, err = m.setRuntime(ctx, sb, rt)
 	if err == nil && m.Observe.Stopped != nil {
 		m.Observe.Stopped(reason)
 	}
@@ -100,6 +104,14 @@ func (m *Manager) purge(ctx context.Context, id string) error {
 	}
 	if !hadRow && !existed && !hadTasks {
 		return errorf(CodeNotFound, "sandbox %s not found", id)
+	}
+	if err := m.db.ReleaseUID(ctx, id); err != nil {
+		return internal(err, "free the uid of %s", id)
+	}
+	// The deleted rows' bytes were zeroed in the database (secure_delete); this takes
+	// their copies out of the write-ahead log (issue 12).
+	if err := m.db.Checkpoint(ctx); err != nil {
+		m.log.Warn("checkpoint after purge", "sandbox", id, "err", err)
 	}
 	return nil
 }

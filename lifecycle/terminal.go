@@ -75,7 +75,7 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	}
 	env := append([]string{"TERM=xterm-256color"}, execEnv(req.Env)...)
 	opts := container.ExecOptions{
-		User: sandboxUser, Cmd: cmd, Env: env, WorkingDir: Home, Tty: true,
+		User: userSpec(sb), Cmd: cmd, Env: env, WorkingDir: Home, Tty: true,
 		AttachStdin: true, AttachStdout: true, AttachStderr: true, DetachKeys: terminalDetachKeys,
 	}
 	var size *[2]uint

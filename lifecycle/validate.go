@@ -51,6 +51,8 @@ type CreateRequest struct {
 	BareID bool
 	// Issue 13: who may open its previews; an access left out is the operator's default.
 	Previews store.Previews
+	// Issue 12: the disk quota in bytes; 0 takes Config.DiskQuota.
+	DiskBytes int64
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -69,6 +71,9 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "image %q is not a valid image reference", req.Image)
 	}
 	if err := m.checkMemory(req); err != nil {
+		return err
+	}
+	if err := m.checkDiskRequest(req); err != nil {
 		return err
 	}
 	switch {

@@ -12,12 +12,17 @@ func (m *Manager) Workspace(ctx context.Context, id string) (*files.Workspace, e
 	if !ValidID(id) {
 		return nil, errorf(CodeNotFound, "sandbox %q not found", id)
 	}
-	if _, ok := m.cached(id); !ok {
+	sb, ok := m.cached(id)
+	if !ok {
 		return nil, errorf(CodeNotFound, "sandbox %s not found", id)
 	}
-	ws, err := files.Open(m.workspaceDir(id), sandboxUID, sandboxGID)
+	uid := uidOf(sb)
+	ws, err := files.Open(m.workspaceDir(id), uid, uid)
 	if err != nil {
 		return nil, internal(err, "open workspace of %s", id)
 	}
+	// Over its quota (as the scan measured it), a sandbox takes no more files; reads and
+	// removals go on, as removing files is how it gets below again.
+	ws.Full = func() bool { return m.diskOver(id) != "" }
 	return ws, nil
 }

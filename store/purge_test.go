@@ -215,7 +215,7 @@ func TestBackupOnline(t *testing.T) {
 	if left, _ := filepath.Glob(dst + ".tmp*"); len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
 	}
-	restored, err := Open(ctx, dst)
+	restored, err := Open(ctx, dst, WithSealer(db.Sealer())) // a backup opens with the key that sealed it
 	if err != nil {
 		t.Fatalf("open the backup: %v", err)
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -61,6 +60,19 @@ type Sandbox struct {
 	PreviewKey []byte
 	// issue 11: how the container last ended without sandboxd asking; zero when it never has.
 	LastExit Exit
+	// Issue 12: disk quota and a uid of its own.
+	DiskBytes int64     // disk quota asked for at create; 0: the operator's default
+	UID       int       // the sandbox's own uid (sandbox_uids); 0: none yet, it still runs as uid 1000
+	Disk      DiskUsage // not stored: lifecycle fills it from its last measurement
+}
+
+// DiskUsage is a sandbox's disk as last measured, and its quotas (issue 12).
+type DiskUsage struct {
+	Used       int64  // bytes
+	Quota      int64  // bytes; 0: none
+	Inodes     int64  // files, directories and links
+	InodeQuota int64  // 0: none
+	Enforced   string // how the byte quota is enforced: "btrfs" (the kernel), "scan" or "none"
 }
 
 // Exit is how a sandbox's container ended on its own: its exit code, why ("oom" when the
@@ -96,11 +108,13 @@ type Runtime struct {
 
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
 	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
-	tenant`
+	tenant, disk_bytes`
 
-// sandboxReadCols are the columns a read scans: sandboxCols and those only updates write.
+// sandboxReadCols are the columns a read scans: sandboxCols, those only updates write, and
+// what is read from other tables (the uid outlives the row).
 const sandboxReadCols = sandboxCols + `,
-	last_exit_code, last_exit_reason, last_exit_at` // issue 11
+	last_exit_code, last_exit_reason, last_exit_at,
+	coalesce((SELECT uid FROM sandbox_uids WHERE sandbox_uids.sandbox_id = sandboxes.id), 0)`
 
 // CreateSandbox inserts sb with its ports, env, labels and services in one transaction.
 // It returns ErrConflict when the id is taken.
@@ -117,11 +131,11 @@ func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[str
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
 			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
 			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil),
-			sb.Tenant)
+			sb.Tenant, sb.DiskBytes)
 		if isUniqueViolation(err) {
 			return ErrConflict
 		}
@@ -133,10 +147,8 @@ func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[str
 				return fmt.Errorf("insert port %d: %w", p, err)
 			}
 		}
-		for k, v := range env {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_env (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
-				return fmt.Errorf("insert env: %w", err)
-			}
+		if err := db.insertEnv(ctx, tx, sb.ID, env); err != nil {
+			return err
 		}
 		for k, v := range sb.Labels {
 			if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_labels (sandbox_id, key, value) VALUES (?, ?, ?)", sb.ID, k, v); err != nil {
@@ -146,18 +158,18 @@ func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[str
 		if err := insertPreviews(ctx, tx, sb); err != nil {
 			return err
 		}
-		return insertServices(ctx, tx, sb.ID, sb.Services)
+		return db.insertServices(ctx, tx, sb.ID, sb.Services)
 	})
 }
 
-func insertServices(ctx context.Context, tx *sql.Tx, id string, services []Service) error {
+func (db *DB) insertServices(ctx context.Context, tx *sql.Tx, id string, services []Service) error {
 	for i, s := range services {
-		spec, err := json.Marshal(s)
+		spec, envSealed, err := db.serviceRow(id, s)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_services (sandbox_id, position, name, spec) VALUES (?, ?, ?, ?)",
-			id, i, s.Name, string(spec)); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO sandbox_services (sandbox_id, position, name, spec, env_sealed) VALUES (?, ?, ?, ?, ?)",
+			id, i, s.Name, spec, envSealed); err != nil {
 			return fmt.Errorf("insert service %q: %w", s.Name, err)
 		}
 	}
@@ -236,7 +248,7 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 		var idle, created, updated, active, keep, exitAt int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
 			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
-			&sb.Tenant, &sb.LastExit.Code, &sb.LastExit.Reason, &exitAt); err != nil {
+			&sb.Tenant, &sb.DiskBytes, &sb.LastExit.Code, &sb.LastExit.Reason, &exitAt, &sb.UID); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
 		sb.LastExit.At = fromMS(exitAt)
@@ -308,30 +320,51 @@ func (db *DB) fill(ctx context.Context, list []Sandbox, index map[string]int, in
 	if err != nil {
 		return err
 	}
-	return query("SELECT sandbox_id, position, spec FROM sandbox_services", func(sb *Sandbox, _, spec string) error {
-		var s Service
-		if err := json.Unmarshal([]byte(spec), &s); err != nil {
-			return fmt.Errorf("service of %s: %w", sb.ID, err)
+	return db.fillServices(ctx, list, index, in, ids)
+}
+
+// fillServices loads the services of the sandboxes in list, their env opened.
+func (db *DB) fillServices(ctx context.Context, list []Sandbox, index map[string]int, in string, ids []any) error {
+	rows, err := db.r.QueryContext(ctx, "SELECT sandbox_id, spec, env_sealed FROM sandbox_services WHERE sandbox_id IN "+in+" ORDER BY sandbox_id, position", ids...)
+	if err != nil {
+		return fmt.Errorf("query services: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, spec string
+		var envSealed []byte
+		if err := rows.Scan(&id, &spec, &envSealed); err != nil {
+			return err
 		}
+		s, err := db.service(id, spec, envSealed)
+		if err != nil {
+			return err
+		}
+		sb := &list[index[id]]
 		sb.Services = append(sb.Services, s)
-		return nil
-	})
+	}
+	return rows.Err()
 }
 
 // SandboxEnv returns a sandbox's env with values, for building its container.
 func (db *DB) SandboxEnv(ctx context.Context, id string) (map[string]string, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT key, value FROM sandbox_env WHERE sandbox_id = ?", id)
+	rows, err := db.r.QueryContext(ctx, "SELECT key, sealed FROM sandbox_env WHERE sandbox_id = ?", id)
 	if err != nil {
 		return nil, fmt.Errorf("query env: %w", err)
 	}
 	defer rows.Close()
 	env := map[string]string{}
 	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
+		var k string
+		var sealed []byte
+		if err := rows.Scan(&k, &sealed); err != nil {
 			return nil, err
 		}
-		env[k] = v
+		v, err := db.seal.Open(sealed, envAD(id, k))
+		if err != nil {
+			return nil, fmt.Errorf("env %s of %s: %w", k, id, err)
+		}
+		env[k] = string(v)
 	}
 	return env, rows.Err()
 }
@@ -369,7 +402,7 @@ func (db *DB) SetServices(ctx context.Context, id string, services []Service, po
 				return fmt.Errorf("insert port %d: %w", p, err)
 			}
 		}
-		return insertServices(ctx, tx, id, services)
+		return db.insertServices(ctx, tx, id, services)
 	})
 }
 

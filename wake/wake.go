@@ -62,6 +62,14 @@ type Waker struct {
 	// RetryAfter is the RetryAfter of every *CapacityError. Zero means 5s.
 	RetryAfter time.Duration
 
+	// MaxWaitingPerSandbox bounds the Wake calls in flight for one sandbox,
+	// and MaxWaiting those for all sandboxes together: a call past either
+	// gets a *CapacityError at once, so a flood of requests to one sleeping
+	// sandbox holds a bounded number of goroutines and connections (issue
+	// 11). Zero means 256 and 4096.
+	MaxWaitingPerSandbox int
+	MaxWaiting           int
+
 	// Dial opens the probe connections. Nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -93,6 +101,7 @@ type Waker struct {
 	closed bool
 	starts map[string]*startFlight
 	probes map[probeKey]*probeFlight
+	queue  queue
 }
 
 // The outcomes passed to Waker.Observe.
@@ -115,6 +124,7 @@ func New(s Starter) *Waker {
 		cancel:  cancel,
 		starts:  make(map[string]*startFlight),
 		probes:  make(map[probeKey]*probeFlight),
+		queue:   queue{byID: make(map[string]int)},
 	}
 }
 
@@ -123,14 +133,21 @@ func New(s Starter) *Waker {
 // and no port is probed (exec uses it).
 //
 // The call waits at most Timeout and never past ctx. It returns a
-// *CapacityError when the start was refused, ErrTimeout when the start did
+// *CapacityError when the start was refused or too many calls wait already
+// (MaxWaitingPerSandbox, MaxWaiting), ErrTimeout when the start did
 // not complete in time, a *PortClosedError when the sandbox runs but nothing
 // accepted on the port in time, ctx.Err() when ctx was canceled, ErrClosed
 // after Close, and a *StartError wrapping the Starter's error otherwise. A caller that
 // leaves does not stop a start already under way.
 func (w *Waker) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
 	began := w.now()
-	ap, started, err := w.wake(ctx, id, port)
+	var ap netip.AddrPort
+	var started bool
+	err := w.enter(id)
+	if err == nil {
+		ap, started, err = w.wake(ctx, id, port)
+		w.leave(id)
+	}
 	if w.Observe != nil {
 		w.Observe(id, outcome(started, err), w.now().Sub(began))
 	}

@@ -18,9 +18,9 @@ const defaultHome = initproto.Home
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // homeDir returns the home to use for a $HOME value. Docker sets HOME=/ when
-// the container's user (1000) has no passwd entry in the image, which is the
-// common case for sandboxd's images; "/" is read-only here, so it counts as
-// unset.
+// the container's user has no passwd entry in the image, which is always the
+// case for a sandbox's own uid (sandboxd mounts its /etc/passwd, but Docker
+// reads the image's); "/" is read-only here, so it counts as unset.
 func homeDir(env string) string {
 	if env == "" || filepath.Clean(env) == "/" {
 		return defaultHome
@@ -29,7 +29,8 @@ func homeDir(env string) string {
 }
 
 // userName returns the passwd name of the current uid (os/user reads
-// /etc/passwd when cgo is off), or "sandbox" when the image does not know it.
+// /etc/passwd when cgo is off: sandboxd mounts one that names the sandbox's uid
+// "sandbox"), or "sandbox" when there is no entry.
 func userName() string {
 	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil && u.Username != "" {
 		return u.Username

@@ -53,6 +53,18 @@ type config struct {
 	TaskEventsMax int64
 	TaskLogMax    int64
 	Adopt         bool
+	// Issue 11: what a client can hold at the edge, and how many requests wait for a wake
+	// (limits.go).
+	OpenFiles           uint64 // the process's open-file limit (soft RLIMIT_NOFILE)
+	EdgeMaxConns        int    // resolved: "auto" becomes edge.MaxConnsFor(OpenFiles)
+	EdgeMaxConnsPerIP   int    // 0: no cap
+	EdgeBodyMinRate     int64  // bytes per second
+	EdgeBodyWindow      time.Duration
+	EdgeHeaderTimeout   time.Duration
+	WakeQueuePerSandbox int
+	WakeQueueMax        int
+	// Issue 12: disk quotas, uids, secrets at rest (isolation_config.go).
+	Isolation isolationConfig
 	// Issue 14: the Go garbage collector (gc.go). GCPercent -1 is off; MemoryLimit 0 is
 	// none. Each is applied only when its variable was set or Go's own (GOGC, GOMEMLIMIT)
 	// was not.
@@ -190,6 +202,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil
 		}},
 	)
+	settings = append(settings, limitSettings(c)...)
+	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
 
 	settings = append(settings,
 		// Issue 14: the garbage collector (gc.go).
@@ -259,15 +273,24 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if c.Tokens, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {
 		return nil, err
 	}
-	if c.E2BBind != "" && c.Tokens != nil && len(c.Tokens) == 0 && !loopbackBind(c.E2BBind) {
+	authOff := authDisabled == "true" || authDisabled == "1" || authDisabled == "yes" // as apiAuth reads it
+	if c.E2BBind != "" && len(c.Tokens) == 0 && !authOff && !loopbackBind(c.E2BBind) {
 		return nil, fmt.Errorf("SANDBOXD_E2B_BIND=%q is beyond loopback and SANDBOXD_API_TOKENS is empty: set tokens (the E2B API takes them as API keys), or SANDBOXD_API_AUTH_DISABLED=true to serve it to anyone", c.E2BBind)
 	}
 	if err := c.TLS.validate(c.PreviewDomain); err != nil {
 		return nil, err
 	}
+	if err := c.validateIsolation("/etc/passwd", "/etc/subuid"); err != nil {
+		return nil, err
+	}
+	c.OpenFiles = 1024 // what Linux gives a process unless told otherwise
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		c.capNoFile(lim.Max, explicit["SANDBOXD_NOFILE"])
+		c.OpenFiles = lim.Cur
+	}
+	if err := c.resolveEdgeMaxConns(); err != nil {
+		return nil, err
 	}
 	if c.InitPath == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -279,6 +302,22 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, fmt.Errorf("SANDBOXD_INIT_PATH=%q: no such file", c.InitPath)
 	}
 	return c, nil
+}
+
+// validateIsolation checks issue 12's variables against the host's account files.
+func (c *config) validateIsolation(passwdPath, subuidPath string) error {
+	var passwd, subuid io.Reader
+	if f := openIfPresent(passwdPath); f != nil {
+		defer f.Close()
+		passwd = f
+	}
+	if f := openIfPresent(subuidPath); f != nil {
+		defer f.Close()
+		subuid = f
+	}
+	warnings, err := c.Isolation.validate(passwd, subuid)
+	c.Warnings = append(c.Warnings, warnings...)
+	return err
 }
 
 // capNoFile lowers NoFile to hard, the host's hard limit of open files: a container cannot

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/edge"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -44,6 +45,24 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"public e2b with tokens", map[string]string{"SANDBOXD_E2B_BIND": ":3001", "SANDBOXD_API_TOKENS": "sdk:e2b_0123456789abcdef0123456789abcdef01234567"}, nil, ""},
 		{"preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}, nil, ""},
 		{"bad preview access", map[string]string{"SANDBOXD_PREVIEW_ACCESS": "secret"}, nil, `SANDBOXD_PREVIEW_ACCESS="secret": want public or private`},
+		// Issue 11: the edge's and the waker's limits.
+		{"edge conns not a number", map[string]string{"SANDBOXD_EDGE_MAX_CONNS": "lots"}, nil, `SANDBOXD_EDGE_MAX_CONNS="lots": want auto`},
+		{"edge conns past the open-file limit", map[string]string{"SANDBOXD_EDGE_MAX_CONNS": "100000000"}, nil, "SANDBOXD_EDGE_MAX_CONNS=100000000: the open-file limit"},
+		{"edge conns given", map[string]string{"SANDBOXD_EDGE_MAX_CONNS": "100"}, nil, ""},
+		{"per-IP negative", map[string]string{"SANDBOXD_EDGE_MAX_CONNS_PER_IP": "-1"}, nil, "SANDBOXD_EDGE_MAX_CONNS_PER_IP"},
+		{"per-IP off", map[string]string{"SANDBOXD_EDGE_MAX_CONNS_PER_IP": "0"}, nil, ""},
+		{"body rate zero", map[string]string{"SANDBOXD_EDGE_BODY_MIN_RATE": "0"}, nil, "SANDBOXD_EDGE_BODY_MIN_RATE"},
+		{"body rate overflows", map[string]string{"SANDBOXD_EDGE_BODY_MIN_RATE": "8EiB"}, nil, "SANDBOXD_EDGE_BODY_MIN_RATE"},
+		{"body window too short", map[string]string{"SANDBOXD_EDGE_BODY_WINDOW": "1ms"}, nil, "SANDBOXD_EDGE_BODY_WINDOW"},
+		{"header timeout", map[string]string{"SANDBOXD_EDGE_HEADER_TIMEOUT": "never"}, nil, "SANDBOXD_EDGE_HEADER_TIMEOUT"},
+		{"wake queue zero", map[string]string{"SANDBOXD_WAKE_QUEUE_MAX": "0"}, nil, "SANDBOXD_WAKE_QUEUE_MAX"},
+		{"wake queue per sandbox", map[string]string{"SANDBOXD_WAKE_QUEUE_PER_SANDBOX": "x"}, nil, "SANDBOXD_WAKE_QUEUE_PER_SANDBOX"},
+		{"uid range backwards", map[string]string{"SANDBOXD_UID_RANGE": "300000-200000"}, nil, `SANDBOXD_UID_RANGE="300000-200000"`},
+		{"uid range over a host account", map[string]string{"SANDBOXD_UID_RANGE": "65000-70000"}, nil, `holds uid 65534 of host account "nobody"`},
+		{"short key", map[string]string{"SANDBOXD_SECRET_KEY": "c2hvcnQ="}, nil, "SANDBOXD_SECRET_KEY: want 32 random bytes"},
+		{"previous key without a new one", map[string]string{"SANDBOXD_SECRET_KEY_PREVIOUS": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}, nil, "SANDBOXD_SECRET_KEY is not"},
+		{"bad disk quota", map[string]string{"SANDBOXD_DISK_QUOTA": "lots"}, nil, "SANDBOXD_DISK_QUOTA"},
+		{"quota above its max", map[string]string{"SANDBOXD_DISK_QUOTA": "20G", "SANDBOXD_DISK_QUOTA_MAX": "10G"}, nil, "above SANDBOXD_DISK_QUOTA_MAX"},
 		// Issue 14: the garbage collector.
 		{"gc", map[string]string{"SANDBOXD_GOGC": "200", "SANDBOXD_GOMEMLIMIT": "2GiB"}, nil, ""},
 		{"gc off", map[string]string{"SANDBOXD_GOGC": "off", "SANDBOXD_GOMEMLIMIT": "off"}, nil, ""},
@@ -59,6 +78,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
+			case err != nil && strings.Contains(err.Error(), "c2hvcnQ"):
+				t.Fatalf("the error repeats a secrets key: %v", err)
 			}
 		})
 	}
@@ -152,5 +173,53 @@ func TestConfigPrintsNothingWithDefaults(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("loadConfig with the defaults printed %q; warnings go through the JSON logger", out.String())
+	}
+}
+
+// The edge's connection cap comes from the open-file limit: "auto" takes what it allows,
+// and a number it does not allow stops sandboxd with the arithmetic (issue 11).
+func TestEdgeMaxConnsFromTheLimit(t *testing.T) {
+	tests := []struct {
+		name      string
+		openFiles uint64
+		given     int // 0: auto
+		want      int
+		err       string
+	}{
+		{"auto at 1024", 1024, 0, 384, ""},
+		{"auto at a million is bounded for memory", 1 << 20, 0, 8192, ""},
+		{"given within the room", 1024, 300, 300, ""},
+		{"given past the memory bound", 1 << 20, 100000, 100000, ""},
+		{"given past the room", 1024, 500, 0, "leaves room for 384"},
+		{"a limit too low to serve", 256, 0, 0, "too low for sandboxd"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &config{OpenFiles: tc.openFiles, EdgeMaxConns: tc.given}
+			err := c.resolveEdgeMaxConns()
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatal(err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("err = %v, want it to contain %q", err, tc.err)
+			case tc.err == "" && c.EdgeMaxConns != tc.want:
+				t.Fatalf("EdgeMaxConns = %d, want %d", c.EdgeMaxConns, tc.want)
+			}
+		})
+	}
+}
+
+// The admin API's connections fit in half of what the edge leaves (issue 11).
+func TestAPIMaxConns(t *testing.T) {
+	for _, tc := range []struct {
+		openFiles uint64
+		want      int
+	}{{256, 64}, {1024, 128}, {1 << 20, 131072}} {
+		if got := apiMaxConns(tc.openFiles); got != tc.want {
+			t.Errorf("apiMaxConns(%d) = %d, want %d", tc.openFiles, got, tc.want)
+		}
+		if reserve := int(tc.openFiles) - 2*edge.ConnRoom(tc.openFiles); tc.openFiles >= 1024 && 2*apiMaxConns(tc.openFiles) > reserve {
+			t.Errorf("at %d files the API takes %d of the %d kept for what is not the edge", tc.openFiles, apiMaxConns(tc.openFiles), reserve)
+		}
 	}
 }

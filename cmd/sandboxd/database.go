@@ -31,7 +31,7 @@ const recovery = "To recover, put the database back: restore a backup made with 
 // (or empty) file is created only when the data dir holds no workspace, saved config or
 // container of this instance, or when adopt says the operator wants the new database
 // filled from them.
-func openDatabase(ctx context.Context, dataDir string, docker *client.Client, adopt bool, log *slog.Logger) (*store.DB, error) {
+func openDatabase(ctx context.Context, dataDir string, docker *client.Client, adopt bool, sealer *store.Sealer, log *slog.Logger) (*store.DB, error) {
 	path := filepath.Join(dataDir, dbFile)
 	st, err := os.Stat(path)
 	missing := errors.Is(err, fs.ErrNotExist) || err == nil && st.Size() == 0
@@ -48,7 +48,11 @@ func openDatabase(ctx context.Context, dataDir string, docker *client.Client, ad
 				path, describeLeftovers(left), recovery)
 		}
 	}
-	db, err := store.Open(ctx, path)
+	db, err := store.Open(ctx, path, store.WithSealer(sealer))
+	if errors.Is(err, store.ErrUnsealable) {
+		return nil, fmt.Errorf("SANDBOXD_SECRET_KEY: %w: the database's env values were sealed with another key; "+
+			"give that key (SANDBOXD_SECRET_KEY, or SANDBOXD_SECRET_KEY_PREVIOUS beside a new one)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("database %s cannot be opened: %w. %s", path, err, recovery)
 	}

@@ -79,7 +79,7 @@ func TestFilesShared(t *testing.T) {
 	mustFile(t, "PUT", api+"?path=workspace/app/new/dir/from-api.txt", "hello from the API", 201)
 	res := mustExec(t, d, "fshare", "sh", "-c",
 		"cd /home/sandbox/workspace/app && stat -c %u:%g new new/dir new/dir/from-api.txt && cat new/dir/from-api.txt")
-	if want := "1000:1000\n1000:1000\n1000:1000\nhello from the API"; res.Stdout != want || res.ExitCode != 0 {
+	if want := "200000:200000\n200000:200000\n200000:200000\nhello from the API"; res.Stdout != want || res.ExitCode != 0 {
 		t.Errorf("inside: %+v, want stdout %q", res, want)
 	}
 	// The sandbox user can change what the API wrote.
@@ -149,7 +149,7 @@ func TestFilesStoppedSandbox(t *testing.T) {
 		t.Fatalf("start: %d", code)
 	}
 	res := mustExec(t, d, "fsleep", "sh", "-c", "stat -c %u:%g /home/sandbox/workspace/app/asleep.txt && cat /home/sandbox/workspace/app/asleep.txt")
-	if res.Stdout != "1000:1000\nwritten while stopped" {
+	if res.Stdout != "200000:200000\nwritten while stopped" {
 		t.Errorf("after wake: %+v", res)
 	}
 }

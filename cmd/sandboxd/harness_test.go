@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -158,7 +159,23 @@ func (e *env) startHooked(point string, extra map[string]string) *process {
 
 func (e *env) startBinary(bin string, extra map[string]string) *process {
 	e.t.Helper()
-	cmd := exec.Command(bin, "serve")
+	return e.startCommand([]string{bin, "serve"}, extra)
+}
+
+// startLimited runs the sandboxd binary with its open-file limit, soft and hard, at nofile
+// (the shell sets it and execs sandboxd in the same process), so that a test can run the
+// daemon out of descriptors quickly. The hard limit too: sandboxd raises the soft one to it.
+func (e *env) startLimited(nofile int, extra map[string]string) *process {
+	e.t.Helper()
+	bin := dockertest.Binary(e.t, "./cmd/sandboxd")
+	return e.startCommand([]string{"/bin/sh", "-c", `ulimit -n "$0" && exec "$1" serve`, strconv.Itoa(nofile), bin}, extra)
+}
+
+// startCommand runs argv, which execs sandboxd in its own process, with the env's
+// variables and extra.
+func (e *env) startCommand(argv []string, extra map[string]string) *process {
+	e.t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = os.Environ()
 	for k, v := range e.vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -301,6 +318,7 @@ func call(t testing.TB, method, url string, body any, out any) int {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAPIResponse(t, req, resp.StatusCode, resp.Header, raw) // against admin/openapi.json
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)

@@ -26,6 +26,7 @@ type metrics struct {
 	opSeconds    *prometheus.HistogramVec
 	dockerErrors *prometheus.CounterVec
 	tasksEnded   *prometheus.CounterVec
+	edgeLimited  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -44,7 +45,7 @@ func newMetrics() *metrics {
 		m.proxied[i] = proxied.WithLabelValues(class)
 	}
 	m.reaperStops = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sandboxd_sandbox_stops_total", Help: "Sandboxes stopped, by reason: api, idle, pressure.",
+		Name: "sandboxd_sandbox_stops_total", Help: "Sandboxes stopped, by reason: api, idle, pressure, disk_quota.",
 	}, []string{"reason"})
 	m.opSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "sandboxd_operation_duration_seconds", Help: "Create (to running) and start durations.",
@@ -56,11 +57,15 @@ func newMetrics() *metrics {
 	m.tasksEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sandboxd_tasks_total", Help: "Agent tasks ended, by status.",
 	}, []string{"status"})
+	m.edgeLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sandboxd_edge_limited_total",
+		Help: "Connections and requests the edge refused or cut, by limit: conns_per_ip, conns, streams_per_ip, backends, body_rate.",
+	}, []string{"limit"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sandboxd_build_info", Help: "Always 1; labels say which build runs.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
-	m.reg.MustRegister(m.wakes, m.wakeSeconds, proxied, m.reaperStops, m.opSeconds, m.dockerErrors, m.tasksEnded, build,
+	m.reg.MustRegister(m.wakes, m.wakeSeconds, proxied, m.reaperStops, m.opSeconds, m.dockerErrors, m.tasksEnded, m.edgeLimited, build,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,6 +83,7 @@ func (m *metrics) wire(mgr *lifecycle.Manager, tasks *task.Runner, w *wake.Waker
 		}
 		m.proxied[class].Inc()
 	}
+	e.OnLimit = func(limit string) { m.edgeLimited.WithLabelValues(limit).Inc() }
 	mgr.Observe = lifecycle.Observer{
 		Stopped: func(reason string) { m.reaperStops.WithLabelValues(reason).Inc() },
 		Timed:   func(op string, d time.Duration) { m.opSeconds.WithLabelValues(op).Observe(d.Seconds()) },
@@ -87,8 +93,11 @@ func (m *metrics) wire(mgr *lifecycle.Manager, tasks *task.Runner, w *wake.Waker
 		&stateCollector{mgr: mgr, desc: prometheus.NewDesc("sandboxd_sandboxes", "Sandboxes by state.", []string{"state"}, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sandboxd_open_websockets", Help: "WebSockets proxied to sandboxes now."},
 			func() float64 { return float64(e.OpenWebSockets()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sandboxd_edge_connections", Help: "Client connections the edge holds now, upgraded ones included."},
+			func() float64 { conns, _ := e.OpenConns(); return float64(conns) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sandboxd_tasks_running", Help: "Agent tasks running now."},
 			func() float64 { return float64(tasks.Running()) }),
+		newDiskCollector(mgr), // issue 12
 	)
 }
 

@@ -20,13 +20,13 @@ import (
 var basics = []string{"bash", "sh", "env", "ldd", "mktemp", "tail", "rm", "sed", "cat", "mkdir", "find", "make", "dirname"}
 
 // allCommands are the commands images/prereqs.sh checks for, all present on a set-up host.
-var allCommands = []string{"go", "gcc", "git", "make", "docker", "busybox", "bash-static", "debootstrap", "gpgv", "curl", "systemd-analyze"}
+var allCommands = []string{"go", "gcc", "git", "make", "docker", "busybox", "bash-static", "debootstrap", "gpgv", "curl", "systemd-analyze", "mkfs.btrfs"}
 
 // pkgCommands is what the apt-get stand-in installs for each package.
 var pkgCommands = map[string][]string{
 	"gcc": {"gcc"}, "git": {"git"}, "make": {"make"}, "busybox-static": {"busybox"},
 	"bash-static": {"bash-static"}, "debootstrap": {"debootstrap"}, "gpgv": {"gpgv"},
-	"curl": {"curl"}, "systemd": {"systemd-analyze"},
+	"curl": {"curl"}, "systemd": {"systemd-analyze"}, "btrfs-progs": {"mkfs.btrfs"},
 }
 
 // fakeHost is a machine for one case.
@@ -158,17 +158,17 @@ func TestPrereqsInstallsWhatIsMissingAsRoot(t *testing.T) {
 		wantSays []string
 	}{
 		{"test on a fresh machine", []string{"test"}, []string{"go", "make", "docker"},
-			"gcc git busybox-static bash-static curl systemd",
-			[]string{"installing busybox-static for make testkit", "installing systemd for make test", "installed gcc git busybox-static bash-static curl systemd"}},
+			"gcc git busybox-static bash-static curl systemd btrfs-progs",
+			[]string{"installing busybox-static for make testkit", "installing systemd for make test", "installing btrfs-progs for make test", "installed gcc git busybox-static bash-static curl systemd btrfs-progs"}},
 		{"run on a fresh machine", []string{"run"}, []string{"go", "make", "docker"},
 			"gcc git debootstrap gpgv curl",
 			[]string{"installing debootstrap for make image"}},
-		{"only what testkit lacks", []string{"testkit"}, without("busybox", "debootstrap", "systemd-analyze"),
+		{"only what testkit lacks", []string{"testkit"}, without("busybox", "debootstrap", "systemd-analyze", "mkfs.btrfs"),
 			"busybox-static", []string{"installing busybox-static for make testkit"}},
 		{"a package two purposes need, once", []string{"image", "test"}, without("curl"),
 			"curl", nil},
 		{"everything present: no apt", []string{"run", "test", "bench"}, allCommands, "", nil},
-		{"a purpose that needs nothing missing: no apt", []string{"build"}, without("busybox", "debootstrap", "systemd-analyze"), "", nil},
+		{"a purpose that needs nothing missing: no apt", []string{"build"}, without("busybox", "debootstrap", "systemd-analyze", "mkfs.btrfs"), "", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -299,11 +299,11 @@ func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
 		pkgs string
 	}{
 		{[]string{"make", "run"}, "gcc git debootstrap gpgv curl"},
-		{[]string{"make", "test"}, "gcc git busybox-static bash-static curl systemd"},
+		{[]string{"make", "test"}, "gcc git busybox-static bash-static curl systemd btrfs-progs"},
 		{[]string{"make", "testkit"}, "busybox-static bash-static"},
 		{[]string{"make", "image"}, "debootstrap gpgv curl"},
 		{[]string{"make", "build"}, "gcc git"},
-		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd"},
+		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd btrfs-progs"},
 		{[]string{"images/testkit/build.sh"}, "busybox-static bash-static"},
 		{[]string{"images/base/build.sh"}, "debootstrap gpgv curl"},
 	}

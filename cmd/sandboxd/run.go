@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -17,25 +16,19 @@ import (
 	"github.com/sandboxd/sandboxd/admin"
 	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/admin/e2b"
+	"github.com/sandboxd/sandboxd/admin/mcp"
 	"github.com/sandboxd/sandboxd/edge"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 	"github.com/sandboxd/sandboxd/wake"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const usage = `usage: sandboxd <command>
-
-commands:
-  serve     serve the admin API and the preview edge (flags: sandboxd serve -h)
-  backup    write a consistent copy of the database to a file (sandboxd backup -h)
-  version   print the version
-`
 
 // run is sandboxd: main minus the process. End-to-end tests call it with :0 binds and a
 // temporary data dir.
@@ -54,24 +47,12 @@ type testHooks struct {
 
 // runWith is run with test hooks.
 func runWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
-	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintln(stderr, "sandboxd", buildVersion())
-		return nil
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr, hooks)
-	case "backup":
-		return backup(ctx, args[1:], getenv, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stderr, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	// serve is one of the CLI's commands; every other is a client of a sandboxd's API
+	// (cli.go).
+	env := processEnv(getenv, stderr)
+	env.serve = func(ctx context.Context, args []string) error { return serve(ctx, args, getenv, stderr, hooks) }
+	env.backup = func(ctx context.Context, args []string) error { return backup(ctx, args, getenv, stderr) }
+	return runCLI(ctx, args, env)
 }
 
 func buildVersion() string {
@@ -89,6 +70,10 @@ func buildVersion() string {
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
+	// Before the config, which sizes the edge from the limit.
+	if _, _, err := raiseOpenFileLimit(); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -106,8 +91,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return fmt.Errorf("SANDBOXD_DATA_DIR: %w", err)
+	if err := ownDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	sealer, err := secretsSealer(cfg)
+	if err != nil {
+		return err
 	}
 	met := newMetrics()
 	docker, err := dockerClient(met)
@@ -115,7 +104,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer docker.Close()
-	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, log)
+	db, err := openDatabase(ctx, cfg.DataDir, docker, cfg.Adopt, sealer, log)
 	if err != nil {
 		return err
 	}
@@ -127,6 +116,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	lcfg.IdleTimeout, lcfg.PressureBelow, lcfg.NoFile = cfg.IdleTimeout, uint64(cfg.PressureBelow), cfg.NoFile
 	lcfg.TenantMaxSandboxes, lcfg.TenantMaxRunning = cfg.TenantMaxSandboxes, cfg.TenantMaxRunning
 	lcfg.PreviewAccess = cfg.PreviewAccess
+	iso := cfg.Isolation // issue 12
+	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
+	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	mgr.AdoptOrphans = cfg.Adopt
@@ -139,6 +131,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	waker := wake.New(mgr)
 	waker.Timeout, waker.MaxStarts, waker.ProbeWindow = cfg.WakeTimeout, cfg.MaxStarts, cfg.ProbeWindow
 	waker.MinMemAvailable = uint64(cfg.WakeMinMemory)
+	waker.MaxWaitingPerSandbox, waker.MaxWaiting = cfg.WakeQueuePerSandbox, cfg.WakeQueueMax
 	mgr.MemAvailable = wake.ReadMemAvailable
 	waker.Log = log
 	// Probes take the edge's way in, so a server bound to the sandbox's loopback is ready
@@ -147,6 +140,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer waker.Close()
 	edgeSrv := edge.NewServer(cfg.PreviewDomain, table, waker, log)
 	edgeSrv.RelayPort = initproto.RelayPort
+	edgeSrv.MaxConns, edgeSrv.MaxConnsPerIP = cfg.EdgeMaxConns, cfg.EdgeMaxConnsPerIP
+	if cfg.EdgeMaxConnsPerIP == 0 {
+		edgeSrv.MaxConnsPerIP = -1 // the variable's 0 is "no cap"; the knob's is the default
+	}
+	edgeSrv.BodyMinRate, edgeSrv.BodyWindow = int(cfg.EdgeBodyMinRate), cfg.EdgeBodyWindow
+	edgeSrv.ReadHeaderTimeout = cfg.EdgeHeaderTimeout
+	log.Info("limits", "open_files", cfg.OpenFiles, "edge_max_conns", cfg.EdgeMaxConns, "edge_max_conns_per_ip", cfg.EdgeMaxConnsPerIP, "api_max_conns", apiMaxConns(cfg.OpenFiles),
+		"wake_queue_per_sandbox", cfg.WakeQueuePerSandbox, "wake_queue_max", cfg.WakeQueueMax)
 	edgeSrv.Services, edgeSrv.WakeTimeout = portServices{mgr}, cfg.WakeTimeout // issue 14: the starting page
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
@@ -158,6 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("SANDBOXD_API_BIND: %w", err)
 	}
 	defer apiLn.Close()
+	apiLn = netutil.LimitListener(apiLn, apiMaxConns(cfg.OpenFiles)) // issue 11: within the descriptors kept for it
 	httpLn, err := net.Listen("tcp", cfg.HTTPBind)
 	if err != nil {
 		return fmt.Errorf("SANDBOXD_HTTP_BIND: %w", err)
@@ -194,8 +196,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
+	// The MCP server's tools call the API's own handler, auth included, as their caller
+	// (issue 17): it is made after the server it calls, hence the indirection.
+	api.Version = buildVersion()
+	var apiHandler http.Handler
+	api.MCP = mcp.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), buildVersion(), log)
+	apiHandler = api.Handler()
 	apiSrv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
@@ -219,7 +227,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilClosed(apiSrv, apiLn) })
-	g.Go(func() error { return serveUntilClosed(httpSrv, httpLn) })
+	g.Go(func() error { return serveUntilClosed(httpSrv, edgeSrv.Listener(httpLn)) })
 	g.Go(func() error { return https.Run(gctx) }) // shuts HTTPS down when gctx is done
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start

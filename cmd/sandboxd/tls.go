@@ -29,6 +29,7 @@ type httpsFront struct {
 	ln      net.Listener
 	srv     *http.Server
 	https   *edge.HTTPS
+	edge    *edge.Server // its caps count the HTTPS listener's connections with the plain one's
 	certs   certSource
 	files   *edge.CertFiles // files mode: reloaded on SIGHUP
 	hup     chan os.Signal
@@ -54,7 +55,7 @@ func listenHTTPS(cfg *config, edgeSrv *edge.Server, log *slog.Logger) (*httpsFro
 		return nil, nil
 	}
 	log = log.With("component", "tls")
-	f := &httpsFront{log: log, timeout: cfg.WakeTimeout}
+	f := &httpsFront{log: log, timeout: cfg.WakeTimeout, edge: edgeSrv}
 	switch cfg.TLS.Mode {
 	case "acme":
 		dns, err := dnsProvider(&cfg.TLS)
@@ -135,7 +136,7 @@ func (f *httpsFront) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := f.srv.ServeTLS(f.ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		if err := f.srv.ServeTLS(f.edge.TLSListener(f.ln), "", ""); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("https: %w", err)
 		}
 		return nil

@@ -35,7 +35,8 @@ func (Claude) Binary() string { return "claude" }
 // still deny every shell command in -p mode, where nobody can answer a
 // prompt, so an agent could not install or build; bypass mode allows both
 // (Claude Code still refuses catastrophic removals). Claude Code refuses
-// bypass mode as root unless IS_SANDBOX=1; sandboxd runs it as uid 1000.
+// bypass mode as root unless IS_SANDBOX=1; sandboxd runs it as the sandbox's
+// own uid, never root.
 func (Claude) Command(prompt, model string) []string {
 	argv := []string{"claude", "-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"}
 	if model != "" {

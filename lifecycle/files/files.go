@@ -42,6 +42,8 @@ var (
 	ErrNotRegular = errors.New("not a regular file")
 	// ErrNotEmpty: a directory removal without recursive found entries.
 	ErrNotEmpty = errors.New("directory not empty")
+	// ErrNoSpace: the sandbox's disk quota is full (the kernel said so, or Workspace.Full).
+	ErrNoSpace = errors.New("the sandbox's disk quota is full; remove files first")
 )
 
 // Error is a failed operation on a workspace path.
@@ -72,6 +74,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // Workspace is one sandbox's home directory on the host. Its methods are safe for
 // concurrent use; the sandbox may change the tree under them at any time.
 type Workspace struct {
+	// Full, when set and true, refuses writes with ErrNoSpace: the sandbox is over a
+	// quota no kernel enforces (issue 12). Reads and removals go on.
+	Full func() bool
+
 	root     *os.Root
 	uid, gid int
 	// escapes is os.Root's unexported "path escapes from parent" error, taken from a
@@ -174,6 +180,8 @@ func (w *Workspace) fail(op, p string, err error) error {
 		kind = fmt.Errorf("%w: a component of the path is not a directory", ErrNotDir)
 	case errors.Is(err, syscall.ENXIO): // O_NONBLOCK open of a FIFO without a reader
 		kind = ErrNotRegular
+	case errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.ENOSPC):
+		kind = ErrNoSpace
 	}
 	return &Error{Op: op, Path: p, Err: kind}
 }

@@ -52,6 +52,9 @@ func (w *Workspace) Write(p string, r io.Reader, o WriteOptions) (e Entry, creat
 	if p == "" {
 		return Entry{}, false, w.fail("write", p, ErrIsDir)
 	}
+	if w.Full != nil && w.Full() {
+		return Entry{}, false, w.fail("write", p, ErrNoSpace)
+	}
 	made, err := w.mkdirParents(path.Dir(p))
 	if err != nil {
 		return Entry{}, false, w.fail("write", p, err)

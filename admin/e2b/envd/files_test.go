@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -65,10 +66,14 @@ func testFiles(t *testing.T, h *harness) {
 	if code != 200 || string(body) != "alpha\x00\xff" || hdr.Get("Content-Type") != "application/octet-stream" {
 		t.Fatalf("download: %d %q %v", code, body, hdr)
 	}
-	// The file is where the sandbox's commands see it, owned by the sandbox user.
+	// The file is where the sandbox's commands see it, owned by the sandbox's own uid.
+	sb, err := h.mgr.Get(context.Background(), h.id)
+	if err != nil || sb.UID == 0 {
+		t.Fatalf("the sandbox has no uid of its own: %+v %v", sb, err)
+	}
 	res, err := h.mgr.Exec(context.Background(), h.id, lifecycleExec("stat -c '%u %s' /home/sandbox/docs/a.txt"))
-	if err != nil || strings.TrimSpace(string(res.Stdout)) != "1000 7" {
-		t.Fatalf("in the sandbox: %q %v", res.Stdout, err)
+	if want := fmt.Sprintf("%d 7", sb.UID); err != nil || strings.TrimSpace(string(res.Stdout)) != want {
+		t.Fatalf("in the sandbox: %q %v, want %q", res.Stdout, err, want)
 	}
 
 	// multipart, two files named by their filenames, one on /tmp.

@@ -1,0 +1,149 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// Every sandbox runs as a uid of its own from Config.UIDFirst-UIDLast, a range no host
+// account uses (issue 12: every workspace belonged to host uid 1000, the first human
+// account on a typical host). The uid is allocated at create and stored apart from the
+// sandbox's row, so it survives delete and re-create with the workspace it owns; purge
+// frees it. Inside the sandbox the user is still "sandbox" (accounts.go).
+
+// legacyUID is the uid every sandbox ran as before issue 12, and still does while its row
+// has no uid of its own (until its next start) or when Config has no uid range.
+const legacyUID = 1000
+
+// uidOf is the uid sb's processes run as and its files belong to.
+func uidOf(sb store.Sandbox) int {
+	if sb.UID == 0 {
+		return legacyUID
+	}
+	return sb.UID
+}
+
+// userSpec is the uid:gid of a Docker container or exec. Every sandbox's gid is its uid.
+func userSpec(sb store.Sandbox) string {
+	u := strconv.Itoa(uidOf(sb))
+	return u + ":" + u
+}
+
+// ownUIDs reports whether sandboxes get uids of their own.
+func (m *Manager) ownUIDs() bool { return m.cfg.UIDFirst > 0 }
+
+func (m *Manager) uidInRange(uid int) bool {
+	return uid >= m.cfg.UIDFirst && uid <= m.cfg.UIDLast
+}
+
+// assignUID gives a new sandbox its uid: the one its id already holds (deleted, not
+// purged), or the lowest free one.
+func (m *Manager) assignUID(ctx context.Context, id string) (int, error) {
+	if !m.ownUIDs() {
+		return 0, nil
+	}
+	uid, err := m.db.AssignUID(ctx, id, m.cfg.UIDFirst, m.cfg.UIDLast)
+	if errors.Is(err, store.ErrNoUID) {
+		return 0, errorf(CodeUnavailable, "every uid of SANDBOXD_UID_RANGE %d-%d is taken: purge deleted sandboxes, or widen the range",
+			m.cfg.UIDFirst, m.cfg.UIDLast)
+	}
+	if err != nil {
+		return 0, internal(err, "assign a uid to %s", id)
+	}
+	if !m.uidInRange(uid) {
+		return m.moveUID(ctx, id, uid)
+	}
+	return uid, nil
+}
+
+// moveUID replaces a uid outside the configured range with one inside it.
+func (m *Manager) moveUID(ctx context.Context, id string, old int) (int, error) {
+	uid, err := m.db.ReassignUID(ctx, id, m.cfg.UIDFirst, m.cfg.UIDLast)
+	if err != nil {
+		return 0, internal(err, "assign a uid to %s", id)
+	}
+	m.log.Info("sandbox uid outside SANDBOXD_UID_RANGE replaced", "sandbox", id, "from", old, "to", uid)
+	return uid, nil
+}
+
+// ensureUID moves a sandbox that runs as uid 1000 (made before issue 12), or as a uid the
+// range no longer holds, to a uid of its own and re-owns its workspace; the caller holds
+// its lock and the sandbox does not run. changed reports a new uid: the container, made
+// for the old one, must be made again.
+func (m *Manager) ensureUID(ctx context.Context, sb *store.Sandbox) (changed bool, err error) {
+	if !m.ownUIDs() || sb.UID != 0 && m.uidInRange(sb.UID) {
+		return false, nil
+	}
+	old := uidOf(*sb)
+	uid, err := m.assignUID(ctx, sb.ID)
+	if err != nil {
+		return false, err
+	}
+	n, err := reown(m.workspaceDir(sb.ID), old, uid)
+	if err != nil {
+		return false, internal(err, "give the workspace of %s to uid %d", sb.ID, uid)
+	}
+	m.log.Info("sandbox moved to a uid of its own", "sandbox", sb.ID, "from_uid", old, "to_uid", uid, "files_reowned", n)
+	sb.UID = uid
+	m.remember(*sb)
+	return true, nil
+}
+
+// reownWorkspace gives a workspace whose directory another uid owns to uid.
+func (m *Manager) reownWorkspace(id, dir string, uid int) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) == uid || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return nil // its own already, or no directory at all (which fails later, plainly)
+	}
+	n, err := reown(dir, int(st.Uid), uid)
+	if err != nil {
+		return err
+	}
+	m.log.Info("workspace given to its sandbox's uid", "sandbox", id, "from_uid", st.Uid, "to_uid", uid, "files_reowned", n)
+	return nil
+}
+
+// reown gives everything under dir that from owns (user or group) to to. The sandbox is
+// not running, so nothing swaps a directory for a symlink during the walk; WalkDir never
+// follows one, and Lchown changes a link itself.
+func reown(dir string, from, to int) (n int, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // gone
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		uid, gid := int(st.Uid), int(st.Gid)
+		if uid != from && gid != from {
+			return nil
+		}
+		if uid == from {
+			uid = to
+		}
+		if gid == from {
+			gid = to
+		}
+		n++
+		return os.Lchown(p, uid, gid)
+	})
+	return n, err
+}
