@@ -207,7 +207,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 
 	settings = append(settings,
 		// Issue 14: the garbage collector (gc.go).
-		setting{"SANDBOXD_GOGC", "gogc", "400", "Go GC target: heap growth in percent between collections, or off (wins over GOGC)", func(v string) error {
+		setting{"SANDBOXD_GOGC", "gogc", "100", "Go GC target: heap growth in percent between collections, or off (wins over GOGC)", func(v string) error {
 			if v == "off" {
 				c.GCPercent = -1
 				return nil

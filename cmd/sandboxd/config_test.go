@@ -95,8 +95,8 @@ func TestGCSettings(t *testing.T) {
 		percentSet, limitSet bool
 		limit                int64
 	}{
-		{"defaults", nil, 400, true, true, 0},
-		{"Go's own variables", map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}, 400, false, false, 0},
+		{"defaults", nil, 100, true, true, 0},
+		{"Go's own variables", map[string]string{"GOGC": "400", "GOMEMLIMIT": "1GiB"}, 100, false, false, 0},
 		{"sandboxd's win", map[string]string{"GOGC": "100", "SANDBOXD_GOGC": "800", "SANDBOXD_GOMEMLIMIT": "1GiB"}, 800, true, true, 1 << 30},
 		{"off", map[string]string{"SANDBOXD_GOGC": "off"}, -1, true, true, 0},
 	}
