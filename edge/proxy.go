@@ -65,9 +65,13 @@ func (s *Server) newTransport() *http.Transport {
 		// closing idle ones when it must.
 		MaxIdleConns:        4096,
 		MaxIdleConnsPerHost: 256,
-		// Dev servers close idle connections themselves (Node after 5s); the
-		// Transport notices at once, as its idle connections are read from.
-		IdleConnTimeout: 90 * time.Second,
+		// Node's servers (Vite, Next, webpack's) close a connection idle for
+		// 5s. One closing just as a request is sent on it fails that request,
+		// and the Transport retries only a request it can replay: a POST would
+		// get a 502. Closing ours first, after 4s, leaves no such race; a new
+		// connection to a container on this host costs well under a
+		// millisecond.
+		IdleConnTimeout: 4 * time.Second,
 		// ReadBufferSize and WriteBufferSize stay 4 KiB: the read buffer of a
 		// WebSocket's backend connection lives as long as the WebSocket, and
 		// a 64 KiB response is copied through a pooled buffer anyway.
