@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,7 +230,10 @@ func procTicks(pid int) (int64, error) {
 }
 
 // startProxy starts cmd, stops it when b ends, and waits until addr accepts connections.
+// It runs in a process group of its own, which the cleanup kills whole: nginx's workers
+// outlive a master killed alone.
 func startProxy(b *testing.B, name string, cmd *exec.Cmd, addr string, logs func() string) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("%s: %v", name, err)
 	}
@@ -238,7 +242,7 @@ func startProxy(b *testing.B, name string, cmd *exec.Cmd, addr string, logs func
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	b.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; {
