@@ -71,7 +71,7 @@ test-go: prereqs-test
 
 # bench prints the benchmark figures the issues ask for; compare ratios within one run.
 bench: prereqs-bench testkit
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./edge ./wake ./store
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./edge ./edge/egress ./wake ./store
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./lifecycle ./cmd/sandboxd
 
 # fuzz runs the Host parser's fuzzer beyond its corpus (make test runs the corpus).

@@ -23,6 +23,7 @@ type fakeSandboxes struct {
 	PurgeFn     func(ctx context.Context, id string) error
 	KeepaliveFn func(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
 	ImagesFn    func(ctx context.Context) ([]lifecycle.ImageInfo, error)
+	PauseFn     func(ctx context.Context, id string) error
 }
 
 func (f *fakeSandboxes) Create(ctx context.Context, req lifecycle.CreateRequest) (store.Sandbox, error) {
@@ -43,6 +44,7 @@ func (f *fakeSandboxes) Keepalive(ctx context.Context, id string, until time.Tim
 func (f *fakeSandboxes) Images(ctx context.Context) ([]lifecycle.ImageInfo, error) {
 	return f.ImagesFn(ctx)
 }
+func (f *fakeSandboxes) Pause(ctx context.Context, id string) error { return f.PauseFn(ctx, id) }
 
 type fakeExecs struct {
 	ExecFn       func(ctx context.Context, id string, req lifecycle.ExecRequest) (lifecycle.ExecResult, error)

@@ -36,6 +36,11 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/events", s.h(s.taskEvents)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/tasks/{taskId}/cancel", s.h(s.cancelTask)).Methods(post)
 	r.HandleFunc("/v1/images", s.h(s.images)).Methods(get)
+
+	// Issue 14: tiered sleep. Resume is start by another name: an unpause when paused.
+	r.HandleFunc("/v1/sandboxes/{id}/pause", s.h(s.pause)).Methods(post)
+	r.HandleFunc("/v1/sandboxes/{id}/resume", s.h(s.start)).Methods(post)
+
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.getServices)).Methods(get)
 	r.HandleFunc("/v1/sandboxes/{id}/services", s.h(s.putServices)).Methods(put)
 
@@ -43,6 +48,10 @@ func (s *Server) routes(r *mux.Router) {
 	r.HandleFunc("/v1/sandboxes/{id}/previews", s.h(s.putPreviews)).Methods(put)
 	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens", s.h(s.mintPreviewToken)).Methods(post)
 	r.HandleFunc("/v1/sandboxes/{id}/preview-tokens/revoke", s.h(s.revokePreviewTokens)).Methods(post)
+
+	// Issue 15: the egress policy.
+	r.HandleFunc("/v1/sandboxes/{id}/network", s.h(s.getNetwork)).Methods(get)
+	r.HandleFunc("/v1/sandboxes/{id}/network", s.h(s.putNetwork)).Methods(put)
 
 	// Files, relative to the sandbox home; they work while the sandbox sleeps.
 	r.HandleFunc("/v1/sandboxes/{id}/files", s.h(s.getFiles)).Methods(get, head)

@@ -24,6 +24,8 @@ type Sandboxes interface {
 	Delete(ctx context.Context, id string) error
 	Purge(ctx context.Context, id string) error
 	Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error)
+	// Pause freezes a running sandbox (issue 14); the waker's wake unpauses it.
+	Pause(ctx context.Context, id string) error
 	// Images answers GET /v1/images (tasks.go).
 	Images(ctx context.Context) ([]lifecycle.ImageInfo, error)
 }
@@ -50,6 +52,7 @@ type createBody struct {
 	IdlePolicy  string            `json:"idle_policy"`
 	HostHeader  string            `json:"host_header"`
 	Services    []store.Service   `json:"services"`
+	Network     *networkBody      `json:"network"` // issue 15
 
 	// Issue 13: the tenant the sandbox belongs to. Only an admin token may name one; a
 	// tenant token's sandboxes are its tenant's.
@@ -58,6 +61,10 @@ type createBody struct {
 	Previews *previewsBody `json:"previews"`
 	// Issue 12: the disk quota, "2G" or bytes.
 	Disk size `json:"disk"`
+
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string   `json:"wake_on"`
+	StopAfter duration `json:"stop_after"`
 
 	// Accepted from the prior system's create body.
 	MemoryHigh size   `json:"memory_high"`
@@ -100,12 +107,16 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) (err error) {
 		IdlePolicy: b.IdlePolicy, HostHeader: b.HostHeader, Services: b.Services,
 		DiskBytes: int64(b.Disk), // issue 12
 		Previews:  previews,
+		WakeOn:    b.WakeOn, StopAfter: time.Duration(b.StopAfter), // issue 14
 	}
 	if req.Tenant, err = createTenant(r, b.Tenant); err != nil {
 		return err
 	}
 	if req.MemoryBytes == 0 {
 		req.MemoryBytes = int64(b.MemoryHigh)
+	}
+	if b.Network != nil { // issue 15
+		req.Egress, req.Allow = b.Network.Egress, b.Network.Allow
 	}
 	if b.External != nil {
 		if req.Labels == nil {
@@ -183,7 +194,7 @@ func createTenant(r *http.Request, asked string) (string, error) {
 }
 
 // sandboxStates are the states ?status= filters on.
-var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusStopping, store.StatusStopped, store.StatusError}
+var sandboxStates = []string{store.StatusCreating, store.StatusRunning, store.StatusPaused, store.StatusStopping, store.StatusStopped, store.StatusError}
 
 // listOptions reads ?status=&label=k=v&limit=&cursor=&tenant=, and the prior system's
 // ?external_user_id=&external_project_id=.
@@ -299,6 +310,13 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) error {
 	return s.mutate(w, r, "sandbox.stop", s.sandboxes.Stop, true)
+}
+
+// pause freezes a running sandbox (issue 14): its processes keep their memory and sockets
+// and use no CPU. Any wake resumes it: a preview navigation, exec, terminal, task,
+// keepalive, start or resume. The answer is the sandbox, paused.
+func (s *Server) pause(w http.ResponseWriter, r *http.Request) error {
+	return s.mutate(w, r, "sandbox.pause", s.sandboxes.Pause, true)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) error {

@@ -54,7 +54,7 @@ func TestListStatusFilter(t *testing.T) {
 	}}}
 	for _, path := range []string{"/v1/sandboxes", "/sandboxes"} {
 		code, _, e := apiCall(t, d, "GET", path+"?status=bogus", "")
-		want := `status "bogus" is not a sandbox state: use creating, running, stopping, stopped or error`
+		want := `status "bogus" is not a sandbox state: use creating, running, paused, stopping, stopped or error`
 		if code != 400 || e.Error.Code != "invalid_request" || e.Error.Message != want {
 			t.Fatalf("%s?status=bogus = %d %+v, want 400 %q", path, code, e, want)
 		}
@@ -67,7 +67,7 @@ func TestListStatusFilter(t *testing.T) {
 			t.Fatalf("?status=%s = %d %s", st, code, body)
 		}
 	}
-	if strings.Join(asked, ",") != "creating,running,stopping,stopped,error" {
+	if strings.Join(asked, ",") != "creating,running,paused,stopping,stopped,error" {
 		t.Fatalf("filters asked: %q", asked)
 	}
 }

@@ -58,6 +58,10 @@ type Server struct {
 	previews   Previews // issue 13
 	log        *slog.Logger
 
+	// Issue 15.
+	networks Networks
+	egress   EgressStatus
+
 	// LoopbackOnly, set when the API has no tokens and listens on loopback, refuses
 	// requests whose Host is not a loopback name: a DNS-rebinding page cannot borrow the
 	// browser of someone on the host.
@@ -97,6 +101,10 @@ type Deps struct {
 	Tokens   TokenStore   // tokens.go: POST/GET/DELETE /v1/tokens
 	AuditLog AuditLog     // audit.go: GET /v1/audit
 	Previews Previews     // previews.go: preview access and tokens (issue 13)
+
+	// Issue 15: network.go.
+	Networks Networks     // PUT .../network
+	Egress   EgressStatus // recent denials; nil shows none
 }
 
 // New returns the API over d; a nil log discards.
@@ -109,6 +117,7 @@ func New(d Deps, log *slog.Logger) *Server {
 		workspaces: d.Workspaces, services: d.Services, taskRunner: d.Tasks, health: d.Health, waker: d.Waker, audit: d.Audit,
 		keys: d.Keys, tokens: d.Tokens, auditLog: d.AuditLog, previews: d.Previews,
 		log: log, readyTTL: 2 * time.Second, stopping: make(chan struct{}),
+		networks: d.Networks, egress: d.Egress,
 	}
 }
 

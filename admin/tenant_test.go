@@ -85,6 +85,7 @@ func (s *spy) List(ctx context.Context, o store.ListOptions) ([]store.Sandbox, e
 func (s *spy) Stop(ctx context.Context, id string) error   { s.call("Stop", id); return errSpy }
 func (s *spy) Delete(ctx context.Context, id string) error { s.call("Delete", id); return errSpy }
 func (s *spy) Purge(ctx context.Context, id string) error  { s.call("Purge", id); return errSpy }
+func (s *spy) Pause(ctx context.Context, id string) error  { s.call("Pause", id); return errSpy }
 func (s *spy) Keepalive(ctx context.Context, id string, until time.Time) (store.Sandbox, error) {
 	s.call("Keepalive", id)
 	return store.Sandbox{}, errSpy
@@ -150,6 +151,10 @@ func (s *spy) TaskEvents(ctx context.Context, taskID string, after int64, limit 
 	return nil, nil, errSpy
 }
 func (s *spy) Ping(ctx context.Context) error { s.call("Ping", ""); return nil }
+func (s *spy) SetNetwork(ctx context.Context, id, egress string, allow []string) (store.Sandbox, error) {
+	s.call("SetNetwork", id) // issue 15
+	return store.Sandbox{}, errSpy
+}
 func (s *spy) SetPreviews(ctx context.Context, id string, p store.Previews) (store.Sandbox, error) {
 	s.call("SetPreviews", id)
 	return store.Sandbox{}, errSpy
@@ -199,7 +204,7 @@ func newTenantEnv(t *testing.T) *tenantEnv {
 	keys := apikey.New(db)
 	keys.SetEnv(tenantTokens)
 	srv := New(Deps{Sandboxes: sp, Execs: sp, Detached: sp, Terminals: sp, Workspaces: sp, Services: sp, Tasks: sp,
-		Health: sp, Waker: sp, Audit: db, Keys: keys, Tokens: db, AuditLog: db, Previews: sp}, nil)
+		Health: sp, Waker: sp, Audit: db, Keys: keys, Tokens: db, AuditLog: db, Previews: sp, Networks: sp}, nil)
 	return &tenantEnv{spy: sp, db: db, keys: keys, srv: srv, h: srv.Handler()}
 }
 

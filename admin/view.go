@@ -41,6 +41,12 @@ type sandboxView struct {
 	Disk diskView `json:"disk"`
 	UID  int      `json:"uid,omitempty"`
 
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string      `json:"wake_on"`
+	StopAfter string      `json:"stop_after,omitempty"` // absent: the operator's default
+	PausedAt  *time.Time  `json:"paused_at,omitempty"`
+	Network   networkView `json:"network"` // issue 15
+
 	ID string `json:"id"`
 }
 
@@ -92,6 +98,7 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 		UID:    sb.UID,
 		Disk: diskView{Used: sb.Disk.Used, Quota: sb.Disk.Quota, Inodes: sb.Disk.Inodes,
 			InodeQuota: sb.Disk.InodeQuota, Enforced: sb.Disk.Enforced},
+		Network: s.networkView(sb), // issue 15
 	}
 	for _, sv := range sb.Services {
 		v.Services = append(v.Services, declaredView{Name: sv.Name, Cmd: sv.Cmd, Cwd: sv.Cwd, EnvKeys: envKeys(sv.Env), Port: sv.Port})
@@ -108,6 +115,17 @@ func (s *Server) view(sb store.Sandbox) sandboxView {
 	}
 	if sb.LastExit.Reason != "" {
 		v.LastExit = &lastExitView{Code: sb.LastExit.Code, Reason: sb.LastExit.Reason, At: sb.LastExit.At}
+	}
+	v.WakeOn = sb.WakeOn
+	if v.WakeOn == "" {
+		v.WakeOn = store.WakeOnNavigation
+	}
+	if sb.StopAfter > 0 {
+		v.StopAfter = sb.StopAfter.String()
+	}
+	if !sb.PausedAt.IsZero() {
+		p := sb.PausedAt
+		v.PausedAt = &p
 	}
 	if v.Ports == nil {
 		v.Ports = []int{}

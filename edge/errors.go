@@ -23,6 +23,7 @@ type answer struct {
 	retryAfter time.Duration // sent as Retry-After, in whole seconds, when positive
 	// authenticate is sent as WWW-Authenticate, which a 401 must carry.
 	authenticate string
+	state        string // sent as X-Sandboxd-State, when set (issue 14)
 }
 
 // unknownHost answers a Host that names no sandbox; one on the preview domain in the
@@ -113,6 +114,9 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, a answer) {
 	if a.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((a.retryAfter+time.Second-1)/time.Second)))
 	}
+	if a.state != "" {
+		h.Set("X-Sandboxd-State", a.state)
+	}
 	if wantsHTML(r) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(a.status)
@@ -169,6 +173,8 @@ func title(code string) string {
 		return "Too many sandboxes running"
 	case "unauthorized":
 		return "Preview link missing or expired"
+	case "sandbox_sleeping":
+		return "Sandbox asleep"
 	}
 	return "Bad gateway"
 }

@@ -222,6 +222,7 @@ func (runningStarter) Running(string) (netip.Addr, bool) { return loopback, true
 func (runningStarter) Start(context.Context, string) (netip.Addr, error) {
 	return loopback, nil
 }
+func (runningStarter) Paused(string) bool { return false }
 
 func TestClientGoneNoAnswerNoLog(t *testing.T) {
 	t.Run("while held", func(t *testing.T) {

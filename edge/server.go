@@ -193,6 +193,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.forward(w, r, h) {
 			s.wakeAndForward(w, r, id, port, false)
 		}
+	case e.route.State.Sleeping() && !e.route.WakeOn.Wakes(requestKind(r)):
+		// A page's background request (a live-reload reconnect, say) does not
+		// wake a sleeping sandbox: memory only, answered at once (issue 14).
+		s.answer(w, r, sleeping(id))
 	default:
 		s.wakeAndForward(w, r, id, port, e.route.State != Running)
 	}

@@ -21,20 +21,19 @@ import (
 
 // wantsStartingPage reports a request that gets the starting page instead of being held:
 // a person opening the page in a browser, in a tab or a frame. That is a GET navigation by
-// its fetch metadata, or, from a browser too old to send fetch metadata, a GET whose Accept
-// names HTML. A prefetch is not (a cached starting page would be shown later), nor a
-// WebSocket handshake, nor a program: those wait for the app.
+// its fetch metadata (requestKind, which the wake policy sorts by too), or, from a browser
+// too old to send fetch metadata, a GET whose Accept names HTML. A prefetch is not (a
+// cached starting page would be shown later), nor a WebSocket handshake, nor a program:
+// those wait for the app.
 func wantsStartingPage(r *http.Request) bool {
-	h := r.Header
-	if r.Method != http.MethodGet || h.Get("Upgrade") != "" ||
-		strings.Contains(h.Get("Sec-Purpose"), "prefetch") || h.Get("Purpose") == "prefetch" {
+	if r.Method != http.MethodGet || r.Header.Get("Upgrade") != "" {
 		return false
 	}
-	switch h.Get("Sec-Fetch-Mode") {
-	case "navigate", "nested-navigate": // nested-navigate: frames, in early Chromes
+	switch requestKind(r) {
+	case wake.Navigation:
 		return true
-	case "":
-		return strings.HasPrefix(h.Get("User-Agent"), "Mozilla/") && acceptsHTML(r)
+	case wake.Program: // no fetch metadata at all
+		return strings.HasPrefix(r.Header.Get("User-Agent"), "Mozilla/") && acceptsHTML(r)
 	}
 	return false
 }

@@ -82,11 +82,28 @@ func TestWantsStartingPage(t *testing.T) {
 	}
 }
 
-// A navigation to a waking sandbox whose port does not answer gets the starting page at
-// once, with the service's redacted log; a program and a page's fetch are held, and get
-// the app once the port answers, as does the next navigation.
+// A navigation to a waking sandbox, or one being created, whose port does not answer gets
+// the starting page at once, with the service's redacted log; a program is held, and so is
+// a page's fetch to a sandbox being created (to a sleeping one the wake policy refuses it
+// at once), and they get the app once the port answers, as does the next navigation.
 func TestStartingPage(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		state State
+		held  []map[string]string
+	}{
+		{Asleep, []map[string]string{nil}},
+		{Paused, []map[string]string{nil}},
+		{Starting, []map[string]string{nil, pageFetch}},
+	} {
+		t.Run(tc.state.String(), func(t *testing.T) {
+			t.Parallel()
+			testStartingPage(t, tc.state, tc.held)
+		})
+	}
+}
+
+func testStartingPage(t *testing.T, state State, heldHeaders []map[string]string) {
 	svc := &fakeServices{status: func(string, int, int) (ServiceInfo, error) {
 		return ServiceInfo{Name: "web", Declared: true, Log: ".sandboxd/logs/web.log",
 			Tail:    []byte("> vite --port 4000\nusing API_KEY=sk-test-abcdef <now>\n"),
@@ -94,7 +111,7 @@ func TestStartingPage(t *testing.T) {
 	}}
 	h := newHarness(t, func(s *Server) { s.Services, s.StartingAfter = svc, 20*time.Millisecond })
 	_, port := h.backend(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the app") }))
-	h.route("sb1", Asleep, port)
+	h.route("sb1", state, port)
 	ready := make(chan struct{})
 	h.waker.wake = func(ctx context.Context, _ string, port int) (netip.AddrPort, error) {
 		select {
@@ -109,14 +126,14 @@ func TestStartingPage(t *testing.T) {
 		code int
 		body string
 	}
-	held := make(chan result, 2)
-	for _, headers := range []map[string]string{nil, pageFetch} {
+	held := make(chan result, len(heldHeaders))
+	for _, headers := range heldHeaders {
 		go func() {
 			res, body := h.get(url, headers)
 			held <- result{res.StatusCode, body}
 		}()
 	}
-	testutil.Eventually(t, 10*time.Second, "both held requests inside Wake", func() bool { return h.waker.calls.Load() == 2 })
+	testutil.Eventually(t, 10*time.Second, "the held requests inside Wake", func() bool { return int(h.waker.calls.Load()) == len(heldHeaders) })
 
 	res, body := h.get(url, openPage)
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("X-Sandboxd-State") != "starting" ||
@@ -139,7 +156,7 @@ func TestStartingPage(t *testing.T) {
 	}
 
 	close(ready)
-	for range 2 {
+	for range heldHeaders {
 		if r := <-held; r.code != http.StatusOK || r.body != "the app" {
 			t.Errorf("held request: %d %q, want the app", r.code, r.body)
 		}

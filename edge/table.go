@@ -9,20 +9,32 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sandboxd/sandboxd/wake"
 )
 
 // State is what the edge does with a sandbox's requests.
 type State uint8
 
 const (
-	// Asleep covers stopped, stopping and creating: a request wakes the
-	// sandbox and waits for it. It is the zero State.
+	// Asleep covers stopped and stopping: a request the route's WakeOn
+	// allows wakes the sandbox and waits for it; others get 503 at once.
+	// It is the zero State.
 	Asleep State = iota
 	// Running: requests go straight to Route.Addr once a port is known open.
 	Running
 	// Broken: the sandbox is in error; requests get 503 with Route.Message.
 	Broken
+	// Paused: frozen, memory kept (issue 14). Asleep as far as requests go;
+	// a wake unpauses it.
+	Paused
+	// Starting: being created. Requests wait for it, whoever sent them: it
+	// is not asleep.
+	Starting
 )
+
+// Sleeping reports a state whose wake depends on who asks (Route.WakeOn).
+func (s State) Sleeping() bool { return s == Asleep || s == Paused }
 
 func (s State) String() string {
 	switch s {
@@ -32,6 +44,10 @@ func (s State) String() string {
 		return "running"
 	case Broken:
 		return "broken"
+	case Paused:
+		return "paused"
+	case Starting:
+		return "starting"
 	}
 	return "State(" + strconv.Itoa(int(s)) + ")"
 }
@@ -71,6 +87,10 @@ type Route struct {
 	// token signed with the old one, and closes the WebSockets proxied to
 	// its private ports. Set keeps its own copy of Key and PortPrivate.
 	Key []byte
+
+	// WakeOn says which requests may wake the sandbox while it sleeps; the
+	// zero value wakes it for navigations and programs only (issue 14).
+	WakeOn wake.Policy
 }
 
 // private reports whether port needs a preview token.

@@ -66,15 +66,18 @@ func (m *Manager) Keepalive(ctx context.Context, id string, until time.Time) (st
 	return sb, nil
 }
 
-// sampleActivity marks active every sandbox whose byte counter moved since the last sample
-// or that has work in flight.
+// sampleActivity marks active every running sandbox whose byte counter moved since the last
+// sample, and every sandbox with work in flight. Bytes to a paused sandbox are a frozen
+// WebSocket's client frames, which the kernel buffers: a page's background traffic, which
+// wakes nothing (issue 14) and so is no activity either.
 func (m *Manager) sampleActivity(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, l := range m.sandboxes {
 		b := l.bytes.Load()
-		if b != l.seenBytes || l.inflight.Load() > 0 {
-			l.seenBytes = b
+		moved := b != l.seenBytes && l.sb.Status == store.StatusRunning
+		l.seenBytes = b
+		if moved || l.inflight.Load() > 0 {
 			if now.UnixNano() > l.lastActive.Load() {
 				l.lastActive.Store(now.UnixNano())
 			}

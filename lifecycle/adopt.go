@@ -178,7 +178,7 @@ func (m *Manager) configFromContainer(ctx context.Context, id string, containers
 	fromImage := m.imageEnv(ctx, info.Config.Image)
 	for _, kv := range info.Config.Env {
 		k, v, _ := strings.Cut(kv, "=")
-		if fromImage[kv] || k == "HOME" && v == Home { // the image's and containerSpec's, not the user's
+		if fromImage[kv] || k == "HOME" && v == Home || injectedProxyVar(info.Config.Labels, k, v) { // the image's and containerSpec's, not the user's
 			continue
 		}
 		env[k] = v
@@ -197,6 +197,7 @@ func (m *Manager) configFromContainer(ctx context.Context, id string, containers
 	if sb.Ports, err = normalizePorts(nil, sb.Services); err != nil {
 		return store.Sandbox{}, nil, err
 	}
+	sb.Egress = m.egressOfContainer(listedNetworks(keep)) // issue 15
 	return sb, env, nil
 }
 

@@ -133,7 +133,8 @@ func TestBootAdoptsContainersWithAConfig(t *testing.T) {
 
 // What decides who may reach a sandbox survives in its config: an adopted sandbox keeps
 // its tenant and its preview access (a private preview must not come back public), its
-// quota and uid; env and service env values are sealed in it, never in clear.
+// quota and uid, its wake policy and stop_after (issue 14); env and service env values are
+// sealed in it, never in clear.
 func TestConfigKeepsTenantAndPreviews(t *testing.T) {
 	data := t.TempDir()
 	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db"))
@@ -144,13 +145,15 @@ func TestConfigKeepsTenantAndPreviews(t *testing.T) {
 	m := New(db, nil, DefaultConfig(data), nil)
 	sb := store.Sandbox{ID: "acme--app", Image: "img", Tenant: "acme", DiskBytes: 1 << 30, UID: 200007,
 		Previews: store.Previews{Access: store.AccessPrivate, Ports: map[int]string{3000: store.AccessPublic}},
-		Services: []store.Service{{Name: "web", Cmd: []string{"devserver"}, Env: map[string]string{"DB_PASSWORD": "hunter2-secret"}}}}
+		Services: []store.Service{{Name: "web", Cmd: []string{"devserver"}, Env: map[string]string{"DB_PASSWORD": "hunter2-secret"}}},
+		WakeOn:   store.WakeOnAny, StopAfter: 5 * time.Minute}
 	if err := m.writeConfig(sb, map[string]string{"K": "value-in-the-clear?"}); err != nil {
 		t.Fatal(err)
 	}
 	got, env, err := m.readConfig("acme--app")
 	if err != nil || got.Tenant != "acme" || !reflect.DeepEqual(got.Previews, sb.Previews) || env["K"] != "value-in-the-clear?" ||
-		got.DiskBytes != sb.DiskBytes || got.UID != sb.UID || !reflect.DeepEqual(got.Services, sb.Services) {
+		got.DiskBytes != sb.DiskBytes || got.UID != sb.UID || !reflect.DeepEqual(got.Services, sb.Services) ||
+		got.WakeOn != store.WakeOnAny || got.StopAfter != 5*time.Minute {
 		t.Fatalf("read back %+v %v %v", got, env, err)
 	}
 	raw, err := os.ReadFile(m.configPath("acme--app"))

@@ -17,8 +17,14 @@ import (
 // restart of sandboxd neither kills it nor loses its output.
 
 // RunningSandbox returns the in-memory row of a sandbox that runs: CodeNotFound for an
-// unknown id, CodeConflict for one that is not running.
-func (m *Manager) RunningSandbox(id string) (store.Sandbox, error) { return m.runningSandbox(id) }
+// unknown id, CodeConflict for one that is not running. A paused sandbox counts as running
+// here (issue 14): its processes are alive, frozen, so an agent in it is waiting, not gone.
+func (m *Manager) RunningSandbox(id string) (store.Sandbox, error) {
+	if sb, ok := m.cached(id); ok && sb.Status == store.StatusPaused && ValidID(id) {
+		return sb, nil
+	}
+	return m.runningSandbox(id)
+}
 
 // WorkspaceDir is the host directory of a sandbox's workspace, its home. id must be valid.
 func (m *Manager) WorkspaceDir(id string) string { return m.workspaceDir(id) }

@@ -36,7 +36,7 @@ func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, img *im
 		imageCmd = img.cmd
 	}
 	cfg, host := m.containerSpec(sb, env, imageCmd)
-	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{m.cfg.Network: {}}}
+	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{m.primaryNetwork(): {}}}
 	name := m.containerName(sb.ID)
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
@@ -52,6 +52,14 @@ func (m *Manager) createContainer(ctx context.Context, sb store.Sandbox, img *im
 	}
 	if err != nil {
 		return "", internal(err, "create container for %s", sb.ID)
+	}
+	// Docker creates a container on one network; the others (the route out of a sandbox
+	// in mode open) are connected before it starts.
+	if err := m.alignNetworks(ctx, resp.ID, sb, map[string]bool{m.primaryNetwork(): true}); err != nil {
+		if rerr := m.removeContainer(ctx, resp.ID); rerr != nil {
+			m.log.Warn("remove container whose networks failed", "sandbox", sb.ID, "err", rerr)
+		}
+		return "", err
 	}
 	return resp.ID, nil
 }

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// containerIP reads the sandbox's address on the sandboxd network.
+// containerIP reads the sandbox's address on its primary network: the internal one when
+// there is one (issue 15), else the sandboxd network.
 func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
 	defer cancel()
@@ -14,16 +15,17 @@ func (m *Manager) containerIP(ctx context.Context, cid string) (string, error) {
 		return "", internal(err, "inspect container")
 	}
 	if info.NetworkSettings != nil {
-		if ep, ok := info.NetworkSettings.Networks[m.cfg.Network]; ok && ep.IPAddress != "" {
+		if ep, ok := info.NetworkSettings.Networks[m.primaryNetwork()]; ok && ep.IPAddress != "" {
 			return ep.IPAddress, nil
 		}
 	}
-	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.cfg.Network)
+	return "", errorf(CodeInternal, "container %s has no address on network %s", shortID(cid), m.primaryNetwork())
 }
 
 // containerState is what sandboxd reads of a container's state.
 type containerState struct {
 	Running    bool
+	Paused     bool // frozen; a paused container is Running too (issue 14)
 	ExitCode   int
 	OOMKilled  bool
 	StartedAt  time.Time
@@ -41,7 +43,7 @@ func (m *Manager) inspectState(ctx context.Context, cid string) (containerState,
 	if info.ContainerJSONBase == nil || info.State == nil {
 		return containerState{}, errorf(CodeInternal, "container %s has no state", shortID(cid))
 	}
-	st := containerState{Running: info.State.Running, ExitCode: info.State.ExitCode, OOMKilled: info.State.OOMKilled}
+	st := containerState{Running: info.State.Running, Paused: info.State.Paused, ExitCode: info.State.ExitCode, OOMKilled: info.State.OOMKilled}
 	st.StartedAt, _ = time.Parse(time.RFC3339Nano, info.State.StartedAt)
 	st.FinishedAt, _ = time.Parse(time.RFC3339Nano, info.State.FinishedAt)
 	if st.FinishedAt.Year() < 2000 { // "0001-01-01T00:00:00Z": never finished

@@ -19,6 +19,9 @@ const (
 	LabelManaged  = "sandboxd.managed"
 	LabelID       = "sandboxd.id"
 	LabelInstance = "sandboxd.instance"
+	// LabelEgressProxy is the egress proxy URL a container's proxy variables name (issue
+	// 15); a container whose label differs from the running sandboxd's is made again.
+	LabelEgressProxy = "sandboxd.egress-proxy"
 )
 
 // Home is the sandbox user's home inside every sandbox: the workspace, bind-mounted.
@@ -46,19 +49,24 @@ func (m *Manager) containerSpec(sb store.Sandbox, env map[string]string, imageCm
 	if _, ok := env["HOME"]; !ok {
 		envList = append(envList, "HOME="+Home)
 	}
+	envList = append(envList, m.proxyEnv(env)...) // issue 15
 	sort.Strings(envList)
+	labels := map[string]string{LabelManaged: "true", LabelID: sb.ID, LabelInstance: m.instance}
+	if m.EgressProxy.IsValid() {
+		labels[LabelEgressProxy] = m.proxyURL()
+	}
 	cfg := &container.Config{
 		Image:      sb.Image,
 		Hostname:   sb.ID,
 		User:       userSpec(sb),
 		Env:        envList,
 		WorkingDir: Home,
-		Labels:     map[string]string{LabelManaged: "true", LabelID: sb.ID, LabelInstance: m.instance},
+		Labels:     labels,
 	}
 	nofile := m.cfg.NoFile
 	pids := m.cfg.Pids
 	host := &container.HostConfig{
-		NetworkMode:    container.NetworkMode(m.cfg.Network),
+		NetworkMode:    container.NetworkMode(m.primaryNetwork()),
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},

@@ -62,6 +62,8 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (store.Sandbox,
 		Tenant:   req.Tenant,
 		Previews: req.Previews, PreviewKey: key,
 		DiskBytes: req.DiskBytes, UID: uid,
+		WakeOn: req.WakeOn, StopAfter: req.StopAfter,
+		Egress: req.Egress, EgressAllow: req.Allow, // issue 15
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

@@ -149,6 +149,15 @@ func (m *Manager) execFailed(ctx context.Context, id, cid string, err error) err
 	if !errdefs.IsConflict(err) { // the engine's answer to an exec in a stopped container
 		return internal(err, "create exec in %s", id)
 	}
+	// ... and in a paused one (issue 14: paused since the caller woke it, by the API or
+	// behind sandboxd's back). Nothing died: once reconcile records the pause, the caller's
+	// wake unpauses it.
+	if st, ierr := m.inspectState(ctx, cid); ierr == nil && st.Paused {
+		if rerr := m.reconcileID(context.WithoutCancel(ctx), id); rerr != nil {
+			m.log.Warn("reconcile a sandbox found paused", "sandbox", id, "err", rerr)
+		}
+		return &Error{Code: CodeConflict, Message: "sandbox " + id + " is paused: wake it first", Err: ErrNotRunning}
+	}
 	m.deaths.noteDie(id, cid, m.now())
 	if rerr := m.settleAndReconcile(context.WithoutCancel(ctx), id); rerr != nil {
 		m.log.Warn("reconcile a sandbox found dead", "sandbox", id, "err", rerr)

@@ -200,9 +200,9 @@ func (m *Manager) quotasOn() bool {
 	return m.cfg.DiskQuota > 0 || m.cfg.MaxDiskQuota > 0 || m.cfg.InodeQuota > 0
 }
 
-// DiskSweep is one pass of the quota scan: it measures every running sandbox (and those
-// not measured yet, or over their quota) and stops each running one that is over, with
-// reason disk_quota. It returns the ids it stopped.
+// DiskSweep is one pass of the quota scan: it measures every running or paused sandbox
+// (and those not measured yet, or over their quota) and stops each running or paused one
+// that is over, with reason disk_quota. It returns the ids it stopped.
 func (m *Manager) DiskSweep(ctx context.Context) (stopped []string) {
 	if !m.quotasOn() {
 		return nil
@@ -210,7 +210,7 @@ func (m *Manager) DiskSweep(ctx context.Context) (stopped []string) {
 	m.mu.RLock()
 	var todo []store.Sandbox
 	for _, l := range m.sandboxes {
-		if l.sb.Status == store.StatusRunning || !l.disk.measured || l.disk.over != "" {
+		if alive(l.sb.Status) || !l.disk.measured || l.disk.over != "" {
 			todo = append(todo, l.sb)
 		}
 	}
@@ -221,7 +221,7 @@ func (m *Manager) DiskSweep(ctx context.Context) (stopped []string) {
 		}
 		u, over := m.measureDisk(sb)
 		m.recordDisk(sb.ID, u, over)
-		if over == "" || sb.Status != store.StatusRunning {
+		if over == "" || !alive(sb.Status) { // issue 14: a paused one holds its files too
 			continue
 		}
 		if err := m.stop(ctx, sb.ID, reasonDiskQuota); err != nil {

@@ -10,10 +10,11 @@ import (
 	"github.com/docker/docker/api/types/filters"
 )
 
-// watchEvents follows the engine's container events (start, die, oom, destroy) for this
-// instance and reconciles the sandbox each one names, so a container that crashed, was
-// OOM-killed or was removed behind sandboxd's back is seen at once. After any break in the
-// stream it reconciles everything, since events may have been missed.
+// watchEvents follows the engine's container events (start, die, oom, destroy, pause,
+// unpause) for this instance and reconciles the sandbox each one names, so a container that
+// crashed, was OOM-killed, paused, unpaused or removed behind sandboxd's back is seen at
+// once. After any break in the stream it reconciles everything, since events may have been
+// missed.
 func (m *Manager) watchEvents(ctx context.Context) error {
 	var kicks kicker
 	defer kicks.wait()
@@ -29,6 +30,7 @@ func (m *Manager) watchEvents(ctx context.Context) error {
 			filters.Arg("label", LabelInstance+"="+m.instance),
 			filters.Arg("event", "start"), filters.Arg("event", "die"),
 			filters.Arg("event", "oom"), filters.Arg("event", "destroy"),
+			filters.Arg("event", "pause"), filters.Arg("event", "unpause"), // issue 14: behind our back too
 		)})
 		if err := m.reconcileAll(ctx, false); err != nil && ctx.Err() == nil {
 			m.log.Warn("reconcile after subscribing to events", "err", err)

@@ -119,6 +119,12 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 	return DetachedExec{ID: execID, Cmd: e.cmd, Status: DetachedRunning, StartedAt: started}, nil
 }
 
+// alive reports a state in which the container's processes exist: running, or paused
+// (frozen; an exec in it goes on once thawed).
+func alive(status string) bool {
+	return status == store.StatusRunning || status == store.StatusPaused
+}
+
 // Watcher cadence: the first poll after detachedPoll, then backing off to detachedPollMax,
 // so a long build costs a few engine calls a minute.
 const (
@@ -161,7 +167,7 @@ func (m *Manager) watchDetached(e *detachedEntry, timeout time.Duration) {
 		case <-m.base.Done(): // sandboxd stops; the exec goes on and its exit file tells the rest
 			return
 		}
-		if sb, ok := m.cached(e.sandbox); !ok || sb.Status != store.StatusRunning || sb.ContainerID != e.container {
+		if sb, ok := m.cached(e.sandbox); !ok || !alive(sb.Status) || sb.ContainerID != e.container {
 			e.finish(nil)
 			return
 		}
@@ -234,7 +240,7 @@ func (m *Manager) DetachedStatus(ctx context.Context, id, execID string) (Detach
 	if e == nil && logErr != nil {
 		return d, errorf(CodeNotFound, "exec %s not found in sandbox %s", execID, id)
 	}
-	if sb, _ := m.cached(id); sb.Status != store.StatusRunning || (e != nil && sb.ContainerID != e.container) {
+	if sb, _ := m.cached(id); !alive(sb.Status) || (e != nil && sb.ContainerID != e.container) {
 		// Its container is gone or stopped, and every process with it; it left no exit file.
 		return finishedWith(nil, e != nil && e.timedOutNow())
 	}

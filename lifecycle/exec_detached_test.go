@@ -57,8 +57,8 @@ func TestDetachedExec(t *testing.T) {
 	}
 
 	// Work in flight: an idle sweep far in the future leaves the sandbox alone.
-	if stopped := h.m.IdleSweep(ctx, time.Now().Add(24*time.Hour)); len(stopped) != 0 {
-		t.Fatalf("idle sweep stopped %v while a detached exec runs", stopped)
+	if sw := h.m.IdleSweep(ctx, time.Now().Add(24*time.Hour)); len(sw.Paused)+len(sw.Stopped) != 0 {
+		t.Fatalf("idle sweep put %+v to sleep while a detached exec runs", sw)
 	}
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -82,13 +82,13 @@ func TestDetachedExec(t *testing.T) {
 	if n := inflight(h, "det"); n != 0 {
 		t.Fatalf("in flight after the exec ended: %d", n)
 	}
-	if stopped := h.m.IdleSweep(ctx, time.Now().Add(24*time.Hour)); !slices.Equal(stopped, []string{"det"}) {
-		t.Fatalf("idle sweep after the exec: %v", stopped)
+	if sw := h.m.IdleSweep(ctx, time.Now().Add(24*time.Hour)); !slices.Equal(sw.Paused, []string{"det"}) {
+		t.Fatalf("idle sweep after the exec: %+v", sw)
 	}
 	// Status and output stay readable while the sandbox sleeps: they are in the workspace.
 	st, err = h.m.DetachedStatus(ctx, "det", d.ID)
 	if err != nil || st.Status != DetachedExited || *st.ExitCode != 7 {
-		t.Fatalf("status while stopped: %+v %v", st, err)
+		t.Fatalf("status while paused: %+v %v", st, err)
 	}
 }
 

@@ -1,13 +1,9 @@
 package lifecycle
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"fmt"
-	"io"
-	"os"
 	"strconv"
+
+	"github.com/sandboxd/sandboxd/internal/meminfo"
 )
 
 // fallbackMaxMemory is the memory ceiling when /proc/meminfo cannot be read.
@@ -28,38 +24,7 @@ func maxMemory(configured int64) (limit int64, fromHost bool) {
 }
 
 // readMemTotal reads the host's MemTotal from /proc/meminfo, in bytes.
-func readMemTotal() (uint64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return parseMemTotal(f)
-}
-
-// parseMemTotal finds the "MemTotal:   123456 kB" line of a /proc/meminfo.
-func parseMemTotal(r io.Reader) (uint64, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("MemTotal:"))
-		if !ok {
-			continue
-		}
-		fields := bytes.Fields(rest)
-		if len(fields) != 2 || string(fields[1]) != "kB" {
-			return 0, fmt.Errorf("meminfo: malformed MemTotal line %q", sc.Text())
-		}
-		kb, err := strconv.ParseUint(string(fields[0]), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("meminfo: %w", err)
-		}
-		return kb << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("meminfo: %w", err)
-	}
-	return 0, errors.New("meminfo: no MemTotal line")
-}
+func readMemTotal() (uint64, error) { return meminfo.Read("MemTotal") }
 
 // formatBytes is n in the largest binary unit it reaches, with one decimal when it is not
 // whole: "64 GiB", "23.4 GiB", "512 MiB".

@@ -55,26 +55,6 @@ func TestMemoryLimits(t *testing.T) {
 	}
 }
 
-func TestParseMemTotal(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    uint64
-		wantErr bool
-	}{
-		{name: "linux", in: "MemTotal:       24318256 kB\nMemFree:  1 kB\nMemAvailable:    9055596 kB\n", want: 24318256 << 10},
-		{name: "missing", in: "MemFree:  1 kB\n", wantErr: true},
-		{name: "no unit", in: "MemTotal: 12\n", wantErr: true},
-		{name: "not a number", in: "MemTotal: x kB\n", wantErr: true},
-	}
-	for _, tc := range tests {
-		got, err := parseMemTotal(strings.NewReader(tc.in))
-		if (err != nil) != tc.wantErr || got != tc.want {
-			t.Errorf("%s: parseMemTotal = %d, %v; want %d, error %v", tc.name, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
-
 func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int64]string{
 		64 << 30: "64 GiB", 24318256 << 10: "23.2 GiB", 512 << 20: "512 MiB", 1536 << 20: "1.5 GiB",

@@ -39,6 +39,13 @@ type Config struct {
 	Pids        int64
 	NoFile      int64
 
+	// Issue 15: egress. InternalNetwork, when set, is a Docker network with no route out
+	// (internal, ICC off) that every sandbox joins: its address there is the one routes
+	// use, and a sandbox in mode open joins Network too for its route out. "" keeps every
+	// sandbox on Network, open, as before (tests that need no egress leave it so).
+	InternalNetwork string
+	Egress          string // mode of a sandbox created without one; "" means open
+
 	IdleTimeout   time.Duration // default idle timeout
 	StopTimeout   time.Duration // grace between SIGTERM and SIGKILL on stop
 	PressureBelow uint64        // stop sandboxes while MemAvailable is below this; 0 disables
@@ -56,6 +63,11 @@ type Config struct {
 	DiskScanEvery time.Duration // how often the quota scan runs; 0: every minute (stretched to stay under 1% of a CPU)
 	UIDFirst      int           // sandbox uids come from UIDFirst-UIDLast; 0: every sandbox runs as uid 1000, as before issue 12
 	UIDLast       int
+
+	// StopAfter is how long an idle sandbox stays paused before it is stopped (issue 14).
+	// 0 turns the pause tier off: idle sandboxes stop at once, and one paused through the
+	// API stays paused until woken or memory runs short.
+	StopAfter time.Duration
 }
 
 // DefaultConfig returns the defaults of DESIGN.md for dataDir.
@@ -66,6 +78,7 @@ func DefaultConfig(dataDir string) Config {
 		Pids: 1024, NoFile: 65536, IdleTimeout: 15 * time.Minute, StopTimeout: 10 * time.Second,
 		PreviewAccess: store.AccessPublic,
 		DiskQuota:     10 << 30, InodeQuota: 1_000_000, UIDFirst: 200000, UIDLast: 299999,
+		StopAfter: 2 * time.Hour,
 	}
 }
 
@@ -84,6 +97,11 @@ type Route struct {
 	// default, and the key its preview tokens are verified with (nil: none yet).
 	Previews   store.Previews
 	PreviewKey []byte
+
+	WakeOn string // store.WakeOnNavigation or store.WakeOnAny (issue 14)
+	// Issue 15: the egress policy, for the egress proxy, which knows the sandbox by IP.
+	Egress string   // none, proxy or open
+	Allow  []string // the sandbox's own allowlist; the proxy adds the operator's
 }
 
 // RouteSink receives route changes. Calls for one sandbox arrive in order.
@@ -95,8 +113,9 @@ type RouteSink interface {
 // Observer is told what the Manager does, for metrics. Every field is optional and must be
 // cheap and safe for concurrent use.
 type Observer struct {
-	Stopped func(reason string)              // a sandbox stopped: api, idle or pressure
-	Timed   func(op string, d time.Duration) // create (to running) or start took d
+	Stopped func(reason string)              // a sandbox stopped: api, idle, stop_after or pressure
+	Paused  func(reason string)              // a sandbox paused: api or idle
+	Timed   func(op string, d time.Duration) // create (to running), start or unpause took d
 }
 
 // Manager runs sandboxes on one Docker engine. It is safe for concurrent use.
@@ -118,6 +137,11 @@ type Manager struct {
 	// orphan: `sandboxd serve --adopt`, after the database was lost (adopt.go; issue 11).
 	// Without it Boot adopts only a container that has a saved config.
 	AdoptOrphans bool
+	// EgressProxy is where sandboxes reach the egress proxy (issue 15): the internal
+	// network's gateway and the proxy's port. When valid, every container is made with
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY (and their lowercase forms) pointing at it,
+	// whatever its mode, so a mode change later needs no restart. Set before serving.
+	EgressProxy netip.AddrPort
 
 	db       *store.DB
 	docker   *client.Client
@@ -134,6 +158,7 @@ type Manager struct {
 	sandboxes map[string]*live
 
 	networkOK atomic.Bool
+	nets      atomic.Pointer[Networks] // set with networkOK
 
 	disk     diskFS       // set by Boot
 	lastScan atomic.Int64 // duration of the last quota scan
@@ -282,6 +307,8 @@ func (m *Manager) remember(sb store.Sandbox) {
 			ID: sb.ID, Status: sb.Status, IP: parseIP(sb.IP), Ports: sb.Ports,
 			HostHeader: sb.HostHeader, Bytes: &l.bytes, Message: sb.Error,
 			Previews: sb.Previews, PreviewKey: sb.PreviewKey,
+			WakeOn: sb.WakeOn,
+			Egress: egressOf(sb), Allow: sb.EgressAllow,
 		})
 	}
 }
@@ -301,6 +328,10 @@ func (m *Manager) setRuntime(ctx context.Context, sb store.Sandbox, rt store.Run
 		return sb, internal(err, "record state of %s", sb.ID)
 	}
 	sb.Status, sb.ContainerID, sb.IP, sb.Error = rt.Status, rt.ContainerID, rt.IP, rt.Error
+	sb.PausedAt = time.Time{}
+	if rt.Status == store.StatusPaused {
+		sb.PausedAt = rt.PausedAt
+	}
 	sb.UpdatedAt = m.now()
 	m.remember(sb)
 	return sb, nil

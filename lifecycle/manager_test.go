@@ -266,6 +266,8 @@ func TestBadCreateChangesNothing(t *testing.T) {
 		{"memory", CreateRequest{ID: "bad7", MemoryBytes: 1}, CodeInvalid},
 		{"policy", CreateRequest{ID: "bad8", IdlePolicy: "forever"}, CodeInvalid},
 		{"service without cmd", CreateRequest{ID: "bad9", Services: []store.Service{{Name: "web"}}}, CodeInvalid},
+		{"wake_on", CreateRequest{ID: "bad10", WakeOn: "always"}, CodeInvalid},
+		{"stop_after", CreateRequest{ID: "bad11", StopAfter: -time.Second}, CodeInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

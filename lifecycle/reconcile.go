@@ -6,12 +6,13 @@ import (
 	"sort"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 	"github.com/sandboxd/sandboxd/store"
 )
 
 // Reconcile converges Docker and SQLite: the store says which sandboxes exist, Docker says
-// which run. For each row, the container's real state is recorded (a running container is
-// adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
+// which run. For each row, the container's real state is recorded (a running or paused
+// container is adopted whatever the row said; a missing one leaves the row stopped, to be recreated on
 // the next start; rows stuck in creating or stopping after a crash get the container's
 // state; a running sandbox whose container ended on its own gets its last_exit).
 // Containers of ours without a row are removed, unless Boot adopts them (adopt.go).
@@ -114,24 +115,20 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 	fresh := hint == nil
 	containers := hint
 	if fresh {
-		byID, err := m.listContainers(ctx, id)
-		if err != nil {
+		if containers, err = m.currentContainers(ctx, id); err != nil {
 			return err
 		}
-		containers = byID[id]
 	}
 	if exists && !fresh {
-		if _, want := m.desired(sb, containers); want == nil {
+		if _, want := m.desired(sb, containers); want == nil && m.runningAligned(sb, containers) {
 			m.remember(sb)
 			return nil // the possibly stale listing agrees with the row: nothing to do
 		}
 	}
 	if !fresh {
-		byID, err := m.listContainers(ctx, id)
-		if err != nil {
+		if containers, err = m.currentContainers(ctx, id); err != nil {
 			return err
 		}
-		containers = byID[id]
 	}
 	if !exists {
 		for _, c := range containers {
@@ -141,6 +138,20 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 			}
 		}
 		return nil
+	}
+	// Issue 15: a running container on the wrong networks (a crash in the middle of a mode
+	// change, a container made before the internal network) is moved, and listed again
+	// for its address there.
+	if !m.runningAligned(sb, containers) {
+		keep, _ := pickContainer(sb.ContainerID, containers)
+		if err := m.alignNetworks(ctx, keep.ID, sb, listedNetworks(keep)); err != nil {
+			return err
+		}
+		byID, err := m.listContainers(ctx, id)
+		if err != nil {
+			return err
+		}
+		containers = byID[id]
 	}
 	extra, want := m.desired(sb, containers)
 	for _, c := range extra {
@@ -153,13 +164,17 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		m.remember(sb) // memory may lag the row after a crash; the route follows the row
 		return nil
 	}
-	if want.Status == store.StatusRunning && want.IP == "" {
+	if alive(want.Status) && want.IP == "" {
 		if want.IP, err = m.containerIP(ctx, want.ContainerID); err != nil {
 			return err
 		}
 	}
-	if sb.Status == store.StatusRunning && want.Status != store.StatusRunning {
-		// Only reconcile stops a running sandbox without a stopping first: nobody asked.
+	if want.Status == store.StatusPaused && want.PausedAt.IsZero() {
+		want.PausedAt = m.now() // paused behind our back: its stop_after counts from now
+	}
+	if alive(sb.Status) && !alive(want.Status) {
+		// Only reconcile stops a running (or paused) sandbox without a stopping first:
+		// nobody asked. A pause or unpause behind our back is no exit.
 		m.recordExit(ctx, &sb, want.ContainerID)
 	}
 	m.log.Info("reconciled", "sandbox", id, "from", sb.Status, "to", want.Status, "container", shortID(want.ContainerID))
@@ -168,6 +183,33 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, hint []container.
 		m.touch(id) // adopted: give it a full idle period
 	}
 	return err
+}
+
+// currentContainers lists id's containers with the state each has now. The engine announces
+// a pause before its listing shows it (the listing is a copy it updates after the event), so
+// a reconcile kicked by the event would read "running" and change nothing; an inspect reads
+// the container itself (issue 14: a pause behind our back went unseen until the next sweep).
+func (m *Manager) currentContainers(ctx context.Context, id string) ([]container.Summary, error) {
+	byID, err := m.listContainers(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var out []container.Summary
+	for _, c := range byID[id] {
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		info, err := m.docker.ContainerInspect(cctx, c.ID)
+		cancel()
+		switch {
+		case errdefs.IsNotFound(err):
+			continue // gone since the listing
+		case err != nil:
+			return nil, internal(err, "inspect container %s", shortID(c.ID))
+		case info.State != nil:
+			c.State = info.State.Status
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // desired is the runtime the row should have given the containers Docker reports, or nil
@@ -181,14 +223,21 @@ func (m *Manager) desired(sb store.Sandbox, containers []container.Summary) (ext
 			rt.Status = store.StatusError
 		}
 	case keep.State == "running":
-		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.cfg.Network)}
+		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.primaryNetwork())}
+	case keep.State == "paused":
+		// Paused by us, or by someone else behind our back: either way frozen, and a
+		// wake unpauses it (issue 14). A start would fail on a paused container.
+		rt = store.Runtime{Status: store.StatusPaused, ContainerID: keep.ID, IP: summaryIP(keep, m.primaryNetwork())}
+		if sb.Status == store.StatusPaused {
+			rt.PausedAt = sb.PausedAt
+		}
 	default:
 		rt.ContainerID = keep.ID
 		if sb.Status == store.StatusError {
 			rt.Status = store.StatusError
 		}
 	}
-	if sb.Status == rt.Status && sb.ContainerID == rt.ContainerID && (sb.IP == rt.IP || rt.IP == "" && rt.Status == store.StatusRunning) {
+	if sb.Status == rt.Status && sb.ContainerID == rt.ContainerID && (sb.IP == rt.IP || rt.IP == "" && alive(rt.Status)) {
 		return extra, nil
 	}
 	return extra, &rt
@@ -222,4 +271,14 @@ func summaryIP(c *container.Summary, net string) string {
 		return ep.IPAddress
 	}
 	return ""
+}
+
+// runningAligned reports whether the container the row keeps, when it runs, is on the
+// networks its mode wants. A container that does not run is aligned when it starts.
+func (m *Manager) runningAligned(sb store.Sandbox, containers []container.Summary) bool {
+	if m.cfg.InternalNetwork == "" {
+		return true
+	}
+	keep, _ := pickContainer(sb.ContainerID, containers)
+	return keep == nil || keep.State != "running" || m.aligned(sb, listedNetworks(keep))
 }

@@ -53,6 +53,12 @@ type sandboxConfig struct {
 	// Issue 12: the quota asked for, and the uid (which outlives the row anyway).
 	DiskBytes int64 `json:"disk_bytes,omitempty"`
 	UID       int   `json:"uid,omitempty"`
+	// Issue 14: the wake policy and how long it stays paused.
+	WakeOn    string        `json:"wake_on,omitempty"`
+	StopAfter time.Duration `json:"stop_after_ns,omitempty"`
+	// Issue 15: the egress policy; an adopted sandbox that lost it would get a route out.
+	Egress      string   `json:"egress,omitempty"`
+	EgressAllow []string `json:"egress_allow,omitempty"`
 }
 
 // configSecrets is what Secrets seals.
@@ -98,6 +104,8 @@ func (m *Manager) writeConfig(sb store.Sandbox, env map[string]string) error {
 		IdlePolicy: sb.IdlePolicy, HostHeader: sb.HostHeader, CreatedAt: sb.CreatedAt,
 		Tenant: sb.Tenant, PreviewAccess: sb.Previews.Access, PreviewPorts: sb.Previews.Ports,
 		DiskBytes: sb.DiskBytes, UID: sb.UID,
+		WakeOn: sb.WakeOn, StopAfter: sb.StopAfter,
+		Egress: sb.Egress, EgressAllow: sb.EgressAllow, // issue 15
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -170,6 +178,8 @@ func (m *Manager) readConfig(id string) (store.Sandbox, map[string]string, error
 		HostHeader: c.HostHeader, CreatedAt: c.CreatedAt,
 		Tenant: c.Tenant, Previews: store.Previews{Access: c.PreviewAccess, Ports: c.PreviewPorts},
 		DiskBytes: c.DiskBytes, UID: c.UID,
+		WakeOn: c.WakeOn, StopAfter: c.StopAfter,
+		Egress: c.Egress, EgressAllow: c.EgressAllow, // issue 15
 	}
 	if sb.Labels == nil {
 		sb.Labels = map[string]string{}

@@ -100,7 +100,7 @@ func (m *Manager) Services(ctx context.Context, id string) ([]ServiceState, erro
 	for _, s := range sb.Services {
 		out = append(out, ServiceState{Service: s, State: "stopped"})
 	}
-	if sb.Status != store.StatusRunning {
+	if !alive(sb.Status) { // a paused sandbox's services are frozen where they were
 		return out, nil
 	}
 	st, err := m.readState(id)

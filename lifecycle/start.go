@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -9,10 +10,10 @@ import (
 	"github.com/sandboxd/sandboxd/store"
 )
 
-// Start starts a sandbox's container and returns its IP. A running sandbox answers from
-// memory at once. A stop in progress is waited for, until ctx ends (then the error is
-// unavailable and nothing was done); once the lock is held, the start runs to its end
-// whatever ctx does. A container that vanished is recreated from the stored spec. A failed
+// Start starts a sandbox's container, or unpauses a paused one, and returns its IP. A
+// running sandbox answers from memory at once. A stop in progress is waited for, until ctx
+// ends (then the error is unavailable and nothing was done); once the lock is held, the
+// start runs to its end whatever ctx does. A container that vanished is recreated from the stored spec. A failed
 // start leaves the sandbox in state error with the reason, until the next Start succeeds.
 func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	if !ValidID(id) {
@@ -36,6 +37,14 @@ func (m *Manager) Start(ctx context.Context, id string) (netip.Addr, error) {
 	}
 	if err := m.checkDisk(sb); err != nil {
 		return netip.Addr{}, err // refused, not failed: the sandbox stays stopped, not broken
+	}
+	if sb.Status == store.StatusPaused {
+		// A paused sandbox holds its tenant's running slot already (occupies): an unpause
+		// needs no admission.
+		ip, ok, err := m.unpauseLocked(ctx, sb)
+		if err != nil || ok {
+			return ip, err
+		}
 	}
 	// Refused before anything is done, so the sandbox keeps its state: a tenant at its
 	// running limit is not an error of the sandbox.
@@ -90,14 +99,17 @@ func (m *Manager) start(ctx context.Context, sbp *store.Sandbox) (ip, cid string
 		if err := m.ensureAccounts(ctx, sb); err != nil {
 			return "", cid, err
 		}
-		ip, err = m.startContainer(ctx, cid)
-		if err == nil {
+		ip, err = m.startExisting(ctx, cid, sb)
+		switch {
+		case err == nil:
 			return ip, cid, nil
-		}
-		if !errdefs.IsNotFound(err) {
+		case errors.Is(err, errOutdated):
+			m.log.Info("recreating a container made without this egress proxy's settings", "sandbox", sb.ID)
+		case errdefs.IsNotFound(err):
+			m.log.Warn("container vanished; recreating it from the stored spec", "sandbox", sb.ID)
+		default:
 			return "", cid, err
 		}
-		m.log.Warn("container vanished; recreating it from the stored spec", "sandbox", sb.ID)
 	}
 	if cid, err = m.createContainer(ctx, sb, nil); err != nil {
 		return "", "", err
@@ -111,4 +123,41 @@ func (m *Manager) start(ctx context.Context, sbp *store.Sandbox) (ip, cid string
 		return "", "", err
 	}
 	return ip, cid, nil
+}
+
+// errOutdated is a stopped container that was removed to be made again from the stored
+// spec.
+var errOutdated = errors.New("container outdated")
+
+// startExisting starts a stopped container. Issue 15: one made for another egress proxy
+// (before egress existed, or before the internal network was made again) lacks the proxy
+// variables a mode change relies on, so it is removed (errOutdated) for start to make it
+// again: its root filesystem is read-only and the workspace is a bind mount, so nothing
+// is lost. Otherwise it first joins the networks its mode wants (the mode may have
+// changed while it slept).
+func (m *Manager) startExisting(ctx context.Context, cid string, sb store.Sandbox) (string, error) {
+	if m.cfg.InternalNetwork != "" || m.EgressProxy.IsValid() {
+		cctx, cancel := context.WithTimeout(ctx, dockerTimeout)
+		info, err := m.docker.ContainerInspect(cctx, cid)
+		cancel()
+		if err != nil {
+			return "", internal(err, "inspect container %s", shortID(cid))
+		}
+		if m.EgressProxy.IsValid() && (info.Config == nil || info.Config.Labels[LabelEgressProxy] != m.proxyURL()) {
+			if err := m.removeContainer(ctx, cid); err != nil {
+				return "", err
+			}
+			return "", errOutdated
+		}
+		have := map[string]bool{}
+		if info.NetworkSettings != nil {
+			have = summaryNetworks(info.NetworkSettings.Networks)
+		}
+		if !m.aligned(sb, have) {
+			if err := m.alignNetworks(ctx, cid, sb, have); err != nil {
+				return "", err
+			}
+		}
+	}
+	return m.startContainer(ctx, cid)
 }

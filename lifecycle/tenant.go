@@ -77,7 +77,8 @@ type tenantStarts struct {
 }
 
 // occupies reports whether a sandbox in status holds a running slot of its tenant: it
-// runs, or is on its way up or down (paused sandboxes, once they exist, keep theirs).
+// runs, or is on its way up or down, or is paused (issue 14: its memory is held, and its
+// unpause needs no admission).
 func occupies(status string) bool {
 	return status != store.StatusStopped && status != store.StatusError
 }

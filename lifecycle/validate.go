@@ -53,6 +53,14 @@ type CreateRequest struct {
 	Previews store.Previews
 	// Issue 12: the disk quota in bytes; 0 takes Config.DiskQuota.
 	DiskBytes int64
+
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string        // store.WakeOnNavigation (the default) or store.WakeOnAny
+	StopAfter time.Duration // paused this long, it is stopped; 0: the operator's default
+	// Issue 15: the egress policy. Egress "" takes the operator's default
+	// (Config.Egress); Allow is the sandbox's own allowlist.
+	Egress string
+	Allow  []string
 }
 
 // normalize validates req against the operator's limits and fills defaults. It touches
@@ -92,6 +100,16 @@ func (m *Manager) normalize(req *CreateRequest) error {
 	default:
 		return errorf(CodeInvalid, "idle_policy must be %q or %q", store.IdleSleep, store.IdleAlwaysOn)
 	}
+	switch req.WakeOn {
+	case "":
+		req.WakeOn = store.WakeOnNavigation
+	case store.WakeOnNavigation, store.WakeOnAny:
+	default:
+		return errorf(CodeInvalid, "wake_on must be %q or %q; got %q", store.WakeOnNavigation, store.WakeOnAny, req.WakeOn)
+	}
+	if req.StopAfter < 0 || req.StopAfter > maxIdleTimeout {
+		return errorf(CodeInvalid, "stop_after must be between 0 (the default) and %s; got %s", maxIdleTimeout, req.StopAfter)
+	}
 	switch req.HostHeader {
 	case "", "preview":
 		req.HostHeader = ""
@@ -115,6 +133,10 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return err
 	}
 	req.Ports = ports
+	// Issue 15.
+	if req.Egress, req.Allow, err = m.normalizeNetwork("network.", req.Egress, req.Allow); err != nil {
+		return err
+	}
 	return validPreviews(&req.Previews, req.Ports, m.cfg.PreviewAccess)
 }
 

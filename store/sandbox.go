@@ -16,6 +16,7 @@ import (
 const (
 	StatusCreating = "creating"
 	StatusRunning  = "running"
+	StatusPaused   = "paused" // frozen by the cgroup freezer: processes and memory kept, no CPU
 	StatusStopping = "stopping"
 	StatusStopped  = "stopped"
 	StatusError    = "error"
@@ -25,6 +26,12 @@ const (
 const (
 	IdleSleep    = "sleep"
 	IdleAlwaysOn = "always_on"
+)
+
+// Wake policies (issue 14): which requests wake a sleeping (paused or stopped) sandbox.
+const (
+	WakeOnNavigation = "navigation" // navigations and clients without browser fetch metadata
+	WakeOnAny        = "any"        // every request, a page's background requests included
 )
 
 // Sandbox is one row of sandboxes with its ports, env keys, labels and services.
@@ -45,6 +52,11 @@ type Sandbox struct {
 	// Issue 13: the tenant whose token created it; "" for the operator's sandboxes.
 	Tenant string
 
+	// Issue 15: the egress policy (network.go). Egress is none, proxy or open, or "" for
+	// a sandbox stored without one; EgressAllow is its own allowlist.
+	Egress      string
+	EgressAllow []string
+
 	ContainerID string
 	IP          string
 	Error       string
@@ -64,6 +76,11 @@ type Sandbox struct {
 	DiskBytes int64     // disk quota asked for at create; 0: the operator's default
 	UID       int       // the sandbox's own uid (sandbox_uids); 0: none yet, it still runs as uid 1000
 	Disk      DiskUsage // not stored: lifecycle fills it from its last measurement
+
+	// Issue 14: tiered sleep and the wake policy.
+	WakeOn    string        // WakeOnNavigation or WakeOnAny
+	StopAfter time.Duration // how long it stays paused before it is stopped; 0: the operator's default
+	PausedAt  time.Time     // when it was paused; zero unless Status is paused
 }
 
 // DiskUsage is a sandbox's disk as last measured, and its quotas (issue 12).
@@ -104,11 +121,13 @@ type Runtime struct {
 	ContainerID string
 	IP          string
 	Error       string
+	PausedAt    time.Time // when it was paused; kept only while Status is paused
 }
 
 const sandboxCols = `id, status, image, memory_bytes, nano_cpus, idle_timeout_ms, idle_policy, host_header,
 	container_id, ip, error, created_at, updated_at, last_active_at, keepalive_until,
-	tenant, disk_bytes`
+	tenant, disk_bytes,
+	wake_on, stop_after_ms, paused_at` // issue 14
 
 // sandboxReadCols are the columns a read scans: sandboxCols, those only updates write, and
 // what is read from other tables (the uid outlives the row).
@@ -126,16 +145,18 @@ func (db *DB) CreateSandbox(ctx context.Context, sb *Sandbox, env map[string]str
 // same transaction: concurrent creates queue on the one writer connection, so no two of
 // them both see room for one more. It returns a *LimitError when the tenant is full.
 func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[string]string, lim TenantLimits) error {
+	sb.WakeOn = wakeOn(sb.WakeOn)
 	return db.write(ctx, func(tx *sql.Tx) error {
 		if err := checkTenant(ctx, tx, sb.Tenant, lim); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sandboxes (`+sandboxCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sb.ID, sb.Status, sb.Image, sb.MemoryBytes, sb.NanoCPUs, sb.IdleTimeout.Milliseconds(),
 			sb.IdlePolicy, sb.HostHeader, sb.ContainerID, sb.IP, sb.Error,
 			ms(sb.CreatedAt), ms(sb.UpdatedAt), ms(sb.LastActiveAt), ms(sb.KeepaliveUntil),
-			sb.Tenant, sb.DiskBytes)
+			sb.Tenant, sb.DiskBytes,
+			sb.WakeOn, sb.StopAfter.Milliseconds(), ms(sb.PausedAt))
 		if isUniqueViolation(err) {
 			return ErrConflict
 		}
@@ -156,6 +177,9 @@ func (db *DB) CreateSandboxLimited(ctx context.Context, sb *Sandbox, env map[str
 			}
 		}
 		if err := insertPreviews(ctx, tx, sb); err != nil {
+			return err
+		}
+		if err := insertNetwork(ctx, tx, sb); err != nil { // issue 15
 			return err
 		}
 		return db.insertServices(ctx, tx, sb.ID, sb.Services)
@@ -245,14 +269,16 @@ func (db *DB) querySandboxes(ctx context.Context, clause string, args ...any) ([
 	index := map[string]int{}
 	for rows.Next() {
 		var sb Sandbox
-		var idle, created, updated, active, keep, exitAt int64
+		var idle, created, updated, active, keep, exitAt, stopAfter, paused int64
 		if err := rows.Scan(&sb.ID, &sb.Status, &sb.Image, &sb.MemoryBytes, &sb.NanoCPUs, &idle, &sb.IdlePolicy,
 			&sb.HostHeader, &sb.ContainerID, &sb.IP, &sb.Error, &created, &updated, &active, &keep,
-			&sb.Tenant, &sb.DiskBytes, &sb.LastExit.Code, &sb.LastExit.Reason, &exitAt, &sb.UID); err != nil {
+			&sb.Tenant, &sb.DiskBytes, &sb.WakeOn, &stopAfter, &paused,
+			&sb.LastExit.Code, &sb.LastExit.Reason, &exitAt, &sb.UID); err != nil {
 			return nil, fmt.Errorf("scan sandbox: %w", err)
 		}
 		sb.LastExit.At = fromMS(exitAt)
 		sb.IdleTimeout = time.Duration(idle) * time.Millisecond
+		sb.StopAfter, sb.PausedAt = time.Duration(stopAfter)*time.Millisecond, fromMS(paused)
 		sb.CreatedAt, sb.UpdatedAt = fromMS(created), fromMS(updated)
 		sb.LastActiveAt, sb.KeepaliveUntil = fromMS(active), fromMS(keep)
 		sb.Labels = map[string]string{}
@@ -320,6 +346,10 @@ func (db *DB) fill(ctx context.Context, list []Sandbox, index map[string]int, in
 	if err != nil {
 		return err
 	}
+	err = query("SELECT sandbox_id, egress, allow FROM sandbox_network", scanNetwork) // issue 15
+	if err != nil {
+		return err
+	}
 	return db.fillServices(ctx, list, index, in, ids)
 }
 
@@ -369,10 +399,14 @@ func (db *DB) SandboxEnv(ctx context.Context, id string) (map[string]string, err
 	return env, rows.Err()
 }
 
-// SetRuntime records what Docker says about a sandbox's container.
+// SetRuntime records what Docker says about a sandbox's container. PausedAt is kept only
+// for a paused sandbox.
 func (db *DB) SetRuntime(ctx context.Context, id string, rt Runtime, now time.Time) error {
-	return db.update(ctx, `UPDATE sandboxes SET status = ?, container_id = ?, ip = ?, error = ?, updated_at = ? WHERE id = ?`,
-		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(now), id)
+	if rt.Status != StatusPaused {
+		rt.PausedAt = time.Time{}
+	}
+	return db.update(ctx, `UPDATE sandboxes SET status = ?, container_id = ?, ip = ?, error = ?, paused_at = ?, updated_at = ? WHERE id = ?`,
+		rt.Status, rt.ContainerID, rt.IP, rt.Error, ms(rt.PausedAt), ms(now), id)
 }
 
 // SetLastExit records how a sandbox's container ended without sandboxd asking.
@@ -475,6 +509,14 @@ func (db *DB) update(ctx context.Context, query string, args ...any) error {
 		}
 		return nil
 	})
+}
+
+// wakeOn is the policy stored for p: the default for an empty one.
+func wakeOn(p string) string {
+	if p == "" {
+		return WakeOnNavigation
+	}
+	return p
 }
 
 // isUniqueViolation reports a primary key or unique index violation; other constraint

@@ -3,7 +3,7 @@
 #   the service (stopped and disabled), its unit, the binaries and the example;
 #   the containers of this installation (labels sandboxd.managed=true and the
 #   sandboxd.instance of its data dir; other sandboxd instances on the host are left
-#   alone) and its network, when nothing else is attached to it.
+#   alone) and its networks, when nothing else is attached to them.
 # Kept unless asked: the data dir (workspaces, SQLite, certificates) and /etc/sandboxd,
 # removed with PURGE=1 after a typed confirmation (YES=1 confirms ahead, for scripts);
 # the sandboxd/* images, removed with IMAGES=1. A later `make install` finds the kept
@@ -89,13 +89,16 @@ if [ -z "$staged" ]; then
 			docker rm -f $ids >/dev/null
 			say "removed $(echo "$ids" | wc -l) sandbox containers (instance $instance, data dir $datadir)"
 		fi
-		if [ "$(docker network inspect -f '{{index .Labels "sandboxd.managed"}}' "$network" 2>/dev/null)" = true ]; then
-			if docker network rm "$network" >/dev/null 2>&1; then
-				say "removed the network $network"
-			else
-				say "kept the network $network: containers of another sandboxd instance use it"
+		# The network and, since issue 15, its internal sibling (lifecycle: <network>-internal).
+		for net in "$network" "$network-internal"; do
+			if [ "$(docker network inspect -f '{{index .Labels "sandboxd.managed"}}' "$net" 2>/dev/null)" = true ]; then
+				if docker network rm "$net" >/dev/null 2>&1; then
+					say "removed the network $net"
+				else
+					say "kept the network $net: containers of another sandboxd instance use it"
+				fi
 			fi
-		fi
+		done
 	fi
 fi
 

@@ -6,11 +6,14 @@ import (
 	"sync/atomic"
 )
 
-// fakeStarter is a Starter made of function fields.
+// fakeStarter is a Starter made of function fields; a nil paused means never paused.
 type fakeStarter struct {
 	running func(id string) (netip.Addr, bool)
 	start   func(ctx context.Context, id string) (netip.Addr, error)
+	paused  func(id string) bool
 }
+
+func (f *fakeStarter) Paused(id string) bool { return f.paused != nil && f.paused(id) }
 
 func (f *fakeStarter) Running(id string) (netip.Addr, bool) { return f.running(id) }
 func (f *fakeStarter) Start(ctx context.Context, id string) (netip.Addr, error) {

@@ -9,9 +9,10 @@ import (
 
 // startFlight is one start of one sandbox, shared by all its callers.
 type startFlight struct {
-	done chan struct{} // closed once ip and err are set
-	ip   netip.Addr
-	err  error
+	done    chan struct{} // closed once ip, err and unpause are set
+	ip      netip.Addr
+	err     error
+	unpause bool // the sandbox was paused: the start was an unpause
 
 	// Guarded by Waker.mu.
 	waiters  int                // callers waiting on done
@@ -23,12 +24,13 @@ type startFlight struct {
 // got a slot; nobody reads it.
 var errAbandoned = errors.New("wake: every caller left before the start was admitted")
 
-// start waits for id's start, joining the one in flight or beginning it.
-func (w *Waker) start(ctx context.Context, id string) (netip.Addr, error) {
+// start waits for id's start, joining the one in flight or beginning it;
+// unpaused reports a start that was an unpause.
+func (w *Waker) start(ctx context.Context, id string) (ip netip.Addr, unpaused bool, err error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return netip.Addr{}, ErrClosed
+		return netip.Addr{}, false, ErrClosed
 	}
 	f := w.starts[id]
 	if f == nil {
@@ -47,7 +49,7 @@ func (w *Waker) start(ctx context.Context, id string) (netip.Addr, error) {
 
 	select {
 	case <-f.done:
-		return f.ip, f.err
+		return f.ip, f.unpause, f.err
 	case <-ctx.Done():
 	case <-w.base.Done():
 	}
@@ -67,16 +69,16 @@ func (w *Waker) start(ctx context.Context, id string) (netip.Addr, error) {
 
 	select {
 	case <-f.done: // finished while we were leaving: the result is better news
-		return f.ip, f.err
+		return f.ip, f.unpause, f.err
 	default:
 	}
 	switch {
 	case w.base.Err() != nil:
-		return netip.Addr{}, ErrClosed
+		return netip.Addr{}, false, ErrClosed
 	case !admitted:
-		return netip.Addr{}, &CapacityError{Reason: "too many sandboxes starting", RetryAfter: w.retryAfter()}
+		return netip.Addr{}, false, &CapacityError{Reason: "too many sandboxes starting", RetryAfter: w.retryAfter()}
 	default:
-		return netip.Addr{}, fmt.Errorf("sandbox %s: %w", id, ErrTimeout)
+		return netip.Addr{}, false, fmt.Errorf("sandbox %s: %w", id, ErrTimeout)
 	}
 }
 
@@ -99,6 +101,18 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 	if ip, ok := w.starter.Running(id); ok {
 		return ip, nil
 	}
+	if w.starter.Paused(id) {
+		// An unpause (issue 14): the sandbox's memory is held already and the thaw
+		// takes milliseconds, so neither the memory check nor a start slot applies;
+		// a slot would queue it behind cold starts that take seconds. (Should the
+		// sandbox be stopped before Start runs, Start starts it cold, unadmitted:
+		// a narrow race, and still one start.)
+		f.unpause = true
+		if !w.admit(f) {
+			return netip.Addr{}, errAbandoned
+		}
+		return w.run(detached, id, f)
+	}
 	if err := w.checkMemory(id); err != nil {
 		return netip.Addr{}, err
 	}
@@ -118,15 +132,26 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 		}
 	}
 	defer func() { <-sem }()
-
-	w.mu.Lock()
-	if f.waiters == 0 { // the slot came as the last caller left
-		w.mu.Unlock()
+	if !w.admit(f) { // the slot came as the last caller left
 		return netip.Addr{}, errAbandoned
 	}
-	f.admitted = true
-	w.mu.Unlock()
+	return w.run(detached, id, f)
+}
 
+// admit marks f admitted: from here on its start runs whatever its callers do. It
+// reports false when no caller is left to admit it for.
+func (w *Waker) admit(f *startFlight) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if f.waiters == 0 {
+		return false
+	}
+	f.admitted = true
+	return true
+}
+
+// run calls the Starter for an admitted flight, bounded by Timeout and Close.
+func (w *Waker) run(detached context.Context, id string, f *startFlight) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(detached, w.timeout())
 	defer cancel()
 	defer context.AfterFunc(w.base, cancel)()
@@ -138,6 +163,9 @@ func (w *Waker) admitAndStart(detached, queue context.Context, id string, f *sta
 		err = errors.New("starter returned no IP address")
 	}
 	switch {
+	case err == nil && f.unpause:
+		w.log().Info("sandbox unpaused", "id", id, "took", took)
+		return ip, nil
 	case err == nil:
 		w.log().Info("sandbox started", "id", id, "took", took)
 		return ip, nil

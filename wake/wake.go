@@ -24,10 +24,14 @@ type Starter interface {
 	// Running reports the container IP when the sandbox's container is
 	// running. It reads memory only and is cheap.
 	Running(id string) (netip.Addr, bool)
-	// Start starts the sandbox (waiting first for a stop in progress) and
-	// returns its container IP. It returns at once for a running sandbox.
-	// Errors are the lifecycle's own; wake passes them through wrapped.
+	// Start starts the sandbox (waiting first for a stop in progress), or
+	// unpauses a paused one, and returns its container IP. It returns at once
+	// for a running sandbox. Errors are the lifecycle's own; wake passes them
+	// through wrapped.
 	Start(ctx context.Context, id string) (netip.Addr, error)
+	// Paused reports a paused sandbox: frozen, its memory held. It reads
+	// memory only. Waking one is an unpause, which skips admission.
+	Paused(id string) bool
 }
 
 // Waker holds requests while their sandbox starts. Create it with New, set
@@ -108,6 +112,7 @@ type Waker struct {
 const (
 	OutcomeReady      = "ready"       // already running; the port accepted a connection
 	OutcomeStarted    = "started"     // waited for a start, then the port accepted
+	OutcomeUnpaused   = "unpaused"    // waited for an unpause, then the port accepted
 	OutcomeCapacity   = "capacity"    // *CapacityError
 	OutcomeTimeout    = "timeout"     // ErrTimeout
 	OutcomePortClosed = "port_closed" // *PortClosedError
@@ -142,36 +147,40 @@ func New(s Starter) *Waker {
 func (w *Waker) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
 	began := w.now()
 	var ap netip.AddrPort
-	var started bool
+	var started, unpaused bool
 	err := w.enter(id)
 	if err == nil {
-		ap, started, err = w.wake(ctx, id, port)
+		ap, started, unpaused, err = w.wake(ctx, id, port)
 		w.leave(id)
 	}
 	if w.Observe != nil {
-		w.Observe(id, outcome(started, err), w.now().Sub(began))
+		o := outcome(started, err)
+		if o == OutcomeStarted && unpaused {
+			o = OutcomeUnpaused
+		}
+		w.Observe(id, o, w.now().Sub(began))
 	}
 	return ap, err
 }
 
 // wake is Wake without the observation; started reports whether the call
-// waited for a start.
-func (w *Waker) wake(parent context.Context, id string, port int) (ap netip.AddrPort, started bool, err error) {
+// waited for a start, unpaused whether that start was an unpause.
+func (w *Waker) wake(parent context.Context, id string, port int) (ap netip.AddrPort, started, unpaused bool, err error) {
 	if port < 0 || port > 65535 {
-		return netip.AddrPort{}, false, fmt.Errorf("wake %s: invalid port %d", id, port)
+		return netip.AddrPort{}, false, false, fmt.Errorf("wake %s: invalid port %d", id, port)
 	}
 	ctx, cancel := context.WithTimeout(parent, w.timeout())
 	defer cancel()
 
 	ip, running := w.starter.Running(id)
 	if !running {
-		if ip, err = w.start(ctx, id); err != nil {
-			return netip.AddrPort{}, true, callerErr(parent, err)
+		if ip, unpaused, err = w.start(ctx, id); err != nil {
+			return netip.AddrPort{}, true, unpaused, callerErr(parent, err)
 		}
 	}
 	ap = netip.AddrPortFrom(ip, uint16(port))
 	if port == 0 {
-		return ap, !running, nil
+		return ap, !running, unpaused, nil
 	}
 	if running {
 		var cancel context.CancelFunc
@@ -179,9 +188,9 @@ func (w *Waker) wake(parent context.Context, id string, port int) (ap netip.Addr
 		defer cancel()
 	}
 	if err := w.probe(ctx, id, ap); err != nil {
-		return netip.AddrPort{}, !running, callerErr(parent, err)
+		return netip.AddrPort{}, !running, unpaused, callerErr(parent, err)
 	}
-	return ap, !running, nil
+	return ap, !running, unpaused, nil
 }
 
 // callerErr turns a wait that ended because of the caller into ctx.Err():

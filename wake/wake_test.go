@@ -360,3 +360,36 @@ func TestWakeMeasuresWithNow(t *testing.T) {
 		t.Errorf("Observe got %s, want the 1s the injected clock moved", took)
 	}
 }
+
+// Waking a paused sandbox is an unpause: its memory is held already, so a host short of
+// memory and start slots all taken by cold starts do not hold it back; it is observed as
+// "unpaused", not "started".
+func TestWakeUnpauseSkipsAdmission(t *testing.T) {
+	cold := newGatedStarter() // a cold start that holds the only slot until the gate opens
+	var resumed atomic.Bool
+	s := &fakeStarter{
+		running: func(id string) (netip.Addr, bool) { return loopback, id == "warm" && resumed.Load() },
+		paused:  func(id string) bool { return id == "warm" && !resumed.Load() },
+		start: func(ctx context.Context, id string) (netip.Addr, error) {
+			if id == "warm" {
+				resumed.Store(true)
+				return loopback, nil
+			}
+			return cold.start(ctx, id)
+		},
+	}
+	w := newWaker(t, s)
+	w.MaxStarts = 1
+	defer close(cold.gate)
+	go w.Wake(t.Context(), "cold", 0)
+	<-cold.started
+	w.MemAvailable = func() (uint64, error) { return 0, nil } // would refuse any start
+	var outcomes []string
+	w.Observe = func(_, o string, _ time.Duration) { outcomes = append(outcomes, o) }
+	if _, err := w.Wake(t.Context(), "warm", 0); err != nil {
+		t.Fatalf("Wake of a paused sandbox = %v", err)
+	}
+	if len(outcomes) != 1 || outcomes[0] != OutcomeUnpaused {
+		t.Fatalf("outcomes %v, want [%s]", outcomes, OutcomeUnpaused)
+	}
+}

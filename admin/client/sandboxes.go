@@ -134,6 +134,14 @@ func (c *Client) Start(ctx context.Context, id string) (Sandbox, error) {
 	return sb, err
 }
 
+// Pause freezes a running sandbox: its processes and memory stay, its CPU is freed, and its
+// next use (or Start) resumes it where it was.
+func (c *Client) Pause(ctx context.Context, id string) (Sandbox, error) {
+	var sb Sandbox
+	err := c.do(ctx, http.MethodPost, sandboxPath(id, "pause"), nil, nil, &sb)
+	return sb, err
+}
+
 // Stop stops a sandbox; its workspace stays and its next use starts it again.
 func (c *Client) Stop(ctx context.Context, id string) (Sandbox, error) {
 	var sb Sandbox

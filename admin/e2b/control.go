@@ -68,8 +68,6 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "templateID is required (\"base\" is the default image)")
 	case len(b.TemplateID) > 255:
 		return errorf(http.StatusBadRequest, "templateID is too long")
-	case b.AllowInternetAccess != nil && !*b.AllowInternetAccess:
-		return errorf(http.StatusBadRequest, "allow_internet_access false is not supported by sandboxd: sandboxes reach the internet")
 	case given(b.Network):
 		return errorf(http.StatusBadRequest, "network rules are not supported by sandboxd")
 	case given(b.VolumeMounts):
@@ -103,6 +101,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	// URLs with no credential (E2B's own allowPublicTraffic defaults to true).
 	req := lifecycle.CreateRequest{BareID: true, Tenant: principal(r).Tenant, Image: image,
 		Ports: s.ports(), Env: b.EnvVars, Labels: labels, Previews: store.Previews{Access: store.AccessPublic}}
+	if b.AllowInternetAccess != nil && !*b.AllowInternetAccess {
+		req.Egress = "none" // issue 15: no route out; previews, commands and files still work
+	}
 	sb, err := s.sandboxes.Create(r.Context(), req)
 	if err != nil {
 		return err

@@ -42,7 +42,6 @@ func TestControlPlane(t *testing.T) {
 	st.wantError(t, "POST", "/sandboxes", `{"templateID":"base","timeout":999999}`, 400)
 	st.wantError(t, "POST", "/sandboxes", `{}`, 400)
 	st.wantError(t, "POST", "/sandboxes", `{"templateID":"base","metadata":{"k":"two\nlines"}}`, 400)
-	st.wantError(t, "POST", "/sandboxes", `{"templateID":"base","allow_internet_access":false}`, 400)
 	st.wantError(t, "POST", "/sandboxes", `{"templateID":"base","volumeMounts":[{"name":"v","path":"/data"}]}`, 400)
 	st.wantError(t, "POST", "/sandboxes", `{"templateID":`, 400)
 	var none []detailView

@@ -106,6 +106,7 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(func() { db.Close() })
 	cfg := lifecycle.DefaultConfig(data)
 	cfg.Network = dockertest.Network(t, docker)
+	cfg.InternalNetwork = dockertest.InternalNetwork(cfg.Network) // egress none for allow_internet_access false
 	cfg.Image = dockertest.Testkit
 	cfg.InitPath = dockertest.Binary(t, "./cmd/sandbox-init")
 	cfg.StopTimeout = time.Second

@@ -11,12 +11,12 @@ import (
 func TestTenantScoping(t *testing.T) {
 	st := newStack(t)
 	var a sandboxView
-	if code, _ := st.call(t, "POST", "/sandboxes", `{"templateID":"base","timeout":300}`, &a, "X-API-Key", acmeKey); code != 201 || !e2bID.MatchString(a.SandboxID) {
+	if code, _ := st.call(t, "POST", "/sandboxes", `{"templateID":"base","timeout":300,"allow_internet_access":false}`, &a, "X-API-Key", acmeKey); code != 201 || !e2bID.MatchString(a.SandboxID) {
 		t.Fatalf("tenant create: %d %+v", code, a)
 	}
 	sb, err := st.mgr.Get(context.Background(), a.SandboxID)
-	if err != nil || sb.Tenant != "acme" {
-		t.Fatalf("the row of %s: tenant %q, %v; want acme", a.SandboxID, sb.Tenant, err)
+	if err != nil || sb.Tenant != "acme" || sb.Egress != "none" {
+		t.Fatalf("the row of %s: tenant %q, egress %q, %v; want acme, none (allow_internet_access false)", a.SandboxID, sb.Tenant, sb.Egress, err)
 	}
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/sandboxes/" + a.SandboxID},

@@ -28,9 +28,12 @@ func benchProcess(b *testing.B, extra map[string]string) (*env, *process) {
 	return e, e.startProcess(extra)
 }
 
-// BenchmarkWake measures a stopped sandbox's first byte through the edge beside the raw
-// Engine API start of the same container plus polling its port until it accepts, 20 of
-// each, interleaved.
+// BenchmarkWake measures a sandbox's first byte through the edge after each kind of sleep,
+// beside the raw Engine API doing the same wake, n of each, interleaved, in one run:
+//   - from stopped: the edge's wake (a start) against ContainerStart plus polling the port
+//     until it accepts;
+//   - from paused (issue 14): the edge's wake (an unpause) against ContainerUnpause plus a
+//     GET straight to the container over a new connection, to its first byte.
 func BenchmarkWake(b *testing.B) {
 	e, d := benchDaemon(b)
 	mustCreate(b, d, map[string]any{"id": "wakebench", "ports": []int{3000}})
@@ -39,9 +42,26 @@ func BenchmarkWake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	direct := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	firstByte := func(client *http.Client, url, host string) time.Duration {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Host = host
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		first := time.Since(t0) // headers are the first byte
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("%s answered %d", url, resp.StatusCode)
+		}
+		return first
+	}
 	const n = 20
 	for it := 0; it < b.N; it++ {
-		var raw, ours []time.Duration
+		var raw, ours, rawUnpause, unpause []time.Duration
 		for i := 0; i < n; i++ {
 			// Raw: stop through sandboxd (so its state stays true), start straight on the engine.
 			call(b, "POST", d.API+"/v1/sandboxes/wakebench/stop", nil, nil)
@@ -61,26 +81,39 @@ func BenchmarkWake(b *testing.B) {
 			raw = append(raw, time.Since(t0))
 
 			call(b, "POST", d.API+"/v1/sandboxes/wakebench/stop", nil, nil)
-			req, _ := http.NewRequest("GET", "http://"+d.HTTP+"/", nil)
-			req.Host = "s-wakebench-3000.preview.localhost"
+			ours = append(ours, firstByte(http.DefaultClient, "http://"+d.HTTP+"/", "s-wakebench-3000.preview.localhost"))
+
+			// Raw warm: pause through sandboxd, unpause straight on the engine, and wait for
+			// sandboxd to see it (engine events) before pausing through it again.
+			call(b, "POST", d.API+"/v1/sandboxes/wakebench/pause", nil, nil)
 			t0 = time.Now()
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
+			if err := e.docker.ContainerUnpause(ctx, info.ID); err != nil {
 				b.Fatal(err)
 			}
-			first := time.Since(t0) // headers are the first byte
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Fatalf("wake answered %d", resp.StatusCode)
+			firstByte(direct, "http://"+ip+":3000/", "")
+			rawUnpause = append(rawUnpause, time.Since(t0))
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+				if sb, _ := getSandbox(b, d, "wakebench"); sb.Status == "running" {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatal("sandboxd did not see the raw unpause within a minute")
+				}
 			}
-			ours = append(ours, first)
+
+			call(b, "POST", d.API+"/v1/sandboxes/wakebench/pause", nil, nil)
+			unpause = append(unpause, firstByte(http.DefaultClient, "http://"+d.HTTP+"/", "s-wakebench-3000.preview.localhost"))
 		}
 		b.ReportMetric(ms(pct(raw, 0.5)), "raw-p50-ms")
 		b.ReportMetric(ms(pct(raw, 0.95)), "raw-p95-ms")
 		b.ReportMetric(ms(pct(ours, 0.5)), "wake-p50-ms")
 		b.ReportMetric(ms(pct(ours, 0.95)), "wake-p95-ms")
 		b.ReportMetric(ms(pct(ours, 0.5)-pct(raw, 0.5)), "added-p50-ms")
+		b.ReportMetric(ms(pct(rawUnpause, 0.5)), "raw-unpause-p50-ms")
+		b.ReportMetric(ms(pct(unpause, 0.5)), "unpause-wake-p50-ms")
+		b.ReportMetric(ms(pct(unpause, 0.95)), "unpause-wake-p95-ms")
+		b.ReportMetric(ms(pct(unpause, 0.5)-pct(rawUnpause, 0.5)), "unpause-added-p50-ms")
+		b.ReportMetric(float64(pct(ours, 0.5))/float64(pct(unpause, 0.5)), "stopped/paused-p50")
 	}
 }
 

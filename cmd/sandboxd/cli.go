@@ -152,7 +152,7 @@ bearer token. Output is for people; --json prints the API's objects for scripts.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddGroup(&cobra.Group{ID: "sandboxes", Title: "Sandboxes:"}, &cobra.Group{ID: "work", Title: "Working in a sandbox:"},
 		&cobra.Group{ID: "tasks", Title: "Agents:"})
-	for _, cmd := range []*cobra.Command{c.lsCmd(), c.createCmd(), c.getCmd(), c.rmCmd(), c.purgeCmd(), c.startCmd(), c.stopCmd(), c.keepaliveCmd(), c.imagesCmd()} {
+	for _, cmd := range []*cobra.Command{c.lsCmd(), c.createCmd(), c.getCmd(), c.rmCmd(), c.purgeCmd(), c.startCmd(), c.pauseCmd(), c.stopCmd(), c.keepaliveCmd(), c.imagesCmd()} {
 		cmd.GroupID = "sandboxes"
 		root.AddCommand(cmd)
 	}

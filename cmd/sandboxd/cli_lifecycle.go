@@ -91,6 +91,21 @@ func (c *cli) startCmd() *cobra.Command {
 	}
 }
 
+func (c *cli) pauseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:               "pause ID...",
+		Short:             "Pause sandboxes: processes and memory kept, CPU freed (start or any use resumes them)",
+		Args:              rangeArgs(1, -1, "ID"),
+		ValidArgsFunction: c.completeIDs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.eachID(cmd.Context(), args, func(ctx context.Context, id string) (any, string, error) {
+				sb, err := c.client.Pause(ctx, id)
+				return sb, "paused " + id, err
+			})
+		},
+	}
+}
+
 func (c *cli) stopCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:               "stop ID...",

@@ -78,7 +78,11 @@ func TestCLI(t *testing.T) {
 	// Lifecycle.
 	r.golden("keepalive", r.run("keepalive", "cli", "--for", "1h").must(t, 0))
 	r.golden("keepalive-json", r.run("keepalive", "cli-j", "--json").must(t, 0))
-	r.golden("stop", r.run("stop", "cli").must(t, 0))
+	r.golden("pause", r.run("pause", "cli").must(t, 0))
+	if sb := r.run("get", "cli", "--json").must(t, 0); !strings.Contains(sb.stdout, `"status": "paused"`) {
+		t.Fatalf("after pause: %s", sb.stdout)
+	}
+	r.golden("stop", r.run("stop", "cli").must(t, 0)) // a paused sandbox stops too
 	r.golden("stop-json", r.run("stop", "cli-j", "--json").must(t, 0))
 	r.golden("start", r.run("start", "cli").must(t, 0))
 	r.golden("start-json", r.run("start", "cli-j", "--json").must(t, 0))

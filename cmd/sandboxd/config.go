@@ -73,6 +73,14 @@ type config struct {
 	MemoryLimit    int64
 	MemoryLimitSet bool
 
+	// Issue 14: tiered sleep.
+	StopAfter time.Duration // how long an idle sandbox stays paused before it is stopped; 0: no pause
+	// Issue 15: egress (egress.go).
+	Egress         string   // SANDBOXD_EGRESS: the mode of a sandbox created without one
+	EgressAllow    []string // SANDBOXD_EGRESS_ALLOW, normalized: added to every sandbox's list
+	EgressPort     int      // SANDBOXD_EGRESS_PROXY_PORT: the proxy's port on the internal gateway
+	EgressResolver string   // SANDBOXD_EGRESS_RESOLVER: host:port of the proxy's DNS server; "" the system's
+
 	// Warnings are logged once the JSON logger exists (serve); loadConfig runs before it.
 	Warnings []warning
 }
@@ -188,6 +196,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil
 		}},
 	)
+	// Issue 14: tiered sleep.
+	settings = append(settings,
+		setting{"SANDBOXD_STOP_AFTER", "stop-after", "2h", "stop a sandbox paused (idle) this long; 0 stops idle sandboxes at once, without pausing them",
+			durParser(&c.StopAfter, 0)},
+	)
 	settings = append(settings, tlsSettings(&c.TLS)...)
 	settings = append(settings,
 		// Issue 13: per-tenant limits and the audit log's size.
@@ -204,6 +217,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	)
 	settings = append(settings, limitSettings(c)...)
 	settings = append(settings, isolationSettings(&c.Isolation)...) // issue 12
+	settings = append(settings, egressSettings(c)...)               // issue 15
 
 	settings = append(settings,
 		// Issue 14: the garbage collector (gc.go).

@@ -21,22 +21,23 @@ func newE2B(cfg *config, mgr *lifecycle.Manager, waker *wake.Waker, keys *apikey
 	if err != nil {
 		return nil, err
 	}
-	srv := e2b.New(mgr, waker, stopPauser{mgr, waker}, tokenAuth{keys}, key, log)
+	srv := e2b.New(mgr, waker, pauser{mgr, waker}, tokenAuth{keys}, key, log)
 	srv.Domain = "preview." + cfg.PreviewDomain
 	srv.Audit = db
 	return srv, nil
 }
 
-// stopPauser pauses by stopping and resumes by starting, through the waker's admission.
-// TODO(issue 14): the real pause (the cgroup freezer) once lifecycle has it.
-type stopPauser struct {
+// pauser is E2B's pause and resume: the cgroup freezer (issue 14), so a resumed sandbox
+// has its processes and memory; resume goes through the waker, which unpauses a paused
+// sandbox and starts one stopped since (stop_after, memory pressure) with admission.
+type pauser struct {
 	m *lifecycle.Manager
 	w *wake.Waker
 }
 
-func (p stopPauser) Pause(ctx context.Context, id string) error { return p.m.Stop(ctx, id) }
+func (p pauser) Pause(ctx context.Context, id string) error { return p.m.Pause(ctx, id) }
 
-func (p stopPauser) Resume(ctx context.Context, id string) (bool, error) {
+func (p pauser) Resume(ctx context.Context, id string) (bool, error) {
 	if _, ok := p.m.Running(id); ok {
 		return false, nil
 	}
@@ -64,7 +65,8 @@ func (a tokenAuth) Authenticate(ctx context.Context, secret string) (e2b.Princip
 
 var (
 	_ e2b.Sandboxes = (*lifecycle.Manager)(nil)
-	_ e2b.Pauser    = stopPauser{}
+	_ e2b.Pauser    = pauser{}
+	_ e2b.Pauser    = (*lifecycle.Manager)(nil) // the methods the adapter was promised
 )
 
 // addrOf is a listener's address for the log, "" for none.

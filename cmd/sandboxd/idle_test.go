@@ -10,8 +10,8 @@ import (
 	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
-// Idle sandboxes stop after their idle timeout; WebSocket traffic, an exec in flight and a
-// keepalive each keep one awake for as long as they last.
+// Idle sandboxes go to sleep (paused: issue 14) after their idle timeout; WebSocket traffic,
+// an exec in flight and a keepalive each keep one awake for as long as they last.
 func TestIdleStop(t *testing.T) {
 	e := newEnv(t)
 	e.vars["SANDBOXD_ACTIVITY_INTERVAL"] = "100ms"
@@ -24,7 +24,7 @@ func TestIdleStop(t *testing.T) {
 		}
 		return sb.Status
 	}
-	// awakeWhile asserts id stays running while busy runs, then stops once idle.
+	// awakeWhile asserts id stays running while busy runs, then sleeps once idle.
 	awakeWhile := func(t *testing.T, id string, busy func(done <-chan struct{})) {
 		done := make(chan struct{})
 		finished := make(chan struct{})
@@ -40,19 +40,19 @@ func TestIdleStop(t *testing.T) {
 		}
 		close(done)
 		<-finished
-		testutil.Eventually(t, 20*time.Second, id+" to stop once idle", func() bool { return status(id) == "stopped" })
+		testutil.Eventually(t, 20*time.Second, id+" to sleep once idle", func() bool { return status(id) == "paused" })
 	}
 
 	t.Run("idle", func(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "idle", "ports": []int{3000}})
-		testutil.Eventually(t, 20*time.Second, "idle to stop", func() bool { return status("idle") == "stopped" })
+		testutil.Eventually(t, 20*time.Second, "idle to sleep", func() bool { return status("idle") == "paused" })
 	})
 	t.Run("per-sandbox timeout and always_on", func(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "never", "idle_policy": "always_on", "idle_timeout": "1s"})
 		mustCreate(t, d, map[string]any{"id": "quick", "idle_timeout": "1s"})
-		testutil.Eventually(t, 20*time.Second, "quick to stop", func() bool { return status("quick") == "stopped" })
+		testutil.Eventually(t, 20*time.Second, "quick to sleep", func() bool { return status("quick") == "paused" })
 		time.Sleep(2 * time.Second) // two more idle timeouts pass (observing, not ordering)
 		if s := status("never"); s != "running" {
 			t.Fatalf("always_on sandbox is %s", s)

@@ -23,6 +23,7 @@ type metrics struct {
 	wakeSeconds  *prometheus.HistogramVec
 	proxied      [6]prometheus.Counter // by status class, 1xx..5xx; [0] other
 	reaperStops  *prometheus.CounterVec
+	pauses       *prometheus.CounterVec
 	opSeconds    *prometheus.HistogramVec
 	dockerErrors *prometheus.CounterVec
 	tasksEnded   *prometheus.CounterVec
@@ -32,7 +33,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.wakes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sandboxd_wakes_total", Help: "Requests that waited on a sandbox to be running, by outcome.",
+		Name: "sandboxd_wakes_total", Help: "Requests that waited on a sandbox to be running, by outcome (started: a cold start; unpaused: a warm one).",
 	}, []string{"outcome"})
 	m.wakeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "sandboxd_wake_duration_seconds", Help: "How long requests waited on a sandbox, by outcome.",
@@ -45,11 +46,14 @@ func newMetrics() *metrics {
 		m.proxied[i] = proxied.WithLabelValues(class)
 	}
 	m.reaperStops = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sandboxd_sandbox_stops_total", Help: "Sandboxes stopped, by reason: api, idle, pressure, disk_quota.",
+		Name: "sandboxd_sandbox_stops_total", Help: "Sandboxes stopped, by reason: api, idle, stop_after, pressure, disk_quota.",
+	}, []string{"reason"})
+	m.pauses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sandboxd_sandbox_pauses_total", Help: "Sandboxes paused, by reason: api, idle.",
 	}, []string{"reason"})
 	m.opSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "sandboxd_operation_duration_seconds", Help: "Create (to running) and start durations.",
-		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30},
+		Name: "sandboxd_operation_duration_seconds", Help: "Create (to running), start and unpause durations.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30}, // unpauses take milliseconds
 	}, []string{"op"})
 	m.dockerErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sandboxd_docker_api_errors_total", Help: "Docker Engine API calls that failed (transport error or 5xx), by endpoint.",
@@ -65,7 +69,7 @@ func newMetrics() *metrics {
 		Name: "sandboxd_build_info", Help: "Always 1; labels say which build runs.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
-	m.reg.MustRegister(m.wakes, m.wakeSeconds, proxied, m.reaperStops, m.opSeconds, m.dockerErrors, m.tasksEnded, m.edgeLimited, build,
+	m.reg.MustRegister(m.wakes, m.wakeSeconds, proxied, m.reaperStops, m.pauses, m.opSeconds, m.dockerErrors, m.tasksEnded, m.edgeLimited, build,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -86,6 +90,7 @@ func (m *metrics) wire(mgr *lifecycle.Manager, tasks *task.Runner, w *wake.Waker
 	e.OnLimit = func(limit string) { m.edgeLimited.WithLabelValues(limit).Inc() }
 	mgr.Observe = lifecycle.Observer{
 		Stopped: func(reason string) { m.reaperStops.WithLabelValues(reason).Inc() },
+		Paused:  func(reason string) { m.pauses.WithLabelValues(reason).Inc() },
 		Timed:   func(op string, d time.Duration) { m.opSeconds.WithLabelValues(op).Observe(d.Seconds()) },
 	}
 	tasks.Ended = func(status string) { m.tasksEnded.WithLabelValues(status).Inc() }
@@ -115,7 +120,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := c.mgr.CountByState()
-	for _, st := range []string{"creating", "running", "stopping", "stopped", "error"} {
+	for _, st := range []string{"creating", "running", "paused", "stopping", "stopped", "error"} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 }

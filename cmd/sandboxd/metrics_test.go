@@ -34,6 +34,12 @@ func TestMetricsAfterWake(t *testing.T) {
 		t.Fatalf("stop: %d", code)
 	}
 	mustPreview(t, d, "met", 3000, "/", "hello from met")
+	// A warm wake is counted apart from a cold one (issue 14).
+	mustPost(t, d, "/v1/sandboxes/met/pause", "paused")
+	if v := scrape(t, d, `sandboxd_sandboxes{state="paused"}`); v != 1 {
+		t.Errorf(`sandboxd_sandboxes{state="paused"} = %v while paused, want 1`, v)
+	}
+	mustPreview(t, d, "met", 3000, "/", "hello from met")
 	checks := []struct {
 		series string
 		min    float64
@@ -45,6 +51,10 @@ func TestMetricsAfterWake(t *testing.T) {
 		{`sandboxd_sandbox_stops_total{reason="api"}`, 1},
 		{`sandboxd_operation_duration_seconds_count{op="create"}`, 1},
 		{`sandboxd_operation_duration_seconds_count{op="start"}`, 1},
+		{`sandboxd_wakes_total{outcome="unpaused"}`, 1},
+		{`sandboxd_sandbox_pauses_total{reason="api"}`, 1},
+		{`sandboxd_operation_duration_seconds_count{op="unpause"}`, 1},
+		{`sandboxd_sandboxes{state="paused"}`, 0},
 		{`sandboxd_open_websockets`, 0},
 		{`sandboxd_tasks_running`, 0},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sandboxd/sandboxd/admin/e2b"
 	"github.com/sandboxd/sandboxd/admin/mcp"
 	"github.com/sandboxd/sandboxd/edge"
+	"github.com/sandboxd/sandboxd/edge/egress"
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/task"
@@ -119,11 +120,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	iso := cfg.Isolation // issue 12
 	lcfg.DiskQuota, lcfg.MaxDiskQuota, lcfg.InodeQuota, lcfg.DiskScanEvery = iso.DiskQuota, iso.DiskQuotaMax, iso.InodeQuota, iso.DiskScanEvery
 	lcfg.UIDFirst, lcfg.UIDLast = iso.UIDFirst, iso.UIDLast
+	lcfg.StopAfter = cfg.StopAfter                                          // issue 14
+	lcfg.InternalNetwork, lcfg.Egress = cfg.Network+"-internal", cfg.Egress // issue 15
 	mgr := lifecycle.New(db, docker, lcfg, log)
 	mgr.Hook = hooks.lifecycle
 	mgr.AdoptOrphans = cfg.Adopt
 	table := edge.NewTable()
-	mgr.Routes = routes{table}
+	egressProxy := newEgress(cfg, log)
+	mgr.Routes = routes{t: table, egress: egressProxy}
 	tasks := task.New(mgr, db, cfg.DataDir, log)
 	tasks.MaxEvents, tasks.MaxEventBytes = cfg.TaskEventsMax, cfg.TaskLogMax
 	defer tasks.Close() // a return before Run still joins the tasks Resume started
@@ -151,6 +155,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	edgeSrv.Services, edgeSrv.WakeTimeout = portServices{mgr}, cfg.WakeTimeout // issue 14: the starting page
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
+	met.wireEgress(egressProxy)
 
 	// Listen before the boot reconcile: a bind error surfaces at once, and requests that
 	// arrive while reconciling wait in the backlog instead of being refused.
@@ -179,6 +184,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// Issue 15: the egress proxy listens on the sandboxes' gateway, which the sandbox
+	// networks give; then sandboxd's other listeners refuse sandboxes without open egress.
+	egressLn, err := listenEgress(bootCtx, cfg, mgr, egressProxy)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer egressLn.Close()
+	apiLn, httpLn = egressProxy.Guard(apiLn), egressProxy.Guard(httpLn)
+	if e2bLn != nil {
+		e2bLn = egressProxy.Guard(e2bLn)
+	}
+	https.guard(egressProxy.Guard)
 	err = mgr.Boot(bootCtx)
 	if err == nil {
 		err = tasks.Resume(bootCtx) // after the reconcile: a task's sandbox must be known
@@ -192,7 +210,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	keys.SetEnv(cfg.Tokens)
 	api := admin.New(admin.Deps{Sandboxes: mgr, Execs: mgr, Detached: mgr, Terminals: mgr, Workspaces: mgr,
 		Services: mgr, Tasks: tasks, Health: mgr, Waker: waker, Audit: db, Keys: keys, Tokens: db, AuditLog: db,
-		Previews: mgr}, log)
+		Previews: mgr, Networks: mgr, Egress: egressProxy}, log)
 	api.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.APIBind)
 	api.Metrics = met.handler()
 	api.PreviewURL = https.previewURL(cfg.PreviewDomain, previewURL("http", cfg.PreviewDomain, httpLn.Addr()))
@@ -232,6 +250,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	g.Go(func() error { return mgr.Run(gctx, lifecycle.Loops{Activity: cfg.ActivityEvery}) })
 	g.Go(func() error { return tasks.Run(gctx) }) // the agents go on; their tasks resume at the next start
 	g.Go(func() error { return reload.Run(gctx) })
+	g.Go(func() error { return egressProxy.Serve(egressLn) })
 	if e2bSrv != nil {
 		g.Go(func() error { return serveUntilClosed(e2bHTTP, e2bLn) })
 		g.Go(func() error { return e2bSrv.Run(gctx) }) // timeouts; ends envd's processes when done
@@ -248,6 +267,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		defer cancel()
 		apiDone := make(chan error, 1)
 		go func() { apiDone <- apiSrv.Shutdown(sctx) }()
+		egressDone := make(chan error, 1)
+		go func() { egressDone <- egressProxy.Shutdown(sctx) }() // tunnels close; sandboxes retry
 		e2bDone := make(chan error, 1)
 		go func() {
 			var err error
@@ -258,7 +279,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}()
 		err := httpSrv.Shutdown(sctx)
 		edgeSrv.CloseWebSockets()
-		err = errors.Join(err, <-apiDone, <-e2bDone)
+		err = errors.Join(err, <-apiDone, <-e2bDone, <-egressDone)
 		if errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("requests still open after the wake timeout are cut", "wake_timeout", cfg.WakeTimeout)
 			return nil
@@ -266,6 +287,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	})
 	log.Info("serving", "version", buildVersion(), "api", apiLn.Addr().String(), "http", httpLn.Addr().String(), "https", https.Addr(), "e2b", addrOf(e2bLn),
+		"egress_proxy", egressLn.Addr().String(), "egress", cfg.Egress,
 		"data_dir", cfg.DataDir, "preview_domain", cfg.PreviewDomain, "preview_access", cfg.PreviewAccess, "auth", len(cfg.Tokens) > 0)
 	notify.Ready("serving: API on " + apiLn.Addr().String() + ", previews on " + httpLn.Addr().String())
 	g.Go(func() error { return notify.Watchdog(gctx, db.Ping) }) // after READY=1: pings follow it
@@ -308,8 +330,12 @@ func previewURL(scheme, domain string, addr net.Addr) func(id string, port int) 
 	}
 }
 
-// routes feeds lifecycle's route changes into the edge's table.
-type routes struct{ t *edge.Table }
+// routes feeds lifecycle's route changes into the edge's table and, issue 15, the egress
+// proxy's map of sandbox addresses to policies.
+type routes struct {
+	t      *edge.Table
+	egress *egress.Proxy
+}
 
 func (r routes) SetRoute(lr lifecycle.Route) {
 	state := edge.Asleep
@@ -318,9 +344,23 @@ func (r routes) SetRoute(lr lifecycle.Route) {
 		state = edge.Running
 	case store.StatusError:
 		state = edge.Broken
+	case store.StatusPaused:
+		state = edge.Paused
+	case store.StatusCreating:
+		state = edge.Starting
+	}
+	wakeOn := wake.OnNavigation // issue 14
+	if lr.WakeOn == store.WakeOnAny {
+		wakeOn = wake.OnAny
 	}
 	r.t.Set(edge.Route{ID: lr.ID, State: state, Addr: lr.IP, Ports: lr.Ports, HostHeader: lr.HostHeader, Bytes: lr.Bytes, Message: lr.Message,
-		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey})
+		Private: lr.Previews.Access == store.AccessPrivate, PortPrivate: portPrivate(lr.Previews.Ports), Key: lr.PreviewKey,
+		WakeOn: wakeOn})
+	if state == edge.Running && lr.IP.IsValid() {
+		r.egress.SetPolicy(lr.IP, lr.ID, lr.Egress, lr.Allow)
+	} else {
+		r.egress.Unset(lr.ID)
+	}
 }
 
 // portPrivate turns per-port access into the edge's overrides (issue 13).
@@ -335,12 +375,17 @@ func portPrivate(ports map[int]string) map[int]bool {
 	return m
 }
 
-func (r routes) DeleteRoute(id string) { r.t.Delete(id) }
+func (r routes) DeleteRoute(id string) {
+	r.t.Delete(id)
+	r.egress.Forget(id)
+}
 
 var (
 	_ wake.Starter        = (*lifecycle.Manager)(nil)
 	_ edge.Waker          = (*wake.Waker)(nil)
 	_ admin.Sandboxes     = (*lifecycle.Manager)(nil)
+	_ admin.Networks      = (*lifecycle.Manager)(nil)
+	_ admin.EgressStatus  = (*egress.Proxy)(nil)
 	_ admin.Tasks         = (*task.Runner)(nil)
 	_ admin.Previews      = (*lifecycle.Manager)(nil)
 	_ task.Sandboxes      = (*lifecycle.Manager)(nil)

@@ -110,6 +110,13 @@ func (f *httpsFront) Redirect(h http.Handler) http.Handler {
 	return f.https.Redirect(h)
 }
 
+// guard wraps the HTTPS listener (issue 15: the egress proxy's Guard).
+func (f *httpsFront) guard(wrap func(net.Listener) net.Listener) {
+	if f != nil {
+		f.ln = wrap(f.ln)
+	}
+}
+
 // Addr is the HTTPS listener's address, or "" when TLS is off.
 func (f *httpsFront) Addr() string {
 	if f == nil {

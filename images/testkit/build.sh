@@ -23,6 +23,7 @@ PROGRAMS=(
 	sandbox-init=cmd/sandbox-init
 	opencode=images/testkit/fakeagent/opencode
 	claude=images/testkit/fakeagent/claude
+	fetch=images/testkit/fetch
 )
 
 die() { printf 'images/testkit/build.sh: %s\n' "$*" >&2; exit 1; }

@@ -47,7 +47,8 @@ func Client(t testing.TB) *client.Client {
 	return cli
 }
 
-// Network returns a fresh network name for a test and removes the network at cleanup.
+// Network returns a fresh network name for a test and removes the network at cleanup,
+// with its internal sibling (InternalNetwork), which sandboxd makes beside it (issue 15).
 // Containers are cleaned first (cleanups run last-registered first).
 func Network(t testing.TB, cli *client.Client) string {
 	t.Helper()
@@ -57,12 +58,17 @@ func Network(t testing.TB, cli *client.Client) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := cli.NetworkRemove(ctx, name); err != nil && !strings.Contains(err.Error(), "not found") {
-			t.Logf("cleanup: remove network %s: %v", name, err)
+		for _, n := range []string{name, InternalNetwork(name)} {
+			if err := cli.NetworkRemove(ctx, n); err != nil && !strings.Contains(err.Error(), "not found") {
+				t.Logf("cleanup: remove network %s: %v", n, err)
+			}
 		}
 	})
 	return name
 }
+
+// InternalNetwork is the name sandboxd gives the internal network beside network.
+func InternalNetwork(network string) string { return network + "-internal" }
 
 // CleanupInstance removes, at the end of the test, every container labelled with the
 // sandboxd instance.
@@ -104,7 +110,8 @@ var (
 )
 
 // Binary builds a main package of this module (e.g. "./cmd/sandbox-init") once per test
-// process and returns its path. sandbox-init is built static, as the Makefile does.
+// process and returns its path. sandbox-init and the testkit's programs are built static,
+// as the Makefile and images/testkit/build.sh do.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -124,8 +131,8 @@ func Binary(t testing.TB, pkg string) string {
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = os.Environ()
-	if strings.HasSuffix(pkg, "sandbox-init") {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	if strings.HasSuffix(pkg, "sandbox-init") || strings.Contains(pkg, "images/testkit/") {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0") // they run in containers of any image
 	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)

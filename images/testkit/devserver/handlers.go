@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +41,17 @@ func newMux() *http.ServeMux {
 	mux.HandleFunc("/bytes", handleBytes)
 	mux.HandleFunc("/env", handleEnv)
 	mux.HandleFunc("/file", handleFile)
+	// State that lives only in this process's memory, and the process's pid: a warm wake
+	// (an unpause) keeps both, a cold start loses them (issue 14).
+	var count atomic.Int64
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, strconv.FormatInt(count.Add(1), 10))
+	})
+	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, strconv.Itoa(os.Getpid()))
+	})
 	return mux
 }
 

@@ -13,6 +13,11 @@
 //	/bytes?n=N    N bytes of 'x' with Content-Length
 //	/env?k=NAME   the value of the environment variable NAME, 404 when unset
 //	/file?path=P  the file P under the working directory, 404 when missing
+//	/count        how many /count requests this process has served, this one included
+//	/pid          the process's pid
+//
+// With $TLS_CERT and $TLS_KEY (PEM files) it serves HTTPS instead, for the egress
+// tests' stand-in of a registry behind HTTPS_PROXY (issue 15).
 //
 // It logs one line, "devserver listening on <addr>", and exits non-zero when it
 // cannot listen. SIGTERM and SIGINT shut it down cleanly, which matters when
@@ -53,7 +58,13 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 
 	srv := &http.Server{Handler: newMux(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if cert, key := getenv("TLS_CERT"), getenv("TLS_KEY"); cert != "" || key != "" {
+			serveErr <- srv.ServeTLS(ln, cert, key)
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-serveErr:
 		return err

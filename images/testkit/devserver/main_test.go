@@ -3,7 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -416,4 +424,65 @@ func TestRun(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Errorf("run after cancel: %v", err)
 	}
+}
+
+// /count counts in the process's memory: one mux, one counter; a new process starts at 1.
+func TestCountAndPid(t *testing.T) {
+	mux := newMux()
+	for want := 1; want <= 3; want++ {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/count", nil))
+		if rec.Code != http.StatusOK || rec.Body.String() != strconv.Itoa(want) {
+			t.Fatalf("GET /count #%d = %d %q", want, rec.Code, rec.Body.String())
+		}
+	}
+	checkGet(t, "/count", http.StatusOK, "1") // another mux, as another process would be
+	checkGet(t, "/pid", http.StatusOK, strconv.Itoa(os.Getpid()))
+}
+
+// With TLS_CERT and TLS_KEY, run serves HTTPS with that certificate.
+func TestRunTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t, "devserver.test")
+	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
+	env := map[string]string{"HOST": "127.0.0.1", "PORT": "0",
+		"TLS_CERT": filepath.Join(dir, "cert.pem"), "TLS_KEY": filepath.Join(dir, "key.pem")}
+	ctx, cancel := context.WithCancel(t.Context())
+	stderr := make(lineWriter, 1)
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, func(k string) string { return env[k] }, stderr) }()
+	defer func() { cancel(); <-errc }()
+	line := <-stderr
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "devserver listening on "))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "devserver.test"}}}
+	resp, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "hello from ") {
+		t.Errorf("GET / over TLS = %q", body)
+	}
+}
+
+// selfSigned makes a certificate for name that is its own CA.
+func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
