@@ -306,7 +306,7 @@ func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
 		{[]string{"make", "testkit"}, "busybox-static bash-static"},
 		{[]string{"make", "image"}, "debootstrap gpgv curl"},
 		{[]string{"make", "build"}, "gcc git"},
-		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd btrfs-progs"},
+		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd btrfs-progs nginx caddy"},
 		{[]string{"images/testkit/build.sh"}, "busybox-static bash-static"},
 		{[]string{"images/base/build.sh"}, "debootstrap gpgv curl"},
 	}
