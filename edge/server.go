@@ -97,9 +97,10 @@ type Server struct {
 	// flashing by. Zero means 1s.
 	StartingAfter time.Duration
 	// WakeTimeout bounds the hold of a request to a running sandbox whose service is
-	// still starting, from the request's arrival, and is how long a service counts as
-	// starting after its process started. cmd/sandboxd sets SANDBOXD_WAKE_TIMEOUT, as the
-	// waker's Timeout. Zero means 60s.
+	// still starting, from the request's arrival; it is how long a service that shows
+	// running counts as starting after its process started, and how long the starting
+	// page keeps reloading. cmd/sandboxd sets SANDBOXD_WAKE_TIMEOUT, as the waker's
+	// Timeout. Zero means 60s.
 	WakeTimeout time.Duration
 
 	domain    string

@@ -112,15 +112,16 @@ func (s *Server) stillAdmitted(w http.ResponseWriter, r *http.Request, id string
 }
 
 // starting reports whether a port that does not answer belongs to an app that is still
-// starting: the service behind it started less than WakeTimeout ago and has not opened it
-// (sandbox-init says "starting", or "running" for the image's command, which declares no
-// port it could watch), or it exited and is being restarted.
+// starting: sandbox-init says its service is "starting" (its process is up, its port not
+// listening yet: an npm install may take minutes) or "backoff" (it exited and is being
+// restarted); or the service, or the image's command, which declares no port for
+// sandbox-init to watch, shows "running" but started less than WakeTimeout ago.
 func (s *Server) starting(v serviceView) bool {
 	switch v.State {
-	case "starting", "running":
-		return !v.StartedAt.IsZero() && s.now().Sub(v.StartedAt) < s.wakeTimeout()
-	case "backoff":
+	case "starting", "backoff":
 		return true
+	case "running":
+		return !v.StartedAt.IsZero() && s.now().Sub(v.StartedAt) < s.wakeTimeout()
 	}
 	return false
 }

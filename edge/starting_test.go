@@ -167,7 +167,7 @@ func testStartingPage(t *testing.T, state State, heldHeaders []map[string]string
 }
 
 // A running sandbox whose port stays closed: a navigation is not told the app is starting
-// when its service has been up for longer than WakeTimeout; it gets the 502, which names
+// when its service runs, and has for longer than WakeTimeout; it gets the 502, which names
 // the service and its log, as does a program.
 func TestPortClosedNamesService(t *testing.T) {
 	t.Parallel()
@@ -179,8 +179,6 @@ func TestPortClosedNamesService(t *testing.T) {
 	}{
 		{"declared", ServiceInfo{Name: "web", Declared: true, State: "running", StartedAt: now.Add(-time.Hour), Restarts: 3, LastExit: "code 1", Log: ".sandboxd/logs/web.log"},
 			"is closed: service web declares it (web: running · up 60m · 3 restarts · last exit code 1); its log is ~/.sandboxd/logs/web.log in the sandbox"},
-		{"starting for too long", ServiceInfo{Name: "web", Declared: true, State: "starting", StartedAt: now.Add(-2 * time.Minute), Log: ".sandboxd/logs/web.log"},
-			"is closed: service web declares it (web: starting · up 2m); its log is ~/.sandboxd/logs/web.log in the sandbox"},
 		{"the image's command", ServiceInfo{Name: "main", State: "running", StartedAt: now.Add(-time.Hour), Log: ".sandboxd/logs/main.log"},
 			"is closed: no service declares it; the image's command runs as service main (main: running · up 60m); its log is ~/.sandboxd/logs/main.log in the sandbox"},
 		{"nothing", ServiceInfo{}, "is closed: no service of sandbox sb1 declares it"},
@@ -212,6 +210,38 @@ func TestPortClosedNamesService(t *testing.T) {
 				t.Fatalf("navigation: %d\n%s", res.StatusCode, body)
 			}
 		})
+	}
+}
+
+// A service that has been starting for long (an npm install of minutes): a navigation
+// still gets the starting page; a program is held until WakeTimeout after it came, then
+// gets the 502 naming the service.
+func TestStartingForLong(t *testing.T) {
+	t.Parallel()
+	svc := &fakeServices{status: func(string, int, int) (ServiceInfo, error) {
+		return ServiceInfo{Name: "web", Declared: true, State: "starting", StartedAt: time.Now().Add(-5 * time.Minute), Log: ".sandboxd/logs/web.log"}, nil
+	}}
+	h := newHarness(t, func(s *Server) {
+		s.Services, s.StartingAfter, s.WakeTimeout = svc, 10*time.Millisecond, 300*time.Millisecond
+	})
+	port := closedPort(t)
+	h.route("sb1", Running, port)
+	w := wake.New(runningStarter{})
+	w.ProbeWindow = 30 * time.Millisecond
+	t.Cleanup(func() { w.Close() })
+	h.edge.waker = w
+
+	res, body := h.get(previewURL("sb1", port, "/"), openPage)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Service web of sandbox sb1 started 5m ago and does not listen on port") {
+		t.Fatalf("navigation: %d\n%s", res.StatusCode, body)
+	}
+	res, body = h.get(previewURL("sb1", port, "/"), nil)
+	want := "is closed: service web declares it (web: starting · up 5m); its log is ~/.sandboxd/logs/web.log in the sandbox"
+	if res.StatusCode != http.StatusBadGateway || !strings.Contains(body, want) {
+		t.Fatalf("program: %d %s\nwant %q", res.StatusCode, body, want)
+	}
+	if n := svc.calls.Load(); n < 1 {
+		t.Fatal("the program's hold never asked whether the service starts")
 	}
 }
 
