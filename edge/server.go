@@ -4,7 +4,8 @@
 // sandbox up, the reverse proxy with its one shared Transport (HTTP,
 // WebSocket, SSE), activity counting on backend connections, tracking of
 // upgraded connections, the access check of private previews (access.go),
-// and the error pages. A request to a running sandbox whose port is known
+// the error pages, and the starting page a navigation gets while the app
+// boots (starting.go, startpage.go). A request to a running sandbox whose port is known
 // open touches memory only, private or public. It also bounds what a client can hold:
 // connections in all and per client, HTTP/2 streams per client, backend connections, and
 // the pace of request bodies (connlimit.go, bodyrate.go).
