@@ -56,9 +56,10 @@ type serviceView struct {
 // and a burst of navigations to a port that does not answer reads the files once.
 const serviceTTL = time.Second
 
-// serviceCacheMax bounds the views kept; past it, the expired ones are dropped, and if
-// none is, all of them.
-const serviceCacheMax = 4096
+// serviceCacheMax bounds the views kept, and so their memory: a view holds at most
+// logTailLines lines of logTailBytes in all, about 12 KiB, so 12 MiB together. Past it,
+// the expired ones are dropped, and if none is, every one that is not being read.
+const serviceCacheMax = 1024
 
 // serviceCache keeps each port's view for serviceTTL and lets one caller at a time read
 // it, the others waiting for its result.
