@@ -55,10 +55,26 @@ func (s *Server) newTransport() *http.Transport {
 	var h1 http.Protocols
 	h1.SetHTTP1(true) // apps speak HTTP/1.1; h2c upgrades pass as upgrades
 	return &http.Transport{
-		DialContext:         s.dial,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 64, // "host" is one port of one sandbox generation
-		IdleConnTimeout:     90 * time.Second,
+		DialContext: s.dial,
+		// Keep-alive to the sandboxes: a request on a pooled connection costs
+		// no dial, no handshake with sandbox-init's relay and no TCP slow
+		// start. "Host" is one port of one sandbox generation; a busy one
+		// keeps a connection per request in flight, up to 256 (issue 14: 64
+		// before), so that a burst past the pool's size does not end in
+		// closing and redialing. The backend cap (MaxConns) bounds them all,
+		// closing idle ones when it must.
+		MaxIdleConns:        4096,
+		MaxIdleConnsPerHost: 256,
+		// Node's servers (Vite, Next, webpack's) close a connection idle for
+		// 5s. One closing just as a request is sent on it fails that request,
+		// and the Transport retries only a request it can replay: a POST would
+		// get a 502. Closing ours first, after 4s, leaves no such race; a new
+		// connection to a container on this host costs well under a
+		// millisecond.
+		IdleConnTimeout: 4 * time.Second,
+		// ReadBufferSize and WriteBufferSize stay 4 KiB: the read buffer of a
+		// WebSocket's backend connection lives as long as the WebSocket, and
+		// a 64 KiB response is copied through a pooled buffer anyway.
 		// Forward Expect: 100-continue, but do not let a silent app stall
 		// the upload.
 		ExpectContinueTimeout: time.Second,
@@ -152,7 +168,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 			h.retry = true
 			return
 		}
-		s.answer(w, r, portClosed(h.port))
+		s.answer(w, r, s.portClosed(h.id, h.port))
 		return
 	}
 	s.log.Debug("proxy error", "id", h.id, "port", h.port, "err", err)
@@ -223,14 +239,22 @@ func (s *Server) takeBackend() (*atomic.Int64, bool) {
 // otherwise allocate (32 KiB) for every response. 64 KiB buffers halve the
 // reads and writes of a large response (BenchmarkProxy/body=65536: about
 // 30 µs less at p50 than 32 KiB); a buffer is held only while a response
-// body is being copied.
+// body is being copied. The pool holds pointers to the arrays, so that
+// neither Get nor Put allocates (issue 14: a []byte put in a sync.Pool is
+// boxed, 24 bytes a response).
 type bufferPool struct{ p sync.Pool }
 
+const copyBufferSize = 64 << 10
+
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if a, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return a[:]
 	}
-	return make([]byte, 64<<10)
+	return make([]byte, copyBufferSize)
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	if len(buf) == copyBufferSize { // ReverseProxy gives back what Get lent, whole
+		b.p.Put((*[copyBufferSize]byte)(buf))
+	}
+}

@@ -325,3 +325,18 @@ func TestDialErrorRetriesThroughWake(t *testing.T) {
 		t.Fatalf("got %q after %d wakes", b, h.waker.calls.Load())
 	}
 }
+
+// Issue 14: Node's servers close a keep-alive connection idle for 5s, and a request sent
+// just as one closes fails; the Transport retries only requests it can replay, so a POST
+// would get a 502. The edge must drop idle connections before Node does.
+func TestIdleBackendConnectionsCloseBeforeNodes(t *testing.T) {
+	t.Parallel()
+	const nodeKeepAlive = 5 * time.Second // http.Server.keepAliveTimeout's default
+	s := NewServer(testDomain, NewTable(), nil, nil)
+	if got := s.transport.IdleConnTimeout; got <= 0 || got >= nodeKeepAlive {
+		t.Fatalf("idle backend connections live %s; Node closes them after %s", got, nodeKeepAlive)
+	}
+	if got := s.transport.MaxIdleConnsPerHost; got < 64 {
+		t.Fatalf("%d idle connections per sandbox port: a burst of 64 requests would redial", got)
+	}
+}

@@ -4,7 +4,8 @@
 // sandbox up, the reverse proxy with its one shared Transport (HTTP,
 // WebSocket, SSE), activity counting on backend connections, tracking of
 // upgraded connections, the access check of private previews (access.go),
-// and the error pages. A request to a running sandbox whose port is known
+// the error pages, and the starting page a navigation gets while the app
+// boots (starting.go, startpage.go). A request to a running sandbox whose port is known
 // open touches memory only, private or public. It also bounds what a client can hold:
 // connections in all and per client, HTTP/2 streams per client, backend connections, and
 // the pace of request bodies (connlimit.go, bodyrate.go).
@@ -86,6 +87,23 @@ type Server struct {
 	// "body_rate". It must be cheap and safe for concurrent use.
 	OnLimit func(limit string)
 
+	// Issue 14: the starting page (starting.go).
+
+	// Services, when set, describes the service behind a port that does not answer, for
+	// the starting page and the 502 "port closed". Nil means neither names a service:
+	// navigations are held like any request.
+	Services Services
+	// StartingAfter is how long a navigation is held before it gets the starting page:
+	// an app that answers within it (a paused sandbox's, say) shows without the page
+	// flashing by. Zero means 1s.
+	StartingAfter time.Duration
+	// WakeTimeout bounds the hold of a request to a running sandbox whose service is
+	// still starting, from the request's arrival; it is how long a service that shows
+	// running counts as starting after its process started, and how long the starting
+	// page keeps reloading. cmd/sandboxd sets SANDBOXD_WAKE_TIMEOUT, as the waker's
+	// Timeout. Zero means 60s.
+	WakeTimeout time.Duration
+
 	domain    string
 	table     *Table
 	waker     Waker
@@ -98,6 +116,8 @@ type Server struct {
 	limits      *connLimits // client connections and streams
 	maxBackends int64       // <= 0: no cap
 	backends    atomic.Int64
+
+	services serviceCache // issue 14: what the starting page shows of a port's service
 }
 
 // NewServer returns a Server for preview hosts under domain, routing with
@@ -173,27 +193,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			target: e.targets[i], addr: netip.AddrPortFrom(e.route.Addr, uint16(port)),
 			bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
 		if s.forward(w, r, h) {
-			s.wakeAndForward(w, r, id, port)
+			s.wakeAndForward(w, r, id, port, false)
 		}
 	case e.route.State.Sleeping() && !e.route.WakeOn.Wakes(requestKind(r)):
 		// A page's background request (a live-reload reconnect, say) does not
 		// wake a sleeping sandbox: memory only, answered at once (issue 14).
 		s.answer(w, r, sleeping(id))
 	default:
-		s.wakeAndForward(w, r, id, port)
+		s.wakeAndForward(w, r, id, port, e.route.State != Running)
 	}
 }
 
 // wakeAndForward holds the request until the sandbox's port accepts
-// connections, then proxies it. The request body is not touched meanwhile.
-func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id string, port int) {
-	addr, err := s.waker.Wake(r.Context(), id, port)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the client left; nobody to answer
-		}
-		s.answer(w, r, wakeAnswer(id, port, err))
-		return
+// connections, then proxies it; a navigation gets the starting page instead
+// when the port does not answer soon (wakeFor). The request body is not
+// touched meanwhile. woke reports that the sandbox was not running when the
+// request came.
+func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id string, port int, woke bool) {
+	addr, ok := s.wakeFor(w, r, id, port, woke)
+	if !ok {
+		return // answered
 	}
 	e := s.table.lookup(id)
 	if e == nil { // deleted while the request waited

@@ -43,7 +43,14 @@ test    curl               curl           the walkthrough tests
 test    systemd-analyze    systemd        verifying the systemd unit in the deploy tests
 test    mkfs.btrfs         btrfs-progs    the loop-mounted btrfs of the disk quota and snapshot tests
 test    mkfs.xfs           xfsprogs       the loop-mounted XFS (reflink=1) of the snapshot tests (issue 18)
+bench   nginx              nginx          the edge's throughput beside nginx (BenchmarkProxy)
+bench   caddy              caddy          the edge's throughput beside Caddy (BenchmarkProxy)
 EOF
+
+# Packages whose install starts a web server on port 80, the edge's own: the benchmarks
+# run their binaries with configurations of their own, so on a host run by systemd the
+# service the package enabled is stopped and disabled right after the install.
+QUIET_SERVICES=" nginx caddy "
 
 # Purposes made of others.
 declare -A INCLUDES=(
@@ -151,5 +158,13 @@ if [ ${#pkgs[@]} -gt 0 ]; then
 		[ "$pkg" = - ] || die "installed $pkg, yet $cmd is still missing"
 	done < <(missing)
 	printf 'prereqs: installed %s\n' "${pkgs[*]}" >&2
+
+	if [ -d /run/systemd/system ] && systemctl=$(found systemctl); then
+		for pkg in "${pkgs[@]}"; do
+			case $QUIET_SERVICES in *" $pkg "*) ;; *) continue ;; esac
+			"$systemctl" disable --now "$pkg.service" >/dev/null 2>&1 &&
+				printf 'prereqs: stopped and disabled the %s service its package started (the benchmarks run %s themselves; port 80 is the edge'"'"'s)\n' "$pkg" "$pkg" >&2
+		done
+	fi
 fi
 [ ${#manual[@]} -eq 0 ] || say_manual

@@ -1,137 +1,31 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 )
 
 // benchDaemon is sandboxd as its own process, as in production: the load generator must
-// not share a Go runtime (scheduler, GC) with the edge it measures.
+// not share a Go runtime (scheduler, GC) with the edge it measures. It logs at info, as
+// production does.
 func benchDaemon(b *testing.B) (*env, *daemon) {
+	e, p := benchProcess(b, nil)
+	return e, p.daemon
+}
+
+// benchProcess is benchDaemon with its process, for benchmarks that read its CPU time, and
+// extra variables in its environment.
+func benchProcess(b *testing.B, extra map[string]string) (*env, *process) {
 	e := newEnv(b)
-	return e, e.startProcess(nil).daemon
-}
-
-// BenchmarkProxy measures requests through the edge beside requests straight to the same
-// container, for 100 B and 64 KiB responses over 1 and 64 keep-alive connections. Both run
-// in the same process and the same minute, so their ratio is what to read.
-func BenchmarkProxy(b *testing.B) {
-	_, d := benchDaemon(b)
-	sb := mustCreate(b, d, map[string]any{"id": "bench", "ports": []int{3000}})
-	direct := sb.IP + ":3000"
-	load(b, d.HTTP, "s-bench-3000.preview.localhost", "/", 1, 1) // the edge waits for the port to open
-	bare := startBareProxy(b, "http://"+direct)
-	for _, size := range []int{100, 64 << 10} {
-		for _, conns := range []int{1, 64} {
-			b.Run(fmt.Sprintf("size=%d/conns=%d", size, conns), func(b *testing.B) {
-				path := fmt.Sprintf("/bytes?n=%d", size)
-				perConn := 3000 / conns * 2
-				if perConn < 50 {
-					perConn = 50
-				}
-				var edgeLat, directLat, bareLat []time.Duration
-				var edgeRate, directRate, bareRate float64
-				host := "s-bench-3000.preview.localhost"
-				for i := 0; i < b.N; i++ {
-					// Alternate so all three see the same machine.
-					l, r := load(b, direct, "", path, conns, perConn)
-					directLat, directRate = append(directLat, l...), r
-					l, r = load(b, bare, host, path, conns, perConn)
-					bareLat, bareRate = append(bareLat, l...), r
-					l, r = load(b, d.HTTP, host, path, conns, perConn)
-					edgeLat, edgeRate = append(edgeLat, l...), r
-				}
-				dp50, dp99 := pct(directLat, 0.50), pct(directLat, 0.99)
-				bp50 := pct(bareLat, 0.50)
-				ep50, ep99 := pct(edgeLat, 0.50), pct(edgeLat, 0.99)
-				b.ReportMetric(directRate, "direct-req/s")
-				b.ReportMetric(edgeRate, "edge-req/s")
-				b.ReportMetric(us(dp50), "direct-p50-µs")
-				b.ReportMetric(us(dp99), "direct-p99-µs")
-				b.ReportMetric(us(ep50), "edge-p50-µs")
-				b.ReportMetric(us(ep99), "edge-p99-µs")
-				b.ReportMetric(us(ep50-dp50), "added-p50-µs")
-				b.ReportMetric(us(bp50-dp50), "bare-proxy-added-p50-µs")
-				b.ReportMetric(edgeRate/directRate, "rate-ratio")
-				b.ReportMetric(edgeRate/bareRate, "rate-vs-bare")
-			})
-		}
-	}
-}
-
-// startBareProxy runs testdata/bareproxy in front of target and returns its address.
-func startBareProxy(b *testing.B, target string) string {
-	bin := dockertest.Binary(b, "./cmd/sandboxd/testdata/bareproxy")
-	cmd := exec.Command(bin, target)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	return strings.TrimSpace(line)
-}
-
-// load sends perConn requests on each of conns keep-alive connections and returns every
-// latency and the overall rate.
-func load(b *testing.B, addr, host, path string, conns, perConn int) ([]time.Duration, float64) {
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	lat := make([][]time.Duration, conns)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := 0; c < conns; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < perConn; i++ {
-				req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-				if host != "" {
-					req.Host = host
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	return all, float64(len(all)) / elapsed.Seconds()
+	e.vars["SANDBOXD_LOG_LEVEL"] = "info"
+	return e, e.startProcess(extra)
 }
 
 // BenchmarkWake measures a sandbox's first byte through the edge after each kind of sleep,

@@ -65,6 +65,13 @@ type config struct {
 	WakeQueueMax        int
 	// Issue 12: disk quotas, uids, secrets at rest (isolation_config.go).
 	Isolation isolationConfig
+	// Issue 14: the Go garbage collector (gc.go). GCPercent -1 is off; MemoryLimit 0 is
+	// none. Each is applied only when its variable was set or Go's own (GOGC, GOMEMLIMIT)
+	// was not.
+	GCPercent      int
+	GCPercentSet   bool
+	MemoryLimit    int64
+	MemoryLimitSet bool
 
 	// Issue 14: tiered sleep.
 	StopAfter time.Duration // how long an idle sandbox stays paused before it is stopped; 0: no pause
@@ -222,6 +229,34 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		setting{"SANDBOXD_TASK_CHECKPOINT_AGE", "task-checkpoint-age", "168h", "age past which a task checkpoint is pruned", durParser(&c.TaskCheckpointAge, time.Minute)},
 	)
 
+	settings = append(settings,
+		// Issue 14: the garbage collector (gc.go).
+		setting{"SANDBOXD_GOGC", "gogc", "100", "Go GC target: heap growth in percent between collections, or off (wins over GOGC)", func(v string) error {
+			if v == "off" {
+				c.GCPercent = -1
+				return nil
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 10 || n > 10000 {
+				return fmt.Errorf("want a percentage from 10 to 10000, or off")
+			}
+			c.GCPercent = n
+			return nil
+		}},
+		setting{"SANDBOXD_GOMEMLIMIT", "gomemlimit", "off", "soft memory limit of the Go heap, like 2GiB, or off (wins over GOMEMLIMIT)", func(v string) error {
+			if v == "off" {
+				c.MemoryLimit = 0
+				return nil
+			}
+			n, err := units.RAMInBytes(v)
+			if err != nil || n < 64<<20 {
+				return fmt.Errorf("want a size of at least 64MiB, like 2GiB, or off")
+			}
+			c.MemoryLimit = n
+			return nil
+		}},
+	)
+
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := map[string]*string{}
@@ -253,6 +288,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil, fmt.Errorf("%s=%q: %v", from, v, err)
 		}
 	}
+
+	// Issue 14: sandboxd's defaults win over none, not over Go's own variables.
+	c.GCPercentSet = explicit["SANDBOXD_GOGC"] || getenv("GOGC") == ""
+	c.MemoryLimitSet = explicit["SANDBOXD_GOMEMLIMIT"] || getenv("GOMEMLIMIT") == ""
 
 	var err error
 	if c.Tokens, err = apiAuth(tokens, authDisabled, c.APIBind); err != nil {

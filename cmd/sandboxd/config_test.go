@@ -63,6 +63,12 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"previous key without a new one", map[string]string{"SANDBOXD_SECRET_KEY_PREVIOUS": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}, nil, "SANDBOXD_SECRET_KEY is not"},
 		{"bad disk quota", map[string]string{"SANDBOXD_DISK_QUOTA": "lots"}, nil, "SANDBOXD_DISK_QUOTA"},
 		{"quota above its max", map[string]string{"SANDBOXD_DISK_QUOTA": "20G", "SANDBOXD_DISK_QUOTA_MAX": "10G"}, nil, "above SANDBOXD_DISK_QUOTA_MAX"},
+		// Issue 14: the garbage collector.
+		{"gc", map[string]string{"SANDBOXD_GOGC": "200", "SANDBOXD_GOMEMLIMIT": "2GiB"}, nil, ""},
+		{"gc off", map[string]string{"SANDBOXD_GOGC": "off", "SANDBOXD_GOMEMLIMIT": "off"}, nil, ""},
+		{"bad gogc", map[string]string{"SANDBOXD_GOGC": "5"}, nil, `SANDBOXD_GOGC="5": want a percentage from 10 to 10000, or off`},
+		{"bad gomemlimit", map[string]string{"SANDBOXD_GOMEMLIMIT": "lots"}, nil, `SANDBOXD_GOMEMLIMIT="lots": want a size of at least 64MiB`},
+		{"gc flag", nil, []string{"--gogc", "x"}, `--gogc="x"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,6 +80,34 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			case err != nil && strings.Contains(err.Error(), "c2hvcnQ"):
 				t.Fatalf("the error repeats a secrets key: %v", err)
+			}
+		})
+	}
+}
+
+// Issue 14: sandboxd's GC defaults apply unless Go's own variable is set; its own variables
+// win over Go's.
+func TestGCSettings(t *testing.T) {
+	cases := []struct {
+		name                 string
+		env                  map[string]string
+		percent              int
+		percentSet, limitSet bool
+		limit                int64
+	}{
+		{"defaults", nil, 100, true, true, 0},
+		{"Go's own variables", map[string]string{"GOGC": "400", "GOMEMLIMIT": "1GiB"}, 100, false, false, 0},
+		{"sandboxd's win", map[string]string{"GOGC": "100", "SANDBOXD_GOGC": "800", "SANDBOXD_GOMEMLIMIT": "1GiB"}, 800, true, true, 1 << 30},
+		{"off", map[string]string{"SANDBOXD_GOGC": "off"}, -1, true, true, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := loadConfig(nil, func(k string) string { return c.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.GCPercent != c.percent || cfg.GCPercentSet != c.percentSet || cfg.MemoryLimit != c.limit || cfg.MemoryLimitSet != c.limitSet {
+				t.Fatalf("GOGC %d (applied %v), limit %d (applied %v)", cfg.GCPercent, cfg.GCPercentSet, cfg.MemoryLimit, cfg.MemoryLimitSet)
 			}
 		})
 	}

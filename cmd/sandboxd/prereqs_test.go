@@ -20,13 +20,14 @@ import (
 var basics = []string{"bash", "sh", "env", "ldd", "mktemp", "tail", "rm", "sed", "cat", "mkdir", "find", "make", "dirname"}
 
 // allCommands are the commands images/prereqs.sh checks for, all present on a set-up host.
-var allCommands = []string{"go", "gcc", "git", "make", "docker", "busybox", "bash-static", "debootstrap", "gpgv", "curl", "systemd-analyze", "mkfs.btrfs", "mkfs.xfs"}
+var allCommands = []string{"go", "gcc", "git", "make", "docker", "busybox", "bash-static", "debootstrap", "gpgv", "curl", "systemd-analyze", "mkfs.btrfs", "mkfs.xfs", "nginx", "caddy"}
 
 // pkgCommands is what the apt-get stand-in installs for each package.
 var pkgCommands = map[string][]string{
 	"gcc": {"gcc"}, "git": {"git"}, "make": {"make"}, "busybox-static": {"busybox"},
 	"bash-static": {"bash-static"}, "debootstrap": {"debootstrap"}, "gpgv": {"gpgv"},
 	"curl": {"curl"}, "systemd": {"systemd-analyze"}, "btrfs-progs": {"mkfs.btrfs"}, "xfsprogs": {"mkfs.xfs"},
+	"nginx": {"nginx"}, "caddy": {"caddy"},
 }
 
 // fakeHost is a machine for one case.
@@ -167,6 +168,8 @@ func TestPrereqsInstallsWhatIsMissingAsRoot(t *testing.T) {
 			"busybox-static", []string{"installing busybox-static for make testkit"}},
 		{"a package two purposes need, once", []string{"image", "test"}, without("curl"),
 			"curl", nil},
+		{"bench: the proxies it compares with", []string{"bench"}, without("nginx", "caddy"),
+			"nginx caddy", []string{"installing nginx for make bench", "installing caddy for make bench"}},
 		{"everything present: no apt", []string{"run", "test", "bench"}, allCommands, "", nil},
 		{"a purpose that needs nothing missing: no apt", []string{"build"}, without("busybox", "debootstrap", "systemd-analyze", "mkfs.btrfs", "mkfs.xfs"), "", nil},
 	}
@@ -303,7 +306,7 @@ func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
 		{[]string{"make", "testkit"}, "busybox-static bash-static"},
 		{[]string{"make", "image"}, "debootstrap gpgv curl"},
 		{[]string{"make", "build"}, "gcc git"},
-		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd btrfs-progs xfsprogs"},
+		{[]string{"make", "bench"}, "gcc git busybox-static bash-static curl systemd btrfs-progs xfsprogs nginx caddy"},
 		{[]string{"images/testkit/build.sh"}, "busybox-static bash-static"},
 		{[]string{"images/base/build.sh"}, "debootstrap gpgv curl"},
 	}

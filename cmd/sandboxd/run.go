@@ -85,6 +85,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	for _, w := range cfg.Warnings {
 		log.Warn(w.msg, w.args...)
 	}
+	applyGC(cfg) // issue 14: SANDBOXD_GOGC, SANDBOXD_GOMEMLIMIT
+
 	notify := newNotifier(getenv, log) // nil unless systemd's NOTIFY_SOCKET is set
 	if cfg.InitPath == "" {
 		log.Warn("sandbox-init not found next to sandboxd and SANDBOXD_INIT_PATH unset: sandboxes use Docker's init and run no services")
@@ -152,6 +154,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	edgeSrv.ReadHeaderTimeout = cfg.EdgeHeaderTimeout
 	log.Info("limits", "open_files", cfg.OpenFiles, "edge_max_conns", cfg.EdgeMaxConns, "edge_max_conns_per_ip", cfg.EdgeMaxConnsPerIP, "api_max_conns", apiMaxConns(cfg.OpenFiles),
 		"wake_queue_per_sandbox", cfg.WakeQueuePerSandbox, "wake_queue_max", cfg.WakeQueueMax)
+	edgeSrv.Services, edgeSrv.WakeTimeout = portServices{mgr}, cfg.WakeTimeout // issue 14: the starting page
 	// Hooks are set before Boot and Resume: task runners it resumes report to them.
 	met.wire(mgr, tasks, waker, edgeSrv)
 	met.wireEgress(egressProxy)
