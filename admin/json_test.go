@@ -47,6 +47,8 @@ func TestDecodeMessages(t *testing.T) {
 			`unknown field "timout"; did you mean "timeout"?`},
 		{"unknown field, nothing near", exec, false, `{"cmd":["true"],"shell":"bash"}`, 400,
 			`unknown field "shell"; the body's own fields are cmd, cwd, detach, env, stdin, stream, timeout`},
+		{"unknown field, as near a nested one as a top one", create, true, `{"portz":[3000]}`, 400,
+			`unknown field "portz"; did you mean "ports"?`},
 		{"unknown nested field", create, true, `{"services":[{"name":"web","cmdd":["x"]}]}`, 400,
 			`unknown field "cmdd"; did you mean "cmd"?`},
 		{"item of the wrong type", create, true, `{"ports":["3000"]}`, 400,

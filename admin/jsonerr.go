@@ -269,10 +269,14 @@ func unknownFieldMessage(name string, root reflect.Type) string {
 		}
 	}
 	walk(elemStruct(root))
+	own := fieldsOf(elemStruct(root))
 	best, bestDist := "", 3 // suggest only names at most two edits away
 	slices.Sort(all)
 	for _, k := range slices.Compact(all) {
-		if d := editDistance(strings.ToLower(name), k); d < bestDist && d < len(k) {
+		d := editDistance(strings.ToLower(name), k)
+		// On a tie the body's own field wins: "portz" meant ports, not a service's port.
+		closer := d < bestDist || best != "" && d == bestDist && own[k] != nil && own[best] == nil
+		if closer && d < len(k) {
 			best, bestDist = k, d
 		}
 	}
@@ -280,7 +284,7 @@ func unknownFieldMessage(name string, root reflect.Type) string {
 		return msg + fmt.Sprintf("; did you mean %q?", best)
 	}
 	top := make([]string, 0)
-	for k := range fieldsOf(elemStruct(root)) {
+	for k := range own {
 		top = append(top, k)
 	}
 	slices.Sort(top)

@@ -125,13 +125,12 @@ func (m *Manager) SetNetwork(ctx context.Context, id, egress string, allow []str
 		m.log.Warn("network policy recorded, config file not rewritten: --adopt would restore the old one", "sandbox", id, "err", err)
 	}
 	if sb.Status == store.StatusRunning && sb.ContainerID != "" {
-		if err := m.alignContainer(ctx, sb.ContainerID, sb); err != nil {
-			// Recorded and enforced by the proxy; the periodic reconcile tries the
-			// networks again.
-			return sb, err
-		}
+		// Recorded and enforced by the proxy even if this fails; the periodic reconcile
+		// tries the networks again.
+		err = m.alignContainer(ctx, sb.ContainerID, sb)
 	}
-	return sb, nil
+	m.overlay(&sb) // the answer shows what Get shows (the disk, the access in force)
+	return sb, err
 }
 
 // injectedProxyVar reports one of proxyEnv's variables, as made for the container whose

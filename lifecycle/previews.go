@@ -97,6 +97,7 @@ func (m *Manager) SetPreviews(ctx context.Context, id string, p store.Previews) 
 	if err := m.writeConfigFromStore(ctx, sb); err != nil {
 		m.log.Warn("previews recorded, config file not rewritten: --adopt would restore the old access", "sandbox", id, "err", err)
 	}
+	m.overlay(&sb) // the answer shows what Get shows (the disk, the access in force)
 	return sb, nil
 }
 

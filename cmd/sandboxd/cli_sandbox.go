@@ -138,7 +138,7 @@ func (c *cli) createCmd() *cobra.Command {
 	f.StringArrayVar(&labels, "label", nil, "label KEY=VALUE (repeatable)")
 	f.StringVar(&req.Memory, "memory", "", `memory limit, like "2G"`)
 	f.Float64Var(&req.CPUs, "cpus", 0, "CPUs, like 1.5")
-	f.StringVar(&req.IdleTimeout, "idle-timeout", "", `stop after this long idle, like "30m"`)
+	f.StringVar(&req.IdleTimeout, "idle-timeout", "", `pause after this long idle, like "30m"`)
 	f.StringVar(&req.IdlePolicy, "idle-policy", "", "sleep or always_on")
 	f.StringVar(&req.HostHeader, "host-header", "", "Host the app sees: preview or localhost")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the id")

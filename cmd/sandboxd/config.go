@@ -128,7 +128,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil
 		}},
 		{"SANDBOXD_IMAGE", "image", "sandboxd/base:latest", "default sandbox image", strParser(&c.Image)},
-		{"SANDBOXD_IDLE_TIMEOUT", "idle-timeout", "15m", "stop a sandbox after this long without activity", durParser(&c.IdleTimeout, time.Second)},
+		{"SANDBOXD_IDLE_TIMEOUT", "idle-timeout", "15m", "pause a sandbox after this long without activity (SANDBOXD_STOP_AFTER later stops it)", durParser(&c.IdleTimeout, time.Second)},
 		{"SANDBOXD_WAKE_TIMEOUT", "wake-timeout", "60s", "longest a request is held while its sandbox starts", durParser(&c.WakeTimeout, time.Second)},
 		{"SANDBOXD_NETWORK", "network", "sandboxd", "Docker bridge network for sandboxes", func(v string) error {
 			if v == "" || strings.ContainsAny(v, "/ \t") {
@@ -144,7 +144,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		{"SANDBOXD_WAKE_MIN_MEMORY", "wake-min-memory", "512MiB", "refuse to start a sandbox while MemAvailable is below this", sizeParser(&c.WakeMinMemory)},
 		{"SANDBOXD_PRESSURE_MEMORY", "pressure-memory", "1GiB", "stop the least active sandboxes while MemAvailable is below this (0 disables)", sizeParser(&c.PressureBelow)},
 		{"SANDBOXD_PROBE_WINDOW", "probe-window", "10s", "how long a request to a running sandbox waits for its port to open", durParser(&c.ProbeWindow, 100*time.Millisecond)},
-		{"SANDBOXD_ACTIVITY_INTERVAL", "activity-interval", "10s", "how often activity is sampled and idle sandboxes are stopped", durParser(&c.ActivityEvery, 50*time.Millisecond)},
+		{"SANDBOXD_ACTIVITY_INTERVAL", "activity-interval", "10s", "how often activity is sampled and idle sandboxes are paused or stopped", durParser(&c.ActivityEvery, 50*time.Millisecond)},
 		{"SANDBOXD_NOFILE", "nofile", "65536", "open-file limit of each sandbox (capped at this host's hard limit)", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 64 {

@@ -282,7 +282,7 @@ func TestDeployEnvExampleCoversConfig(t *testing.T) {
 	var usage bytes.Buffer
 	loadConfig([]string{"-h"}, func(string) string { return "" }, &usage)
 	defaults := map[string]string{}
-	for _, m := range regexp.MustCompile(`\(env ([A-Z_]+), default "([^"]*)"\)`).FindAllStringSubmatch(usage.String(), -1) {
+	for _, m := range regexp.MustCompile(`\(env ([A-Z0-9_]+), default "([^"]*)"\)`).FindAllStringSubmatch(usage.String(), -1) {
 		defaults[m[1]] = m[2]
 	}
 	if len(defaults) < 20 {
@@ -295,8 +295,8 @@ func TestDeployEnvExampleCoversConfig(t *testing.T) {
 	defer f.Close()
 	shown := map[string][]string{}
 	var uncommented strings.Builder
-	line := regexp.MustCompile(`^#([A-Z_]+)=(.*)$`)
-	set := regexp.MustCompile(`^([A-Z_]+)=(.*)$`)
+	line := regexp.MustCompile(`^#([A-Z0-9_]+)=(.*)$`)
+	set := regexp.MustCompile(`^([A-Z0-9_]+)=(.*)$`)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if m := line.FindStringSubmatch(sc.Text()); m != nil {
