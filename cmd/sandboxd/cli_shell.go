@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sandboxd/sandboxd/admin/client"
 	"github.com/spf13/cobra"
@@ -89,11 +90,23 @@ func (c *cli) shell(ctx context.Context, id string) (err error) {
 		})
 	}
 	// Keys go to the sandbox; at the end of input that is not a terminal, Ctrl-D ends the
-	// shell as if typed.
+	// shell as if typed. Piped input can all arrive before the shell reads: a Ctrl-D that
+	// lands while the terminal changes modes under the starting shell is lost, so it is
+	// typed again, as a person would, until the shell has ended.
 	wg.Go(func() {
 		_, err := io.Copy(t, input)
-		if err == nil && !tty {
-			t.Write([]byte{4})
+		if err != nil || tty {
+			return
+		}
+		for {
+			if _, err := t.Write([]byte{4}); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(eofRepeat):
+			}
 		}
 	})
 	// The interrupt of the CLI (SIGINT, SIGTERM) closes the terminal, which ends the copy
@@ -118,6 +131,9 @@ func (c *cli) shell(ctx context.Context, id string) (err error) {
 	}
 	return fmt.Errorf("the terminal connection ended before the shell did: %w", copyErr)
 }
+
+// eofRepeat is how often the end of piped input is typed again while the shell runs.
+const eofRepeat = 500 * time.Millisecond
 
 // interruptible is r made so that its close ends a Read blocked in it. A blocking read of
 // a terminal or a pipe (fd 0) cannot be interrupted, so such a stdin is opened again,

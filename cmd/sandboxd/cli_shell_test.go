@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -160,6 +161,25 @@ func TestCLIShell(t *testing.T) {
 }
 
 // cp draws a progress bar for a large file when it runs on a terminal, both ways.
+// Input that is not a terminal, piped in all at once, runs in the shell, which then ends
+// with the status of its last command: the end of input reaches the shell even when it
+// arrives before the shell reads (a Ctrl-D written too early was lost, and the CLI hung).
+func TestCLIShellPipedInput(t *testing.T) {
+	t.Parallel()
+	d := cliDaemon(t)
+	r := newCLIRunner(t, d, cliToken)
+	r.run("create", "-q", "--id", "pipe").must(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := r.runCtx(ctx, "echo piped-$((6*7))\nfalse\n", "shell", "pipe")
+	if ctx.Err() != nil {
+		t.Fatalf("sandboxd shell with piped input did not end: %+v", res)
+	}
+	if res.code != 1 || !strings.Contains(res.stdout, "piped-42") {
+		t.Fatalf("sandboxd shell with piped input: exit %d, want 1 (false was last)\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+}
+
 func TestCLICopyProgress(t *testing.T) {
 	t.Parallel()
 	d := cliDaemon(t)
