@@ -145,8 +145,8 @@ func (h *Handler) startProcess(ctx context.Context, id string, req *process.Star
 	sub, _ := p.subscribe()
 	fail := func(err error) (*proc, *subscriber, error) {
 		kill()
-		p.finish(&process.ProcessEvent_EndEvent{ExitCode: -1, Status: "error", Error: ptr(publicMessage(err))})
 		h.procs.ended(id, p)
+		p.finish(&process.ProcessEvent_EndEvent{ExitCode: -1, Status: "error", Error: ptr(publicMessage(err))})
 		return nil, nil, h.rpcError(err, "start process")
 	}
 	if p.pty {
@@ -219,8 +219,10 @@ func (h *Handler) ended(id string, p *proc, code int, timedOut bool, err error) 
 	if p.stdin != nil {
 		p.stdin.Close()
 	}
-	p.finish(end)
+	// Off the running list first: a client that has read the end and lists at once must
+	// not find the process still running.
 	h.procs.ended(id, p)
+	p.finish(end)
 }
 
 // List names the processes that run now, by pid.

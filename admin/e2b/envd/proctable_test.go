@@ -1,6 +1,7 @@
 package envd
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -119,5 +120,31 @@ func TestProcessBoundAndPrune(t *testing.T) {
 	tab.prune(stopped)
 	if len(tab.boxes) != 0 {
 		t.Fatalf("a stopped sandbox's processes are kept: %v", tab.boxes)
+	}
+}
+
+// TestEndedIsNotListed: a process leaves the running list before its end can be told. A
+// client that read the end and listed at once (E2B's SDK after commands.run) found the
+// process still running when the end was told first.
+func TestEndedIsNotListed(t *testing.T) {
+	h := &Handler{log: slog.New(slog.DiscardHandler)}
+	h.procs.init()
+	p := newProc()
+	if err := h.procs.add("box", p, 8); err != nil {
+		t.Fatal(err)
+	}
+	// While the table is held, the end must not be told: it waits for the table.
+	h.procs.mu.Lock()
+	go h.ended("box", p, 0, false, nil)
+	select {
+	case <-p.done: // what a stream waits on before it sends the end
+		h.procs.mu.Unlock()
+		t.Fatal("the end was told while the table still listed the process as running")
+	case <-time.After(200 * time.Millisecond): // an observation window, not an ordering
+	}
+	h.procs.mu.Unlock()
+	<-p.done
+	if n := len(h.procs.list("box")); n != 0 {
+		t.Fatalf("%d processes listed after the end", n)
 	}
 }
