@@ -98,8 +98,8 @@ type Server struct {
 	// flashing by. Zero means 1s.
 	StartingAfter time.Duration
 	// WakeTimeout bounds the hold of a request to a running sandbox whose service is
-	// still starting, from the request's arrival; it is how long a service that shows
-	// running counts as starting after its process started, and how long the starting
+	// still starting, from the request's arrival; it is how long the image's command
+	// that shows running gets a navigation the starting page, and how long the starting
 	// page keeps reloading. cmd/sandboxd sets SANDBOXD_WAKE_TIMEOUT, as the waker's
 	// Timeout. Zero means 60s.
 	WakeTimeout time.Duration

@@ -75,9 +75,11 @@ func (s *Server) wakeFor(w http.ResponseWriter, r *http.Request, id string, port
 	}
 	var pe *wake.PortClosedError
 	for err != nil && errors.As(err, &pe) && hold.Err() == nil && s.Services != nil {
-		// The waker gave up after its probe window; a service that is still starting
-		// gets until the hold's end.
-		if !s.starting(s.serviceView(id, port)) {
+		// The waker gave up after its probe window; a service that sandbox-init says is
+		// still starting gets until the hold's end. The image's command that merely
+		// started lately is no such sign for a program: it may serve another port, or
+		// none, and SANDBOXD_PROBE_WINDOW is how long a program waits for a closed port.
+		if !s.booting(s.serviceView(id, port)) {
 			break
 		}
 		addr, err = s.waker.Wake(hold, id, port)
@@ -111,19 +113,21 @@ func (s *Server) stillAdmitted(w http.ResponseWriter, r *http.Request, id string
 	return true
 }
 
-// starting reports whether a port that does not answer belongs to an app that is still
-// starting: sandbox-init says its service is "starting" (its process is up, its port not
-// listening yet: an npm install may take minutes) or "backoff" (it exited and is being
-// restarted); or the service, or the image's command, which declares no port for
-// sandbox-init to watch, shows "running" but started less than WakeTimeout ago.
+// starting reports whether a navigation to a port that does not answer gets the starting
+// page: its service is booting, or the image's command, which declares no port for
+// sandbox-init to watch, shows "running" but started less than WakeTimeout ago (the page
+// reloads itself, so a wrong guess costs a person nothing).
 func (s *Server) starting(v serviceView) bool {
-	switch v.State {
-	case "starting", "backoff":
+	if s.booting(v) {
 		return true
-	case "running":
-		return !v.StartedAt.IsZero() && s.now().Sub(v.StartedAt) < s.wakeTimeout()
 	}
-	return false
+	return v.State == "running" && !v.StartedAt.IsZero() && s.now().Sub(v.StartedAt) < s.wakeTimeout()
+}
+
+// booting reports what sandbox-init knows of a port that does not answer: its service's
+// process is up and the port not listening yet, or the service is being restarted.
+func (s *Server) booting(v serviceView) bool {
+	return v.State == "starting" || v.State == "backoff"
 }
 
 // serviceView returns what the pages show of the service behind id's port: read through

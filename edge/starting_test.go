@@ -307,3 +307,26 @@ func TestStartingPageNeedsAccess(t *testing.T) {
 		t.Fatalf("a stranger's navigation woke the sandbox %d times and read its service %d times", n, m)
 	}
 }
+
+// A program's request to a closed port whose only claim is the image's command, started
+// lately, gets its 502 after the probe window: that command may serve another port or
+// none, and holding every such request for the wake timeout made a closed port's 502 take
+// a minute.
+func TestClosedPortOfTheImageCommand(t *testing.T) {
+	t.Parallel()
+	port := closedPort(t)
+	svc := &fakeServices{status: func(string, int, int) (ServiceInfo, error) {
+		return ServiceInfo{Name: "main", State: "running", StartedAt: time.Now()}, nil
+	}}
+	h := newHarness(t, func(s *Server) { s.Services, s.WakeTimeout = svc, time.Hour })
+	h.route("sb1", Running, port)
+	w := wake.New(runningStarter{})
+	w.ProbeWindow = 30 * time.Millisecond
+	t.Cleanup(func() { w.Close() })
+	h.edge.waker = w
+
+	res, body := h.get(previewURL("sb1", port, "/"), nil)
+	if res.StatusCode != http.StatusBadGateway || !strings.Contains(body, "is closed") {
+		t.Fatalf("%d %s, want the 502 of a closed port", res.StatusCode, body)
+	}
+}
