@@ -172,11 +172,18 @@ func TestBackgroundRequestsDoNotWake(t *testing.T) {
 		}
 		client.check(t)
 
-		// A person opens the page: it wakes, and the client gets back in.
-		resp, body := preview(t, d, "tab", 3000, "GET", "/", "", fetchMeta.navigation)
-		if resp.StatusCode != http.StatusOK || body != "hello from tab" {
-			t.Fatalf("navigation: %d %q", resp.StatusCode, body)
-		}
+		// A person opens the page: it wakes (a slow start shows the starting page, which
+		// reloads, as a browser would), and the client gets back in.
+		testutil.Eventually(t, time.Minute, "the navigation to get the app", func() bool {
+			resp, body := preview(t, d, "tab", 3000, "GET", "/", "", fetchMeta.navigation)
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("X-Sandboxd-State") == "starting" {
+				return false
+			}
+			if resp.StatusCode != http.StatusOK || body != "hello from tab" {
+				t.Fatalf("navigation: %d %q", resp.StatusCode, body)
+			}
+			return true
+		})
 		testutil.Eventually(t, time.Minute, "the client to reconnect", func() bool { return client.opened.Load() == 2 })
 		client.stop()
 		client.check(t)
