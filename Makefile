@@ -66,8 +66,11 @@ vet: prereqs-build
 # fails the run; elsewhere Docker tests skip with one loud line each.
 test: prereqs-test vet testkit test-go
 
+# Tests that wait on containers run side by side (each has its own data dir, network and
+# containers), and so do packages: -p 4 -parallel 4 keeps two cores busy while most of
+# them wait on the engine.
 test-go: prereqs-test
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -p 4 -parallel 4 -timeout 30m ./...
 
 # bench prints the benchmark figures the issues ask for; compare ratios within one run.
 bench: prereqs-bench testkit

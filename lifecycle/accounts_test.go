@@ -6,6 +6,7 @@ import (
 )
 
 func TestSandboxAccounts(t *testing.T) {
+	t.Parallel()
 	img := accountFiles{
 		passwd: []byte("root:x:0:0:root:/root:/bin/bash\n# comment\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\nsandbox:x:1000:1000::/home/sandbox:/bin/bash\nclash:x:200001:5::/x:/bin/sh\n"),
 		group:  []byte("root:x:0:\nsandbox:x:1000:\nclash:x:200001:\nusers:x:100:\n"),

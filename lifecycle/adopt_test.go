@@ -35,6 +35,7 @@ func (h *harness) loseDatabase(t *testing.T, adopt bool) {
 // limits, the container kept as it runs. Without a saved config, what the container holds
 // comes back.
 func TestAdoptAfterLostDatabase(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	want := h.create(t, CreateRequest{
@@ -90,6 +91,7 @@ func TestAdoptAfterLostDatabase(t *testing.T) {
 
 // A config file holds env values: only the operator may read it.
 func TestConfigFileIsPrivate(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "priv", Env: map[string]string{"TOKEN": "x"}})
 	for path, want := range map[string]os.FileMode{h.m.configDir(): 0o700, h.m.configPath("priv"): 0o600} {
@@ -109,6 +111,7 @@ func TestConfigFileIsPrivate(t *testing.T) {
 // Every boot, --adopt or not, adopts a container whose saved config has no row: only a
 // restored backup makes one. A container with neither row nor config is an orphan and goes.
 func TestBootAdoptsContainersWithAConfig(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	kept := h.create(t, CreateRequest{ID: "kept", Labels: map[string]string{"a": "b"}})
@@ -136,6 +139,7 @@ func TestBootAdoptsContainersWithAConfig(t *testing.T) {
 // quota and uid, its wake policy and stop_after (issue 14); env and service env values are
 // sealed in it, never in clear.
 func TestConfigKeepsTenantAndPreviews(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db"))
 	if err != nil {

@@ -23,6 +23,7 @@ func (h *harness) run(t *testing.T) {
 // alone (the sweep is an hour away): the sandbox is stopped, with last_exit saying how,
 // and the next start brings it back. An exec that races the death finds it settled.
 func TestDeathIsNoticed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.run(t)
 	ctx := context.Background()
@@ -65,6 +66,7 @@ func TestDeathIsNoticed(t *testing.T) {
 // An exec aimed at a container that died before its event was handled fails with
 // ErrNotRunning, and leaves the sandbox settled as stopped for the caller's retry.
 func TestExecIntoDeadContainerSettles(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t) // not running: no event will tell
 	ctx := context.Background()
 	sb := h.create(t, CreateRequest{ID: "gone"})

@@ -34,6 +34,7 @@ func cpuTime() time.Duration {
 }
 
 func TestScanTreeCounts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	makeTree(t, dir, 250, 5000)
 	// A hard link is one inode's blocks once; a symlink out of the tree is not followed.

@@ -207,6 +207,7 @@ func copyFile(t *testing.T, from, to string, uid int) {
 }
 
 func TestCheckDiskRequest(t *testing.T) {
+	t.Parallel()
 	m := &Manager{cfg: Config{DiskQuota: 10 << 30}}
 	for _, c := range []struct {
 		disk int64

@@ -38,6 +38,7 @@ func inflight(h *harness, id string) int32 {
 }
 
 func TestDetachedExec(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "det"})
 	ctx := context.Background()
@@ -93,6 +94,7 @@ func TestDetachedExec(t *testing.T) {
 }
 
 func TestDetachedExecTimeoutAndStop(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "dett"})
 	ctx := context.Background()
@@ -135,6 +137,7 @@ func deref(p *int) any {
 // The workspace belongs to the sandbox user: what it plants where sandboxd reads exec files
 // never reaches outside the workspace, and never hangs a read.
 func TestDetachedExecRefusesPlantedFiles(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "plant"})
 	ctx := context.Background()
@@ -180,6 +183,7 @@ func TestDetachedExecRefusesPlantedFiles(t *testing.T) {
 }
 
 func TestDetachedExecNeedsInit(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "noinit"})
 	h.m.cfg.InitPath = "" // only the detach check reads it from here on
@@ -191,6 +195,7 @@ func TestDetachedExecNeedsInit(t *testing.T) {
 // A detached exec keeps the first MaxDetachedOutput bytes of its output and a line saying
 // the rest was dropped; the command itself runs to its end.
 func TestDetachedOutputIsCapped(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "loud"})
 	ctx := context.Background()

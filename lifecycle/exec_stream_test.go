@@ -54,6 +54,7 @@ func (w *chunkWriter) waitFor(t *testing.T, s string, within time.Duration) {
 // The first line arrives while the command still runs: the command cannot end before the
 // test sends it a line on stdin, which it does only after seeing "first".
 func TestExecStreamDeliversOutputBeforeTheEnd(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "stream"})
 	stdinR, stdinW := io.Pipe()
@@ -90,6 +91,7 @@ func TestExecStreamDeliversOutputBeforeTheEnd(t *testing.T) {
 }
 
 func TestExecEnvCwdStdin(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "envcwd"})
 	cases := []struct {
@@ -121,6 +123,7 @@ func (failWriter) Write(p []byte) (int, error) { return 0, errors.New("client we
 // A writer that fails means nobody reads the output any more: the command is killed, not
 // left to run unseen.
 func TestExecStreamKillsWhenTheWriterFails(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "wfail"})
 	_, err := h.m.ExecStream(context.Background(), "wfail", ExecRequest{Cmd: []string{"sh", "-c", "echo x; sleep 302"}}, failWriter{}, failWriter{})
@@ -133,6 +136,7 @@ func TestExecStreamKillsWhenTheWriterFails(t *testing.T) {
 // Nothing is written to the caller's writers once ExecStream has returned, even when it
 // returns because ctx ended while output still flows.
 func TestExecStreamNoWriteAfterReturn(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "nowrite"})
 	ctx, cancel := context.WithCancel(context.Background())

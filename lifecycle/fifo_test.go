@@ -12,6 +12,7 @@ import (
 // refused at once: opening it must never hang a handler. (The task runner's own check of
 // an agent's log is in lifecycle/task.)
 func TestPlantedFIFOsDoNotBlock(t *testing.T) {
+	t.Parallel()
 	m := New(nil, nil, DefaultConfig(t.TempDir()), nil)
 	ws := m.workspaceDir("fifo")
 	p := filepath.Join(ws, ".sandboxd/state.json")

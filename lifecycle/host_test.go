@@ -8,6 +8,7 @@ import (
 // A sandbox cannot ask for more memory than the host has (issue 10: memory 64G was accepted
 // on a 23 GiB host); the error names the amount asked and the host's.
 func TestMemoryCeilingIsTheHosts(t *testing.T) {
+	t.Parallel()
 	total, err := readMemTotal()
 	if err != nil {
 		t.Skipf("no /proc/meminfo: %v", err)
@@ -25,6 +26,7 @@ func TestMemoryCeilingIsTheHosts(t *testing.T) {
 }
 
 func TestMemoryLimits(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig(t.TempDir())
 	cfg.MaxMemory = 8 << 30
 	m := New(nil, nil, cfg, nil)
@@ -56,6 +58,7 @@ func TestMemoryLimits(t *testing.T) {
 }
 
 func TestFormatBytes(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int64]string{
 		64 << 30: "64 GiB", 24318256 << 10: "23.2 GiB", 512 << 20: "512 MiB", 1536 << 20: "1.5 GiB",
 		100: "100 bytes", 2 << 40: "2 TiB",

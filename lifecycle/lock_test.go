@@ -16,6 +16,7 @@ import (
 // up when its caller's context ends; before issue 10 it waited on a detached context and
 // never returned while the lock was held. No engine is needed: nothing gets past the lock.
 func TestLockWaitEndsWithCallersContext(t *testing.T) {
+	t.Parallel()
 	ops := []struct {
 		name string
 		op   func(ctx context.Context, m *Manager) error
@@ -66,6 +67,7 @@ func TestLockWaitEndsWithCallersContext(t *testing.T) {
 // again at once: the next sandbox's start is admitted, and Close does not wait for the
 // stop. Before issue 10 the start kept waiting for the lock, holding the only slot.
 func TestWakeTimeoutFreesSlotBehindHeldLock(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		m := New(nil, nil, DefaultConfig(t.TempDir()), nil)
 		w := wake.New(m)

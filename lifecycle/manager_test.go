@@ -102,6 +102,7 @@ func (h *harness) containerState(t *testing.T, id string) string {
 }
 
 func TestCreateExecStopStartDeletePurge(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	sb := h.create(t, CreateRequest{ID: "life1", Ports: []int{3000}, Env: map[string]string{"GREETING": "hi there"}})
@@ -158,6 +159,7 @@ func TestCreateExecStopStartDeletePurge(t *testing.T) {
 }
 
 func TestContainerIsHardened(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	sb := h.create(t, CreateRequest{ID: "hard", Ports: []int{3000}})
 	info, err := h.docker.ContainerInspect(context.Background(), sb.ContainerID)
@@ -216,6 +218,7 @@ func TestContainerIsHardened(t *testing.T) {
 }
 
 func TestConcurrentCreatesAreDistinct(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	const n = 20
 	var wg sync.WaitGroup
@@ -248,6 +251,7 @@ func TestConcurrentCreatesAreDistinct(t *testing.T) {
 }
 
 func TestBadCreateChangesNothing(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	cases := []struct {
 		name string
@@ -296,6 +300,7 @@ func TestBadCreateChangesNothing(t *testing.T) {
 }
 
 func TestExecTimeoutAndCancelKill(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "killme"})
 	ctx := context.Background()

@@ -53,6 +53,7 @@ func (h *harness) networksOf(t *testing.T, id string) []string {
 // address. A sandbox made before the internal network joins it when sandboxd boots, and
 // is made again with the proxy variables at its next start.
 func TestNetworkModes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	old := h.create(t, CreateRequest{ID: "old"}) // made by a sandboxd without egress

@@ -32,6 +32,7 @@ func (h *harness) startedAt(t *testing.T, id string) string {
 // with what it kept in memory (a tmpfs file; a stop would lose it). Pause and Resume are
 // idempotent the way the E2B adapter needs; a stopped sandbox cannot be paused.
 func TestPauseKeepsProcessesAndStartUnpauses(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	routes := &routeLog{}
 	h.m.Routes = routes
@@ -103,6 +104,7 @@ func TestPauseKeepsProcessesAndStartUnpauses(t *testing.T) {
 // the engine says, Start copes with a row that says paused over a container that is not,
 // and a new sandboxd (Boot) finds a paused sandbox paused and wakes it by unpausing.
 func TestPausedBehindOurBack(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	sb := h.create(t, CreateRequest{ID: "side", Ports: []int{3000}})

@@ -27,6 +27,7 @@ func (h *harness) pause(t *testing.T, id string) {
 // recently active first, one per pass; one with an exec in flight never stops; always_on
 // and kept-alive ones only when nothing else of their tier is left.
 func TestPressureSweepOrder(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -82,6 +83,7 @@ func TestPressureSweepOrder(t *testing.T) {
 // The idle sweep pauses the sandboxes idle past their timeout, and stops those paused past
 // their stop_after; without a pause tier (stop_after 0) it stops idle ones at once.
 func TestIdleSweep(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ctx := context.Background()
 	now := time.Now()

@@ -18,6 +18,7 @@ func allowedBy(cubes []cube, x uint64) bool {
 }
 
 func TestAllowCubesMatchAllButTheDenied(t *testing.T) {
+	t.Parallel()
 	cubes := allowCubes(blockedIoctls)
 	if len(cubes) > 32*len(blockedIoctls) {
 		t.Fatalf("%d patterns for %d values", len(cubes), len(blockedIoctls))
@@ -49,6 +50,7 @@ func TestAllowCubesMatchAllButTheDenied(t *testing.T) {
 }
 
 func TestBtrfsSeccompProfileReplacesTheUnconditionalIoctl(t *testing.T) {
+	t.Parallel()
 	js, err := btrfsSeccompProfile()
 	if err != nil {
 		t.Fatal(err)

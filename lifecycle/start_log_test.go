@@ -43,6 +43,7 @@ func (h *records) messages() []string {
 // (issue 10, bug 5: it was logged by both). The start fails before any Docker call: the
 // workspace path is a file.
 func TestFailedWakeIsLoggedOnce(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	db, err := store.Open(context.Background(), filepath.Join(data, "sandboxd.db"))
 	if err != nil {

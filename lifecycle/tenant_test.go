@@ -119,6 +119,7 @@ func TestAdmitRunningUnderConcurrentStarts(t *testing.T) {
 // On the real engine: racing creates of one tenant hold its limits, a refused create leaves
 // nothing behind, and a start over the running limit leaves the sandbox as it was.
 func TestTenantLimitsOnCreateAndStart(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.m.cfg.TenantMaxSandboxes, h.m.cfg.TenantMaxRunning = 3, 2
 	ctx := context.Background()

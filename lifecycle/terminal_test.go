@@ -26,6 +26,7 @@ func pumpTerminal(term Terminal) (*chunkWriter, <-chan struct{}) {
 }
 
 func TestTerminal(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "term"})
 	ctx := context.Background()
@@ -89,6 +90,7 @@ func TestTerminal(t *testing.T) {
 }
 
 func TestTerminalExitCode(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "termx"})
 	term, err := h.m.Terminal(context.Background(), "termx", TerminalRequest{})
@@ -111,6 +113,7 @@ func TestTerminalExitCode(t *testing.T) {
 }
 
 func TestTerminalRefuses(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.create(t, CreateRequest{ID: "termr"})
 	ctx := context.Background()

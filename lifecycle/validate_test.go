@@ -10,6 +10,7 @@ import (
 // Every value that reaches a process is checked before anything is done, and the error
 // names the field: NUL nowhere, line breaks only where a program takes text.
 func TestValuesThatReachAProcess(t *testing.T) {
+	t.Parallel()
 	m := New(nil, nil, DefaultConfig(t.TempDir()), nil)
 	svc := func(mod func(s *store.Service)) []store.Service {
 		s := store.Service{Name: "web", Cmd: []string{"devserver"}, Port: 3000}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -88,6 +89,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 // Issue 14: sandboxd's GC defaults apply unless Go's own variable is set; its own variables
 // win over Go's.
 func TestGCSettings(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name                 string
 		env                  map[string]string
@@ -114,6 +116,7 @@ func TestGCSettings(t *testing.T) {
 }
 
 func TestTokensAreSecretToName(t *testing.T) {
+	t.Parallel()
 	c, err := loadConfig(nil, func(k string) string {
 		return map[string]string{"SANDBOXD_API_TOKENS": " ci:abc123 , ops:def:456 "}[k]
 	}, io.Discard)
@@ -129,6 +132,7 @@ func TestTokensAreSecretToName(t *testing.T) {
 // The hook that blocks sandboxd forever is for in-process tests only (testHooks); the
 // binary has no flag or variable that reaches it (issue 10).
 func TestNoTestHookInTheBinary(t *testing.T) {
+	t.Parallel()
 	none := func(string) string { return "" }
 	if _, err := loadConfig([]string{"--test-hook", "start.begin"}, none, io.Discard); err == nil {
 		t.Fatal("--test-hook was accepted")
@@ -144,6 +148,7 @@ func TestNoTestHookInTheBinary(t *testing.T) {
 // so); a value the operator set above it is a warning, logged as JSON by serve (issue 10:
 // every start with the defaults printed a plain-text warning among the JSON logs).
 func TestNoFileCap(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		nofile   int64
@@ -167,6 +172,7 @@ func TestNoFileCap(t *testing.T) {
 }
 
 func TestConfigPrintsNothingWithDefaults(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if _, err := loadConfig(nil, func(string) string { return "" }, &out); err != nil {
 		t.Fatal(err)
@@ -179,6 +185,7 @@ func TestConfigPrintsNothingWithDefaults(t *testing.T) {
 // The edge's connection cap comes from the open-file limit: "auto" takes what it allows,
 // and a number it does not allow stops sandboxd with the arithmetic (issue 11).
 func TestEdgeMaxConnsFromTheLimit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		openFiles uint64
@@ -211,6 +218,7 @@ func TestEdgeMaxConnsFromTheLimit(t *testing.T) {
 
 // The admin API's connections fit in half of what the edge leaves (issue 11).
 func TestAPIMaxConns(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		openFiles uint64
 		want      int

@@ -18,6 +18,7 @@ import (
 
 // The prior system's README walkthrough, run unchanged with curl against sandboxd.
 func TestPriorSystemWalkthrough(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is needed: apt-get install curl")
 	}
@@ -57,6 +58,7 @@ echo
 
 // Every bad request answers 4xx with a JSON error and changes nothing on disk or in Docker.
 func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	keep := mustCreate(t, d, map[string]any{"id": "keep", "ports": []int{3000}})
@@ -186,6 +188,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 // kill -9 in the middle of a create and of a stop, then a restart: no orphan, no row stuck,
 // the workspace intact and the sandbox usable.
 func TestCrashMidOperation(t *testing.T) {
+	t.Parallel()
 	for _, point := range []string{"create.recorded", "create.container", "stop.stopping"} {
 		t.Run(point, func(t *testing.T) {
 			e := newEnv(t)
@@ -228,6 +231,7 @@ func TestCrashMidOperation(t *testing.T) {
 
 // A sandboxd that stops leaves sandboxes running; the next one adopts them as they are.
 func TestRestartAdoptsRunningSandboxes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	sb := mustCreate(t, d, map[string]any{"id": "adopt", "ports": []int{3000}})
@@ -265,6 +269,7 @@ func TestRestartAdoptsRunningSandboxes(t *testing.T) {
 // Reconcile converges Docker to the rows: a container removed behind sandboxd's back is
 // recreated on the next start; one started behind its back is adopted.
 func TestReconcileWithEngine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "gone", "ports": []int{3000}})

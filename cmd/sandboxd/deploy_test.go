@@ -85,6 +85,7 @@ func tree(t *testing.T, root string) map[string]fs.FileMode {
 }
 
 func TestDeployInstallUninstall(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}
@@ -201,6 +202,7 @@ func TestDeployInstallUninstall(t *testing.T) {
 
 // PREFIX moves the binaries, and the unit's ExecStart follows.
 func TestDeployInstallPrefix(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}
@@ -228,6 +230,7 @@ func TestDeployInstallPrefix(t *testing.T) {
 
 // systemd-analyze verifies the unit as installed, and its security exposure stays low.
 func TestDeployUnitVerifies(t *testing.T) {
+	t.Parallel()
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -279,6 +282,7 @@ var installedSettings = map[string]string{"SANDBOXD_PREVIEW_ACCESS": "private"}
 // (or set, for installedSettings), and the example with every line uncommented is a
 // configuration sandboxd accepts.
 func TestDeployEnvExampleCoversConfig(t *testing.T) {
+	t.Parallel()
 	var usage bytes.Buffer
 	loadConfig([]string{"-h"}, func(string) string { return "" }, &usage)
 	defaults := map[string]string{}

@@ -69,6 +69,7 @@ func wsEcho(t *testing.T, c *websocket.Conn, msg string) {
 }
 
 func TestPreviewThroughEdge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	sb := mustCreate(t, d, map[string]any{"id": "web", "ports": []int{3000}})
@@ -135,6 +136,7 @@ func TestPreviewThroughEdge(t *testing.T) {
 // 100 requests to a stopped sandbox: exactly one container start, 100 right answers, a POST
 // body intact across the wake, and a WebSocket opened to the sleeping sandbox echoes.
 func TestWakeHoldsRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "sleepy", "ports": []int{3000}})
@@ -183,6 +185,7 @@ func TestWakeHoldsRequests(t *testing.T) {
 }
 
 func TestEdgeErrorAnswers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_PROBE_WINDOW"] = "300ms"
 	d := e.start()
@@ -240,6 +243,7 @@ func checkAnswer(t *testing.T, d *daemon, host string, status int, code, text st
 // A start that does not finish within SANDBOXD_WAKE_TIMEOUT answers 504 (the hook holds the
 // start forever, so this runs as a child process).
 func TestWakeTimeoutAnswer(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_WAKE_TIMEOUT"] = "1s"
 	p := e.startHooked("start.begin", nil)

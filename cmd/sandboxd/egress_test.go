@@ -31,6 +31,7 @@ import (
 // Issue 15, against the engine: what a sandbox reaches in each egress mode, with the
 // test's own internet (egressWorld), so nothing leaves the machine.
 func TestEgress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	world := newEgressWorld(t, e.docker)
 	gw := makeNetwork(t, e.docker, e.vars["SANDBOXD_NETWORK"], false)

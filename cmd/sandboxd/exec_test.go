@@ -100,6 +100,7 @@ func running(t *testing.T, d *daemon, id, pattern string) bool {
 // SSE: the first line arrives while the command still runs; a client that disconnects
 // kills it.
 func TestExecStreamSSE(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "sse"})
@@ -123,6 +124,7 @@ func TestExecStreamSSE(t *testing.T) {
 }
 
 func TestExecStreamNDJSON(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "nd"})
@@ -174,6 +176,7 @@ func TestExecStreamNDJSON(t *testing.T) {
 }
 
 func TestExecStreamTimeoutKills(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "sto"})
@@ -198,6 +201,7 @@ func TestExecStreamTimeoutKills(t *testing.T) {
 // Errors found before any output answer as plain JSON with their status; the prior
 // system's "stream":true still gets buffered JSON.
 func TestExecStreamErrorsAndBufferedCompat(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "compat"})
@@ -217,6 +221,7 @@ func TestExecStreamErrorsAndBufferedCompat(t *testing.T) {
 }
 
 func TestDetachedExecHTTP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "detach"})
@@ -354,6 +359,7 @@ func (c *wsClient) send(t *testing.T, typ int, msg string) {
 }
 
 func TestTerminalWebSocket(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "tty"})
@@ -397,6 +403,7 @@ func TestTerminalWebSocket(t *testing.T) {
 
 // A terminal on a stopped sandbox wakes it; a client that goes away kills the shell.
 func TestTerminalWakesAndDisconnectKills(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "ttywake"})

@@ -71,6 +71,7 @@ func hostTree(t *testing.T, dir string) map[string]string {
 // Files written through the API belong to the sandbox user and are what the sandbox sees,
 // and what the sandbox writes is what the API reads.
 func TestFilesShared(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "fshare"})
@@ -104,6 +105,7 @@ func TestFilesShared(t *testing.T) {
 
 // The files API works on a stopped sandbox and leaves it stopped: no container start.
 func TestFilesStoppedSandbox(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "fsleep"})
@@ -157,6 +159,7 @@ func TestFilesStoppedSandbox(t *testing.T) {
 // Symlinks the sandbox plants cannot carry the API outside its workspace: not to the
 // host's /etc/passwd, not into another sandbox's workspace.
 func TestFilesSandboxSymlinks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "fevil"})

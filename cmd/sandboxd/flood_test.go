@@ -28,6 +28,7 @@ import (
 // headers). Afterwards the daemon's descriptors and goroutines are back near where they
 // started, and its memory is bounded.
 func TestSlowClientFlood(t *testing.T) {
+	t.Parallel()
 	const (
 		nofile         = 1024
 		addrs          = 6   // attacking addresses, 127.0.0.2-7

@@ -101,6 +101,7 @@ func TestIdleStop(t *testing.T) {
 // awake (issue 10: it answered 200 and left it stopped). A keepalive that asks for a time
 // already passed, or for seconds past any clock, is refused and wakes nothing.
 func TestKeepaliveWakesStopped(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "nap", "ports": []int{3000}})

@@ -30,6 +30,7 @@ const (
 // account has and that every way in acts as, owner-only modes everywhere under the data
 // dir, nothing readable by another account, and nothing of the secrets left after purge.
 func TestIsolationOnDisk(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.startProcess(nil)
 	d := p.daemon

@@ -10,6 +10,7 @@ import (
 
 // Durations are logged as strings, never as raw nanoseconds (issue 10: "took":302958418).
 func TestLoggerWritesDurationsAsStrings(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	log := newLogger(&buf, slog.LevelInfo)
 	log.Info("sandbox started", "took", 302958418*time.Nanosecond, slog.Group("wake", "timeout", time.Minute))

@@ -27,6 +27,7 @@ func scrape(t *testing.T, d *daemon, series string) float64 {
 
 // A scrape after a wake shows the wake counted and timed, beside the other families.
 func TestMetricsAfterWake(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "met", "ports": []int{3000}})
@@ -69,6 +70,7 @@ func TestMetricsAfterWake(t *testing.T) {
 }
 
 func TestDockerEndpointLabel(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"/v1.41/containers/3f2a9c1b7d8e9f00aa/start": "POST /containers/{id}/start",
 		"/v1.41/exec/0123456789abcdef0123/json":      "POST /exec/{id}/json",

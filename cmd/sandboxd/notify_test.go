@@ -82,6 +82,7 @@ func notifyEnv(vars map[string]string) func(string) string {
 }
 
 func TestNotifierMessagesReachTheSocket(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ name, addr string }{
 		{"path", filepath.Join(t.TempDir(), "notify.sock")},
 		{"abstract", "@sandboxd-test-" + strconv.Itoa(os.Getpid())},
@@ -111,6 +112,7 @@ func TestNotifierMessagesReachTheSocket(t *testing.T) {
 }
 
 func TestNotifierEnvironment(t *testing.T) {
+	t.Parallel()
 	pid := strconv.Itoa(os.Getpid())
 	cases := []struct {
 		name     string
@@ -154,6 +156,7 @@ func TestNotifierEnvironment(t *testing.T) {
 // The watchdog pings every half WATCHDOG_USEC while the liveness check passes, skips the
 // ping while it fails or hangs, and never pings after STOPPING=1.
 func TestNotifyWatchdogLoop(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var sent []string
@@ -232,6 +235,7 @@ func TestNotifyWatchdogLoop(t *testing.T) {
 // Under a fake systemd: READY=1 once sandboxd serves, WATCHDOG=1 pings after it, and
 // STOPPING=1 when it is told to stop, with no ping after that.
 func TestNotifyReadyWatchdogStopping(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	sock := listenNotify(t, filepath.Join(t.TempDir(), "notify.sock"))
 	e.vars["NOTIFY_SOCKET"] = sock.addr

@@ -150,7 +150,6 @@ func without(names ...string) []string {
 const aptInstall = "apt-get -q -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "
 
 func TestPrereqsInstallsWhatIsMissingAsRoot(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name     string
 		purposes []string
@@ -296,7 +295,6 @@ func TestPrereqsRefusesUnknownPurpose(t *testing.T) {
 // hand (make install runs images/base/build.sh): on a fresh machine, as a user, each stops
 // with the command to run before it builds anything or calls docker.
 func TestMakeTargetsCheckPrereqsFirst(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		argv []string
 		pkgs string

@@ -50,6 +50,7 @@ func browser(d *daemon, jar http.CookieJar, follow bool) *http.Client {
 // reaches the app; another sandbox's host answers 401 and its sleeping container is never
 // started; expired and revoked tokens answer 401.
 func TestPrivatePreviews(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_PREVIEW_ACCESS"] = "private"
 	d := e.start()

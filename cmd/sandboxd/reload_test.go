@@ -12,6 +12,7 @@ import (
 )
 
 func TestReadEnvFile(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, text string
 		want       map[string]string
@@ -55,6 +56,7 @@ func TestReadEnvFile(t *testing.T) {
 }
 
 func TestConfigEnvFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good.env"), filepath.Join(dir, "bad.env")
 	os.WriteFile(good, []byte("SANDBOXD_API_TOKENS=ci:abc\n"), 0o600)
@@ -102,6 +104,7 @@ func apiGetStatus(t *testing.T, d *daemon, path, secret string) int {
 // SIGHUP re-reads SANDBOXD_API_TOKENS from SANDBOXD_ENV_FILE; a file that fails the checks
 // made at start keeps the tokens in force. systemd hears RELOADING=1, then READY=1.
 func TestReloadTokensOnSIGHUP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	envFile := filepath.Join(t.TempDir(), "sandboxd.env")
 	write := func(text string) {

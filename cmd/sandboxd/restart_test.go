@@ -59,6 +59,7 @@ func (e *env) containerStarts(t *testing.T, id string, since, until time.Time) i
 // lets a response in flight finish, and leaves the sandbox running; the next sandboxd
 // adopts it and its preview answers at once, without starting the container.
 func TestRestartLosesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.startProcess(nil)
 	created := time.Now()
@@ -136,6 +137,7 @@ func TestRestartLosesNothing(t *testing.T) {
 // A request held while its sandbox wakes when SIGTERM arrives is still answered: the
 // drain waits for it (up to the wake timeout).
 func TestRestartDrainsHeldWake(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.startProcess(nil)
 	// Port 3001 opens only once the test creates ~/go: the wake holds the request until then.

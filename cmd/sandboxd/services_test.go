@@ -50,6 +50,7 @@ var web4000 = map[string]any{"name": "web", "cmd": []string{"devserver"}, "env":
 // A declared service comes back by itself after a stop and a wake, and after a kill -9 and
 // restart of sandboxd, with no API call in between.
 func TestServicesSurviveSleepAndRestart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.startProcess(nil)
 	sb := mustCreate(t, p.daemon, map[string]any{"id": "svc", "services": []any{web4000}})
@@ -70,6 +71,7 @@ func TestServicesSurviveSleepAndRestart(t *testing.T) {
 
 // The image's own command runs as service "main"; services change live without a restart.
 func TestServicesApplyLive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "live", "ports": []int{3000}, "services": []any{web4000}})
@@ -117,6 +119,7 @@ func TestServicesApplyLive(t *testing.T) {
 
 // A crash-looping service is restarted with backoff, and its log shows each exit.
 func TestCrashLoopingService(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "loop", "services": []any{
@@ -135,6 +138,7 @@ func TestCrashLoopingService(t *testing.T) {
 // Dev servers bound only to the sandbox's loopback, IPv4 or IPv6, answer through their
 // preview URLs; the app can be shown Host: localhost:<port>.
 func TestLoopbackBoundServers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "lo", "host_header": "localhost", "services": []any{

@@ -87,6 +87,7 @@ func waitPage(t *testing.T, d *daemon, id, want string) {
 // data dir is the temp dir, so copies take the fallback path; lifecycle/snapshot proves
 // btrfs and XFS.
 func TestSnapshotsEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_API_TOKENS"] = "root:r00t-secret,alice:alice-secret:tenant=a,bob:bob-secret:tenant=b"
 	d := e.start()

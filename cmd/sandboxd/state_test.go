@@ -72,6 +72,7 @@ func moveDatabase(t *testing.T, data, to string) {
 // brings every sandbox back as it was, previews answering; a backup taken while serving,
 // restored, loses nothing, not even a sandbox created after it.
 func TestLostDatabase(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "web", "ports": []int{3000}, "env": map[string]string{"SECRET": "v"},
@@ -149,6 +150,7 @@ func TestLostDatabase(t *testing.T) {
 // kill 1 inside a sandbox: the API shows it stopped within 2 s, and the next preview
 // request starts it again and is answered. An OOM kill shows as last_exit reason oom.
 func TestContainerDiesOnItsOwn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	mustCreate(t, d, map[string]any{"id": "dies", "ports": []int{3000}})
@@ -226,6 +228,7 @@ func countMentions(t *testing.T, dbPath string, values ...string) map[string]int
 // are truncated then done, and no more than the cap is stored. A purge then leaves no row
 // of the sandbox, the task or its events anywhere but in the audit log.
 func TestTaskFloodAndPurge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_TASK_EVENTS_MAX"] = "50"
 	d := e.start()

@@ -22,6 +22,7 @@ type subagentEvent struct {
 // its progress and its end while the task runs, in order, with the subagent's tool calls
 // attributed to it; a reader who comes later, or resumes mid-way, sees the same events.
 func TestTaskSubagentStream(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	taskSandbox(t, d, "sub")

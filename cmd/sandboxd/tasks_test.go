@@ -128,6 +128,7 @@ func taskSandbox(t testing.TB, d *daemon, id string) {
 // Both agents: the stream arrives in order and normalized, the result says what changed,
 // and the service on port 3000 serves what the agent wrote.
 func TestTaskEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	for _, ag := range []string{"opencode", "claude"} {
@@ -181,6 +182,7 @@ func TestTaskEndToEnd(t *testing.T) {
 
 // Replay from a middle id, and two subscribers at once see the same sequence.
 func TestTaskEventsReplayAndFanOut(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	taskSandbox(t, d, "fan")
@@ -215,6 +217,7 @@ func TestTaskEventsReplayAndFanOut(t *testing.T) {
 }
 
 func TestTaskCancelTimeoutConflict(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	taskSandbox(t, d, "ctl")
@@ -263,6 +266,7 @@ func TestTaskCancelTimeoutConflict(t *testing.T) {
 // A task on a stopped sandbox wakes it; an agent the image lacks answers 422 with how to
 // get it; a failing agent ends failed with its error.
 func TestTaskWakeMissingAgentAndFailure(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.start()
 	taskSandbox(t, d, "wk")
@@ -312,6 +316,7 @@ func TestTaskWakeMissingAgentAndFailure(t *testing.T) {
 // kill -9 of sandboxd mid-task: the agent goes on in the container, the next sandboxd
 // resumes the task, and its events continue without a gap or a repeat.
 func TestTaskSurvivesSandboxdKill(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.startProcess(nil)
 	taskSandbox(t, p.daemon, "rs")

@@ -32,6 +32,7 @@ func tenantCall(t *testing.T, d *daemon, token, method, path, body string) (int,
 // the running limit on a create and on a preview wake, and the audit naming who did what.
 // Two small sandboxes; the route-by-route proofs are admin's unit tests.
 func TestTenantsEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.vars["SANDBOXD_API_TOKENS"] = "root:r00t-secret,alice:alice-secret:tenant=a,bob:bob-secret:tenant=b"
 	e.vars["SANDBOXD_TENANT_MAX_RUNNING"] = "1"

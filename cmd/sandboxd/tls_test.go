@@ -25,6 +25,7 @@ import (
 )
 
 func TestTLSConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root.pem")
 	rootPEM, _ := tlstest.SelfSigned(t, "ca.test")
@@ -128,6 +129,7 @@ func (f roundTripFunc) Do(r *http.Request) (*http.Response, error) { return f(r)
 // The Cloudflare provider is built from the environment: its token reaches the API's
 // Authorization header. The request is answered here; nothing leaves the process.
 func TestCloudflareProviderFromEnv(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"SANDBOXD_DATA_DIR": t.TempDir(), "SANDBOXD_TLS": "acme", "PREVIEW_DOMAIN": "example.com",
 		"SANDBOXD_ACME_EMAIL": "ops@example.com", "CLOUDFLARE_API_TOKEN": "cf-secret-token"}
 	cfg, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
@@ -365,6 +367,7 @@ func TestHTTPSIssuanceFailureKeepsHTTP(t *testing.T) {
 
 // SANDBOXD_TLS=files serves the files' certificate and takes a new one on SIGHUP.
 func TestHTTPSFilesReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
