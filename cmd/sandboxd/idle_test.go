@@ -25,11 +25,15 @@ func TestIdleStop(t *testing.T) {
 		return sb.Status
 	}
 	// awakeWhile asserts id stays running while busy runs, then sleeps once idle.
-	awakeWhile := func(t *testing.T, id string, busy func(done <-chan struct{})) {
+	// It watches for 2.5 idle timeouts, or until end when that comes sooner.
+	awakeWhile := func(t *testing.T, id string, end time.Time, busy func(done <-chan struct{})) {
 		done := make(chan struct{})
 		finished := make(chan struct{})
 		go func() { defer close(finished); busy(done) }()
-		deadline := time.Now().Add(5 * time.Second) // 2.5 idle timeouts
+		deadline := time.Now().Add(5 * time.Second)
+		if !end.IsZero() && end.Before(deadline) {
+			deadline = end
+		}
 		for time.Now().Before(deadline) {
 			if s := status(id); s != "running" {
 				close(done)
@@ -62,7 +66,7 @@ func TestIdleStop(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "wsbusy", "ports": []int{3000}})
 		c := dialWS(t, d, "wsbusy", 3000)
-		awakeWhile(t, "wsbusy", func(done <-chan struct{}) {
+		awakeWhile(t, "wsbusy", time.Time{}, func(done <-chan struct{}) {
 			for i := 0; ; i++ {
 				select {
 				case <-done:
@@ -76,7 +80,7 @@ func TestIdleStop(t *testing.T) {
 	t.Run("exec in flight", func(t *testing.T) {
 		t.Parallel()
 		mustCreate(t, d, map[string]any{"id": "execbusy"})
-		awakeWhile(t, "execbusy", func(<-chan struct{}) {
+		awakeWhile(t, "execbusy", time.Time{}, func(<-chan struct{}) {
 			mustExec(t, d, "execbusy", "sleep", "6")
 		})
 	})
@@ -86,14 +90,15 @@ func TestIdleStop(t *testing.T) {
 		var first, second struct {
 			Until time.Time `json:"keepalive_until"`
 		}
-		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 5}, &first); code != 200 || first.Until.IsZero() {
+		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 8}, &first); code != 200 || first.Until.IsZero() {
 			t.Fatalf("keepalive: %d %+v", code, first)
 		}
 		// A shorter keepalive does not cut the one in force, and the answer says which holds.
 		if code := call(t, "POST", d.API+"/v1/sandboxes/kept/keepalive", map[string]any{"seconds": 1}, &second); code != 200 || !second.Until.Equal(first.Until) {
 			t.Fatalf("second keepalive: %d, until %v, want the first's %v", code, second.Until, first.Until)
 		}
-		awakeWhile(t, "kept", func(<-chan struct{}) {})
+		// Watched while the keepalive holds: once it ends the sandbox may sleep at once.
+		awakeWhile(t, "kept", first.Until.Add(-time.Second), func(<-chan struct{}) {})
 	})
 }
 
