@@ -142,7 +142,8 @@ func perConn(before, after memSample, n int) (heap, stack, total, goroutines flo
 func BenchmarkWebSocketMemory(b *testing.B) {
 	const n = 1000
 	raiseFileLimit(b, 4*n)
-	h := newHarness(b)
+	// One client address opens all n: the per-client cap (256 by default) is raised to let it.
+	h := newHarness(b, func(s *Server) { s.MaxConnsPerIP = 2 * n })
 	app := httptest.NewServer(echoWS(b))
 	defer app.Close()
 	port := app.Listener.Addr().(*net.TCPAddr).Port
