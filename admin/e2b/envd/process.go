@@ -97,6 +97,12 @@ func (h *Handler) follow(ctx context.Context, keepaliveHeader string, p *proc, s
 			}
 			ka.Reset()
 		case <-p.done:
+			if err := ctx.Err(); err != nil {
+				// The stream's own timeout passed too: a Start's process dies with its
+				// stream's deadline, and E2B's stream then ends with deadline_exceeded, not
+				// the end. Both are ready at once, and select picks either.
+				return err
+			}
 			for {
 				select {
 				case ev := <-sub.events:

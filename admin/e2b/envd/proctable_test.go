@@ -1,6 +1,8 @@
 package envd
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -146,5 +148,23 @@ func TestEndedIsNotListed(t *testing.T) {
 	<-p.done
 	if n := len(h.procs.list("box")); n != 0 {
 		t.Fatalf("%d processes listed after the end", n)
+	}
+}
+
+// TestFollowPastDeadlineEndsWithTheDeadline: when a stream's deadline has passed and its
+// process has ended (killed by that same deadline), the stream ends with the deadline's
+// error, as E2B's does, whichever of the two the stream sees first.
+func TestFollowPastDeadlineEndsWithTheDeadline(t *testing.T) {
+	h := &Handler{log: slog.New(slog.DiscardHandler)}
+	for range 32 { // select picks among ready cases at random: every try must agree
+		p := newProc()
+		sub, _ := p.subscribe()
+		p.finish(&process.ProcessEvent_EndEvent{Status: "signal: killed"})
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		err := h.follow(ctx, "", p, sub, func(*process.ProcessEvent) error { return nil })
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the stream ended with %v, want its deadline", err)
+		}
 	}
 }
