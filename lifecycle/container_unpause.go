@@ -9,5 +9,6 @@ func (m *Manager) unpauseContainer(ctx context.Context, cid string) error {
 	if err := m.docker.ContainerUnpause(cctx, cid); err != nil {
 		return internal(err, "unpause container %s", shortID(cid))
 	}
+	m.thaws.note(cid, m.now())
 	return nil
 }

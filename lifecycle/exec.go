@@ -79,14 +79,14 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
-	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, container.ExecOptions{
+	execID, err := m.createExec(cctx, id, sb.ContainerID, container.ExecOptions{
 		User: userSpec(sb), Cmd: cmd, Env: execEnv(req.Env), WorkingDir: execCwd(req.Cwd),
 		AttachStdin: req.Stdin != nil, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
-		return ExecStatus{}, m.execFailed(ctx, id, sb.ContainerID, err)
+		return ExecStatus{}, err
 	}
-	att, err := m.docker.ContainerExecAttach(cctx, created.ID, container.ExecAttachOptions{})
+	att, err := m.docker.ContainerExecAttach(cctx, execID, container.ExecAttachOptions{})
 	if err != nil {
 		return ExecStatus{}, internal(err, "start exec in %s", id)
 	}
@@ -122,16 +122,16 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 		if err != nil {
 			// A writer failed (the client went away) or the stream broke: nobody will read
 			// what the command says any more, so it must not run on unseen.
-			if kerr := m.killExec(id, created.ID, copied); kerr != nil {
+			if kerr := m.killExec(id, execID, copied); kerr != nil {
 				err = errors.Join(err, kerr)
 			}
 			return st, internal(err, "stream exec output in %s", id)
 		}
 	case <-timer.C:
 		st.TimedOut = true
-		err = m.killExec(id, created.ID, copied)
+		err = m.killExec(id, execID, copied)
 	case <-ctx.Done():
-		err = m.killExec(id, created.ID, copied)
+		err = m.killExec(id, execID, copied)
 		if err == nil {
 			err = ctx.Err()
 		}
@@ -141,7 +141,7 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	}
 	ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer icancel()
-	info, err := m.docker.ContainerExecInspect(ictx, created.ID)
+	info, err := m.docker.ContainerExecInspect(ictx, execID)
 	if err != nil {
 		return st, internal(err, "inspect exec in %s", id)
 	}

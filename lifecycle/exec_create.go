@@ -16,11 +16,7 @@ import (
 func (m *Manager) createLoggedExec(ctx context.Context, sb store.Sandbox, logFile string, argv []string, env map[string]string, cwd string) (string, error) {
 	cid := sb.ContainerID
 	cmd := initproto.ExecCommand(logFile, argv...)
-	created, err := m.docker.ContainerExecCreate(ctx, cid, container.ExecOptions{
+	return m.createExec(ctx, sb.ID, cid, container.ExecOptions{
 		User: userSpec(sb), Cmd: cmd, Env: execEnv(env), WorkingDir: cwd,
 	})
-	if err != nil {
-		return "", m.execFailed(ctx, sb.ID, cid, err)
-	}
-	return created.ID, nil
 }

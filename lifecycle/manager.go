@@ -182,6 +182,8 @@ type Manager struct {
 	deaths deaths
 
 	snapCosts snapshotCosts // issue 18: what snapshots hold on disk (snapshot_disk.go)
+
+	thaws thaws // sandboxd's recent thaws, for the engine's late "paused" (container_exec_create.go)
 }
 
 // live is the in-memory state of one sandbox: a cache of its row plus activity.

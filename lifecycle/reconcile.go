@@ -223,7 +223,10 @@ func (m *Manager) desired(sb store.Sandbox, containers []container.Summary) (ext
 		if sb.Status == store.StatusError {
 			rt.Status = store.StatusError
 		}
-	case keep.State == "running":
+	case keep.State == "running",
+		keep.State == "paused" && sb.Status == store.StatusRunning && m.thaws.recent(keep.ID, m.now()):
+		// The second: the engine's late record of a freeze sandboxd has already thawed
+		// (container_exec_create.go); its "unpause" event follows.
 		rt = store.Runtime{Status: store.StatusRunning, ContainerID: keep.ID, IP: summaryIP(keep, m.primaryNetwork())}
 	case keep.State == "paused":
 		// Paused by us, or by someone else behind our back: either way frozen, and a

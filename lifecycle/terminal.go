@@ -85,15 +85,15 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
 	defer cancel()
-	created, err := m.docker.ContainerExecCreate(cctx, sb.ContainerID, opts)
+	execID, err := m.createExec(cctx, id, sb.ContainerID, opts)
 	if err != nil {
-		return nil, m.execFailed(ctx, id, sb.ContainerID, err)
+		return nil, err
 	}
-	att, err := m.docker.ContainerExecAttach(cctx, created.ID, container.ExecAttachOptions{Tty: true, ConsoleSize: size})
+	att, err := m.docker.ContainerExecAttach(cctx, execID, container.ExecAttachOptions{Tty: true, ConsoleSize: size})
 	if err != nil {
 		return nil, internal(err, "start terminal in %s", id)
 	}
-	t := &terminal{m: m, id: id, execID: created.ID, att: att}
+	t := &terminal{m: m, id: id, execID: execID, att: att}
 	m.touch(id)
 	if size != nil {
 		if err := t.Resize(req.Cols, req.Rows); err != nil {
