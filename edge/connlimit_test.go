@@ -202,6 +202,14 @@ func TestBackendsCapClosesIdlePool(t *testing.T) {
 		_, port := h.backend(ok)
 		id := fmt.Sprintf("sb%d", i)
 		h.route(id, Running, port)
+		// One client connection at a time (each host has its own in the client's pool):
+		// the cap of 2 is for the backends here, and a third client connection would be
+		// refused at accept, before the client has sent anything.
+		h.client.CloseIdleConnections()
+		testutil.Eventually(t, 10*time.Second, "the client's connections closed", func() bool {
+			conns, _ := h.edge.OpenConns()
+			return conns == 0
+		})
 		res, err := h.client.Get(previewURL(id, port, "/"))
 		if err != nil {
 			t.Fatal(err)
