@@ -57,11 +57,9 @@ func (s *Server) wakeFor(w http.ResponseWriter, r *http.Request, id string, port
 	var addr netip.AddrPort
 	var err error
 	if s.Services != nil && wantsStartingPage(r) {
-		grace, cancel := context.WithTimeout(ctx, s.startingAfter())
-		addr, err = s.waker.Wake(grace, id, port)
-		over := grace.Err() == context.DeadlineExceeded
-		cancel()
-		if err != nil && over && ctx.Err() == nil {
+		var over bool
+		addr, over, err = s.wakeWithin(ctx, id, port, woke)
+		if over && ctx.Err() == nil {
 			if v := s.serviceView(id, port); woke || s.starting(v) {
 				if s.stillAdmitted(w, r, id, port) {
 					s.writeStarting(w, r, id, port, v)
@@ -96,6 +94,42 @@ func (s *Server) wakeFor(w http.ResponseWriter, r *http.Request, id string, port
 		s.answer(w, r, wakeAnswer(id, port, err))
 	}
 	return netip.AddrPort{}, false
+}
+
+// wakeWithin is Wake for a navigation that gets the starting page once StartingAfter has
+// passed (over reports that). A sandbox the request found asleep keeps waking after that:
+// the call goes on detached, for WakeTimeout at most, so a start that waits for a start
+// slot is not given up with the page (wake abandons a queued start its last caller left),
+// and the page's reload finds it started. wake's queue bounds these calls per sandbox and
+// in all. A running sandbox's port is only probed: that ends with the page.
+func (s *Server) wakeWithin(ctx context.Context, id string, port int, woke bool) (addr netip.AddrPort, over bool, err error) {
+	if !woke {
+		grace, cancel := context.WithTimeout(ctx, s.startingAfter())
+		defer cancel()
+		addr, err = s.waker.Wake(grace, id, port)
+		return addr, err != nil && grace.Err() == context.DeadlineExceeded, err
+	}
+	type result struct {
+		addr netip.AddrPort
+		err  error
+	}
+	done := make(chan result, 1)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.wakeTimeout())
+	go func() {
+		defer cancel()
+		addr, err := s.waker.Wake(wctx, id, port)
+		done <- result{addr, err}
+	}()
+	grace := time.NewTimer(s.startingAfter())
+	defer grace.Stop()
+	select {
+	case res := <-done:
+		return res.addr, false, res.err
+	case <-grace.C:
+		return netip.AddrPort{}, true, context.DeadlineExceeded
+	case <-ctx.Done():
+		return netip.AddrPort{}, false, ctx.Err() // the client left; the start goes on
+	}
 }
 
 // stillAdmitted re-checks the access of a private port after a wait (its token may have

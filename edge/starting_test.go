@@ -330,3 +330,47 @@ func TestClosedPortOfTheImageCommand(t *testing.T) {
 		t.Fatalf("%d %s, want the 502 of a closed port", res.StatusCode, body)
 	}
 }
+
+// The starting page does not give up the wake it stands for: a start still waiting for a
+// start slot when the page is served goes on waiting (wake abandons a queued start once its
+// last caller leaves, and the page's reload would only rejoin the back of the queue), and
+// the reload finds the app.
+func TestStartingPageKeepsTheStartQueued(t *testing.T) {
+	t.Parallel()
+	svc := &fakeServices{status: func(string, int, int) (ServiceInfo, error) {
+		return ServiceInfo{Name: "web", Declared: true}, nil
+	}}
+	h := newHarness(t, func(s *Server) { s.Services, s.StartingAfter = svc, 20*time.Millisecond })
+	_, port := h.backend(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the app") }))
+	h.route("sb1", Asleep, port)
+	slot := make(chan struct{})
+	calls := make(chan context.Context, 4)
+	h.waker.wake = func(ctx context.Context, _ string, port int) (netip.AddrPort, error) {
+		calls <- ctx
+		select {
+		case <-slot: // a start slot freed, the sandbox started
+			return netip.AddrPortFrom(loopback, uint16(port)), nil
+		case <-ctx.Done():
+			return netip.AddrPort{}, ctx.Err()
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-slot:
+		default:
+			close(slot) // a failing test leaves no wake behind
+		}
+	})
+	url := previewURL("sb1", port, "/")
+	if res, _ := h.get(url, openPage); res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("X-Sandboxd-State") != "starting" {
+		t.Fatalf("navigation: %d %v, want the starting page", res.StatusCode, res.Header)
+	}
+	wakeCtx := <-calls
+	if err := wakeCtx.Err(); err != nil {
+		t.Fatalf("the wake ended with the starting page (%v): a queued start would be abandoned", err)
+	}
+	close(slot)
+	if res, body := h.get(url, openPage); res.StatusCode != http.StatusOK || body != "the app" {
+		t.Fatalf("the reload: %d %q, want the app", res.StatusCode, body)
+	}
+}
