@@ -126,8 +126,8 @@ func newConnLimits(max, perIP int) *connLimits {
 // Streams count only toward the client's share: they hold no client descriptor, and their
 // backend connections are capped apart.
 func (l *connLimits) acquire(a netip.Addr, conn bool) verdict {
-	if l.max <= 0 && l.perIP <= 0 {
-		return notCounted
+	if l.perIP <= 0 && (l.max <= 0 || !conn) {
+		return notCounted // nothing caps it: no lock on the request path
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
