@@ -8,7 +8,6 @@ import (
 	"html"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sandboxd/sandboxd/wake"
@@ -139,15 +138,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, a answer) {
 // wantsHTML reports a browser: a navigation (whose Accept need not name
 // HTML), or an Accept that names HTML.
 func wantsHTML(r *http.Request) bool {
-	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
-		return true
-	}
-	for _, v := range r.Header.Values("Accept") {
-		if strings.Contains(v, "text/html") {
-			return true
-		}
-	}
-	return false
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate" || acceptsHTML(r)
 }
 
 // title heads the HTML page of an answer code.

@@ -214,13 +214,8 @@ func (s *Server) wakeAndForward(w http.ResponseWriter, r *http.Request, id strin
 	if !ok {
 		return // answered
 	}
-	e := s.table.lookup(id)
-	if e == nil { // deleted while the request waited
-		s.answer(w, r, notFound(id))
-		return
-	}
-	if e.private(e.portIndex(port), port) && !s.verified(r, e, port) {
-		s.answer(w, r, unauthorized()) // revoked, or made private, while the request waited
+	e, ok := s.stillAdmitted(w, r, id, port) // deleted, revoked or made private meanwhile
+	if !ok {
 		return
 	}
 	h := &hop{id: id, port: port, addr: addr, bytes: e.route.Bytes, hostHeader: e.route.HostHeader}
@@ -328,12 +323,7 @@ func (s *Server) bodyMinRate() int {
 	return s.BodyMinRate
 }
 
-func (s *Server) bodyWindow() time.Duration {
-	if s.BodyWindow <= 0 {
-		return defaultBodyWindow
-	}
-	return s.BodyWindow
-}
+func (s *Server) bodyWindow() time.Duration { return orDefault(s.BodyWindow, defaultBodyWindow) }
 
 func (s *Server) readHeaderTimeout() time.Duration {
 	if s.ReadHeaderTimeout <= 0 {

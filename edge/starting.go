@@ -61,7 +61,7 @@ func (s *Server) wakeFor(w http.ResponseWriter, r *http.Request, id string, port
 		addr, over, err = s.wakeWithin(ctx, id, port, woke)
 		if over && ctx.Err() == nil {
 			if v := s.serviceView(id, port); woke || s.starting(v) {
-				if s.stillAdmitted(w, r, id, port) {
+				if _, ok := s.stillAdmitted(w, r, id, port); ok {
 					s.writeStarting(w, r, id, port, v)
 				}
 				return netip.AddrPort{}, false
@@ -132,19 +132,20 @@ func (s *Server) wakeWithin(ctx context.Context, id string, port int, woke bool)
 	}
 }
 
-// stillAdmitted re-checks the access of a private port after a wait (its token may have
-// been revoked meanwhile) and answers 401 when it fails.
-func (s *Server) stillAdmitted(w http.ResponseWriter, r *http.Request, id string, port int) bool {
+// stillAdmitted re-checks a request after a wait and returns its sandbox's entry: the
+// sandbox may have been deleted meanwhile (404), or its port's token revoked or the port
+// made private (401); it answers r itself when not.
+func (s *Server) stillAdmitted(w http.ResponseWriter, r *http.Request, id string, port int) (*entry, bool) {
 	e := s.table.lookup(id)
 	if e == nil {
-		s.answer(w, r, notFound(id)) // deleted while the request waited
-		return false
+		s.answer(w, r, notFound(id))
+		return nil, false
 	}
 	if e.private(e.portIndex(port), port) && !s.verified(r, e, port) {
 		s.answer(w, r, unauthorized())
-		return false
+		return nil, false
 	}
-	return true
+	return e, true
 }
 
 // starting reports whether a navigation to a port that does not answer gets the starting

@@ -14,7 +14,7 @@ type queue struct {
 // enter counts a Wake call for id, or refuses it with a *CapacityError when id or the
 // Waker has as many calls waiting as it may.
 func (w *Waker) enter(id string) error {
-	perID, all := orDefaultInt(w.MaxWaitingPerSandbox, 256), orDefaultInt(w.MaxWaiting, 4096)
+	perID, all := orDefault(w.MaxWaitingPerSandbox, 256), orDefault(w.MaxWaiting, 4096)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := &w.queue
@@ -42,11 +42,4 @@ func (w *Waker) leave(id string) {
 		q.byID[id]--
 	}
 	q.total--
-}
-
-func orDefaultInt(n, def int) int {
-	if n <= 0 {
-		return def
-	}
-	return n
 }

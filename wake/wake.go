@@ -233,7 +233,7 @@ func (w *Waker) log() *slog.Logger {
 	return w.Log
 }
 
-func orDefault(d, def time.Duration) time.Duration {
+func orDefault[T int | time.Duration](d, def T) T {
 	if d <= 0 {
 		return def
 	}
