@@ -37,17 +37,26 @@ var (
 
 func (h *harness) get(url string, headers map[string]string) (*http.Response, string) {
 	h.t.Helper()
+	res, body, err := h.tryGet(url, headers)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res, body
+}
+
+// tryGet is get for another goroutine than the test's, where Fatal would not end the test.
+func (h *harness) tryGet(url string, headers map[string]string) (*http.Response, string, error) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
 	res, err := h.client.Do(req)
 	if err != nil {
-		h.t.Fatal(err)
+		return nil, "", err
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	return res, string(body)
+	return res, string(body), nil
 }
 
 func TestWantsStartingPage(t *testing.T) {
@@ -129,7 +138,12 @@ func testStartingPage(t *testing.T, state State, heldHeaders []map[string]string
 	held := make(chan result, len(heldHeaders))
 	for _, headers := range heldHeaders {
 		go func() {
-			res, body := h.get(url, headers)
+			res, body, err := h.tryGet(url, headers)
+			if err != nil {
+				t.Error(err)
+				held <- result{}
+				return
+			}
 			held <- result{res.StatusCode, body}
 		}()
 	}
