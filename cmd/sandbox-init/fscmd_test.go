@@ -192,11 +192,13 @@ func TestFSWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	lines := make(chan string, 100)
 	t.Cleanup(func() {
 		cmd.Process.Kill()
+		for range lines { // the reader sends every line before it reports the exit
+		}
 		<-exited
 	})
-	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/sandboxd/sandboxd/internal/testutil"
 )
 
 // benchDaemon is sandboxd as its own process, as in production: the load generator must
@@ -64,7 +65,9 @@ func BenchmarkWake(b *testing.B) {
 		var raw, ours, rawUnpause, unpause []time.Duration
 		for i := 0; i < n; i++ {
 			// Raw: stop through sandboxd (so its state stays true), start straight on the engine.
-			call(b, "POST", d.API+"/v1/sandboxes/wakebench/stop", nil, nil)
+			if code := call(b, "POST", d.API+"/v1/sandboxes/wakebench/stop", nil, nil); code != 200 {
+				b.Fatalf("stop: %d", code)
+			}
 			t0 := time.Now()
 			if err := e.docker.ContainerStart(ctx, info.ID, container.StartOptions{}); err != nil {
 				b.Fatal(err)
@@ -80,28 +83,30 @@ func BenchmarkWake(b *testing.B) {
 			}
 			raw = append(raw, time.Since(t0))
 
-			call(b, "POST", d.API+"/v1/sandboxes/wakebench/stop", nil, nil)
+			if code := call(b, "POST", d.API+"/v1/sandboxes/wakebench/stop", nil, nil); code != 200 {
+				b.Fatalf("stop: %d", code)
+			}
 			ours = append(ours, firstByte(http.DefaultClient, "http://"+d.HTTP+"/", "s-wakebench-3000.preview.localhost"))
 
 			// Raw warm: pause through sandboxd, unpause straight on the engine, and wait for
 			// sandboxd to see it (engine events) before pausing through it again.
-			call(b, "POST", d.API+"/v1/sandboxes/wakebench/pause", nil, nil)
+			if code := call(b, "POST", d.API+"/v1/sandboxes/wakebench/pause", nil, nil); code != 200 {
+				b.Fatalf("pause: %d", code)
+			}
 			t0 = time.Now()
 			if err := e.docker.ContainerUnpause(ctx, info.ID); err != nil {
 				b.Fatal(err)
 			}
 			firstByte(direct, "http://"+ip+":3000/", "")
 			rawUnpause = append(rawUnpause, time.Since(t0))
-			for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-				if sb, _ := getSandbox(b, d, "wakebench"); sb.Status == "running" {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatal("sandboxd did not see the raw unpause within a minute")
-				}
-			}
+			testutil.Eventually(b, time.Minute, "sandboxd to see the raw unpause", func() bool {
+				sb, _ := getSandbox(b, d, "wakebench")
+				return sb.Status == "running"
+			})
 
-			call(b, "POST", d.API+"/v1/sandboxes/wakebench/pause", nil, nil)
+			if code := call(b, "POST", d.API+"/v1/sandboxes/wakebench/pause", nil, nil); code != 200 {
+				b.Fatalf("pause: %d", code)
+			}
 			unpause = append(unpause, firstByte(http.DefaultClient, "http://"+d.HTTP+"/", "s-wakebench-3000.preview.localhost"))
 		}
 		b.ReportMetric(ms(pct(raw, 0.5)), "raw-p50-ms")

@@ -62,6 +62,7 @@ func TestSlowClientFlood(t *testing.T) {
 	fdsBefore, rssBefore, goroutinesBefore := openFDsOf(t, pid), rssOf(t, pid), goroutinesOf(t, p.daemon)
 
 	stopVictim := victim.run()
+	t.Cleanup(func() { stopVictim() }) // a Fatalf below must not leak the polling goroutine
 	began := time.Now()
 	var flood []net.Conn
 	t.Cleanup(func() {
@@ -183,7 +184,7 @@ func newVictim(d *daemon, id string) *victim {
 }
 
 // run asks the checks in rounds, paced by a ticker, until the returned stop is called;
-// stop returns the failures and the number of rounds.
+// stop returns the failures and the number of rounds, and may be called more than once.
 func (v *victim) run() (stop func() ([]error, int)) {
 	done := make(chan struct{})
 	var errs []error
@@ -211,11 +212,11 @@ func (v *victim) run() (stop func() ([]error, int)) {
 			}
 		}
 	})
-	return func() ([]error, int) {
+	return sync.OnceValues(func() ([]error, int) {
 		close(done)
 		wg.Wait()
 		return errs, rounds
-	}
+	})
 }
 
 func openFDsOf(t testing.TB, pid int) int {
