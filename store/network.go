@@ -52,12 +52,8 @@ func scanNetwork(sb *Sandbox, egress, allow string) error {
 // is gone.
 func (db *DB) SetNetwork(ctx context.Context, id, egress string, allow []string, now time.Time) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE sandboxes SET updated_at = ? WHERE id = ?", ms(now), id)
-		if err != nil {
+		if err := touchSandbox(ctx, tx, id, now); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
 		}
 		return upsertNetwork(ctx, tx, id, egress, allow)
 	})

@@ -419,12 +419,8 @@ func (db *DB) SetLastExit(ctx context.Context, id string, e Exit) error {
 // SetServices replaces a sandbox's services and its declared ports.
 func (db *DB) SetServices(ctx context.Context, id string, services []Service, ports []int, now time.Time) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE sandboxes SET updated_at = ? WHERE id = ?", ms(now), id)
-		if err != nil {
+		if err := touchSandbox(ctx, tx, id, now); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sandbox_services WHERE sandbox_id = ?", id); err != nil {
 			return err
