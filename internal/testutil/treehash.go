@@ -82,13 +82,6 @@ func TreeListing(t testing.TB, dir string, skip ...string) []string {
 	return out
 }
 
-// TreeHash is the sha256 of TreeListing.
-func TreeHash(t testing.TB, dir string, skip ...string) string {
-	t.Helper()
-	sum := sha256.Sum256([]byte(strings.Join(TreeListing(t, dir, skip...), "\n")))
-	return hex.EncodeToString(sum[:])
-}
-
 // DiffListings says how two listings differ, for a test's failure message.
 func DiffListings(want, got []string) string {
 	var b strings.Builder
