@@ -169,8 +169,11 @@ type qgroupSysfs struct{ dir string }
 
 // referenced is the bytes the subvolume's qgroup (0/id) references now. The kernel updates
 // it at each transaction commit, so it lags writes by up to the commit interval (30 s).
-func (q qgroupSysfs) referenced(id uint64) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(q.dir, "0_"+strconv.FormatUint(id, 10), "referenced"))
+func (q qgroupSysfs) referenced(id uint64) (int64, error) { return q.read(id, "referenced") }
+
+// read parses one value (a file named field) of the subvolume's qgroup (0/id).
+func (q qgroupSysfs) read(id uint64, field string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(q.dir, "0_"+strconv.FormatUint(id, 10), field))
 	if err != nil {
 		return 0, err
 	}

@@ -1,13 +1,11 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -129,13 +127,7 @@ func (m *Manager) btrfsExclusive(p string) (int64, bool) {
 
 // exclusive is the bytes only the subvolume's qgroup (0/id) references; like referenced,
 // it lags writes by up to a transaction commit.
-func (q qgroupSysfs) exclusive(id uint64) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(q.dir, "0_"+strconv.FormatUint(id, 10), "exclusive"))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
-}
+func (q qgroupSysfs) exclusive(id uint64) (int64, error) { return q.read(id, "exclusive") }
 
 // addSnapshots adds sb's snapshots to u (measured by issue 12's scan) and says why they
 // put it over its quota ("" when they do not). wsBytes is what its home takes.

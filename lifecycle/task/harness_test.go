@@ -232,17 +232,22 @@ func (h *harness) sent() []syscall.Signal {
 // waitEnd blocks until the task's run has returned (time passes meanwhile in a bubble).
 func (h *harness) waitEnd(taskID string) store.Task {
 	h.t.Helper()
+	h.waitRun(taskID)
+	tk, err := h.r.GetTask(h.ctx, "sb", taskID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tk
+}
+
+// waitRun waits for the task's run to return, without reading the task (it may be gone).
+func (h *harness) waitRun(taskID string) {
 	h.r.mu.Lock()
 	j, ok := h.r.runs[taskID]
 	h.r.mu.Unlock()
 	if ok {
 		<-j.done
 	}
-	tk, err := h.r.GetTask(h.ctx, "sb", taskID)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return tk
 }
 
 func (h *harness) events(taskID string) []store.TaskEvent {

@@ -217,7 +217,7 @@ func TestPurgedTaskStopsStoring(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.write(tk.ID, text("two"))
-		h.waitEnd2(tk.ID)
+		h.waitRun(tk.ID)
 		if evs, _ := h.db.TaskEvents(h.ctx, tk.ID, 0, 100); len(evs) != 0 {
 			t.Fatalf("%d events of a purged task", len(evs))
 		}
@@ -225,14 +225,4 @@ func TestPurgedTaskStopsStoring(t *testing.T) {
 			t.Fatalf("after purge: running %d, busy %d", h.r.Running(), h.inUse.Load())
 		}
 	})
-}
-
-// waitEnd2 waits for the task's run to return, without reading the task (it may be gone).
-func (h *harness) waitEnd2(taskID string) {
-	h.r.mu.Lock()
-	j, ok := h.r.runs[taskID]
-	h.r.mu.Unlock()
-	if ok {
-		<-j.done
-	}
 }
