@@ -2,13 +2,11 @@ package admin
 
 import (
 	"errors"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strings"
 
 	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/internal/httpguard"
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
@@ -23,7 +21,7 @@ var openPaths = map[string]bool{"/healthz": true, "/readyz": true}
 // programs, and a page must not drive it with the browser of someone who can reach it.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if reason := s.refuseBrowser(r); reason != "" {
+		if reason := httpguard.RefuseBrowser(r, s.LoopbackOnly); reason != "" {
 			s.writeError(w, r, &apiError{http.StatusForbidden, "forbidden", reason})
 			return
 		}
@@ -59,36 +57,4 @@ func bearer(r *http.Request) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
-}
-
-// refuseBrowser says why a request that a browser made on behalf of another site is refused,
-// or "" to let it through. Programs send no Origin and no Sec-Fetch-Site.
-func (s *Server) refuseBrowser(r *http.Request) string {
-	if s.LoopbackOnly && !loopbackHost(r.Host) {
-		return "Host " + r.Host + " is not a loopback name: the API without tokens answers only localhost"
-	}
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		return "cross-site browser requests are refused"
-	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		if u, err := url.Parse(o); err != nil || !strings.EqualFold(u.Host, r.Host) {
-			return "cross-origin browser requests are refused"
-		}
-	} else if o == "null" {
-		return "requests from opaque origins are refused"
-	}
-	return ""
-}
-
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
-	return err == nil && ip.IsLoopback()
 }

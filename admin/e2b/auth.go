@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+
+	"github.com/sandboxd/sandboxd/internal/httpguard"
 )
 
 type ctxKey struct{}
@@ -23,13 +25,16 @@ func principal(r *http.Request) Principal {
 // "X-API-KEY"; header names are case-blind).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if reason := refuseBrowser(r); reason != "" {
-			writeError(w, http.StatusForbidden, reason)
-			return
-		}
 		key := r.Header.Get("X-API-Key")
 		if key == "" {
 			writeError(w, http.StatusUnauthorized, "X-API-Key is required: one of sandboxd's API tokens")
+			return
+		}
+		// A browser page of another site, or one reached under a DNS-rebound name, is
+		// refused by the admin API's rules: the API is for programs. The keyless refusal
+		// above comes first, so a browser's preflight still hears that a key is required.
+		if reason := httpguard.RefuseBrowser(r, s.LoopbackOnly); reason != "" {
+			writeError(w, http.StatusForbidden, reason)
 			return
 		}
 		p, err := s.auth.Authenticate(r.Context(), key)

@@ -31,6 +31,9 @@ var statusOf = map[lifecycle.Code]int{
 	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
 	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
 	lifecycle.CodeInternal:    http.StatusInternalServerError,
+
+	lifecycle.CodeLimit:     http.StatusTooManyRequests,
+	lifecycle.CodeDiskQuota: http.StatusInsufficientStorage,
 }
 
 // handler is a route that returns its error for one funnel to answer.
@@ -57,7 +60,14 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, wake.ErrTimeout):
 		status, msg = http.StatusGatewayTimeout, "the sandbox did not start in time"
 	default:
-		status, msg = statusOf[lifecycle.ErrorCode(err)], lifecycle.ErrorMessage(err)
+		var ok bool
+		// A code this table lacks is our bug, not the caller's: 500 with the message kept
+		// for the log, as admin answers. Without this it reached WriteHeader(0), which panics.
+		if status, ok = statusOf[lifecycle.ErrorCode(err)]; ok {
+			msg = lifecycle.ErrorMessage(err)
+		} else {
+			status = http.StatusInternalServerError
+		}
 	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("e2b request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -97,6 +97,10 @@ type Server struct {
 	MaxTimeout time.Duration
 	// Audit, when set, records every change made through this API.
 	Audit Auditor
+	// LoopbackOnly, set when sandboxd has no tokens and this listener is on loopback,
+	// refuses a Host that is not a loopback name, as the admin API's LoopbackOnly does:
+	// without tokens any key acts as the operator, so a DNS-rebound name must not reach it.
+	LoopbackOnly bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -206,15 +210,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		s.log.Info("e2b request", attrs...)
 	})
-}
-
-// refuseBrowser says why a request a browser made for another site is refused, or "":
-// the API is for programs (the admin API's rule).
-func refuseBrowser(r *http.Request) string {
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		return "cross-site browser requests are refused"
-	}
-	return ""
 }
 
 // running reports whether sb's container runs.

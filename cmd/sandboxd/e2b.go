@@ -24,6 +24,9 @@ func newE2B(cfg *config, mgr *lifecycle.Manager, waker *wake.Waker, keys *apikey
 	srv := e2b.New(mgr, waker, pauser{mgr, waker}, tokenAuth{keys}, key, log)
 	srv.Domain = "preview." + cfg.PreviewDomain
 	srv.Audit = db
+	// Without tokens any X-API-Key acts as the operator, so a loopback listener must refuse
+	// a DNS-rebound Host as the admin API does (its LoopbackOnly is set the same way).
+	srv.LoopbackOnly = len(cfg.Tokens) == 0 && loopbackBind(cfg.E2BBind)
 	return srv, nil
 }
 
