@@ -31,11 +31,13 @@ func (s *Server) timeoutSeconds(n *int, def time.Duration) (time.Duration, error
 	if n == nil {
 		return def, nil
 	}
-	d := time.Duration(*n) * time.Second
-	if *n < 1 || d > s.maxTimeout() {
-		return 0, errorf(http.StatusBadRequest, "timeout must be 1 to %d seconds", int(s.maxTimeout()/time.Second))
+	// The seconds are checked before they become a Duration: a huge count overflows the
+	// multiplication into a small or negative timeout that would pass a check made after.
+	most := int64(s.maxTimeout() / time.Second)
+	if *n < 1 || int64(*n) > most {
+		return 0, errorf(http.StatusBadRequest, "timeout must be 1 to %d seconds", most)
 	}
-	return d, nil
+	return time.Duration(*n) * time.Second, nil
 }
 
 // newSandbox is E2B's NewSandbox. Fields sandboxd cannot honor are refused when they ask
@@ -301,18 +303,19 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) recordRequest(r *http.Request, action, target, detail string) {
-	s.record(context.WithoutCancel(r.Context()), principal(r).Actor, action, target, detail)
+	s.record(context.WithoutCancel(r.Context()), principal(r), action, target, detail)
 }
 
-// record appends to the audit log; a failure is logged, never fails the request.
-func (s *Server) record(ctx context.Context, actor, action, target, detail string) {
+// record appends to the audit log; a failure is logged, never fails the request. The row
+// carries the principal's tenant, so GET /v1/audit?tenant= finds what a tenant did here.
+func (s *Server) record(ctx context.Context, p Principal, action, target, detail string) {
 	if s.Audit == nil {
 		return
 	}
-	if actor == "" {
-		actor = "operator"
+	if p.Actor == "" {
+		p.Actor = "operator"
 	}
-	err := s.Audit.AppendAudit(ctx, store.Audit{At: s.now(), Actor: actor, Action: "e2b." + action, Target: target, Detail: detail})
+	err := s.Audit.AppendAudit(ctx, store.Audit{At: s.now(), Actor: p.Actor, Tenant: p.Tenant, Action: "e2b." + action, Target: target, Detail: detail})
 	if err != nil {
 		s.log.Error("audit", "action", action, "target", target, "err", err)
 	}

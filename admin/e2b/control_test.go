@@ -226,3 +226,28 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// A timeout too large for a Duration is refused as out of range: the seconds used to be
+// multiplied first, so 18446744074 wrapped to under a second and 9223372037 to a negative
+// timeout, and both passed the check. Neither creates a sandbox nor moves an end.
+func TestTimeoutOverflow(t *testing.T) {
+	st := newStack(t)
+	for _, n := range []string{"18446744074", "9223372037"} {
+		st.wantError(t, "POST", "/sandboxes", `{"templateID":"base","timeout":`+n+`}`, 400)
+	}
+	var list []detailView
+	if code, _ := st.call(t, "GET", "/v2/sandboxes", "", &list); code != 200 || len(list) != 0 {
+		t.Fatalf("after the refused creates: %d, %d sandboxes, want none", code, len(list))
+	}
+	var a sandboxView
+	if code, _ := st.call(t, "POST", "/sandboxes", `{"templateID":"base","timeout":300}`, &a); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	for _, n := range []string{"18446744074", "9223372037"} {
+		st.wantError(t, "POST", "/sandboxes/"+a.SandboxID+"/timeout", `{"timeout":`+n+`}`, 400)
+	}
+	var d detailView
+	if code, _ := st.call(t, "GET", "/sandboxes/"+a.SandboxID, "", &d); code != 200 || time.Until(d.EndAt) < 290*time.Second || time.Until(d.EndAt) > 300*time.Second {
+		t.Fatalf("after the refused timeouts: %d, end in %s, want the create's 300s", code, time.Until(d.EndAt))
+	}
+}

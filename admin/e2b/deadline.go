@@ -180,5 +180,5 @@ func (s *Server) expire(ctx context.Context, sb store.Sandbox) {
 	}
 	s.forgetEnd(sb.ID)
 	s.log.Info("e2b: sandbox timeout passed", "sandbox", sb.ID, "action", action)
-	s.record(ctx, "sandboxd", "sandbox.timeout."+action, sb.ID, "")
+	s.record(ctx, Principal{Actor: "sandboxd"}, "sandbox.timeout."+action, sb.ID, "")
 }

@@ -39,3 +39,24 @@ func TestTenantScoping(t *testing.T) {
 		t.Fatalf("the other tenant's calls changed the sandbox: %v", err)
 	}
 }
+
+// What a tenant's key does is audited under its tenant, so GET /v1/audit?tenant= finds
+// it; the rows used to carry no tenant.
+func TestAuditTenant(t *testing.T) {
+	st := newStack(t)
+	var a sandboxView
+	if code, _ := st.call(t, "POST", "/sandboxes", `{"templateID":"base","timeout":300}`, &a, "X-API-Key", acmeKey); code != 201 {
+		t.Fatalf("tenant create: %d", code)
+	}
+	st.audits.mu.Lock()
+	defer st.audits.mu.Unlock()
+	for _, x := range st.audits.list {
+		if x.Action == "e2b.sandbox.create" && x.Target == a.SandboxID {
+			if x.Tenant != "acme" || x.Actor != "a" {
+				t.Fatalf("audit row %+v: want actor a, tenant acme", x)
+			}
+			return
+		}
+	}
+	t.Fatalf("no audit row for the create of %s: %+v", a.SandboxID, st.audits.list)
+}
