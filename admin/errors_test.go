@@ -5,12 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/admin/client"
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
@@ -64,5 +70,60 @@ func TestPublicErrorUnmappedCode(t *testing.T) {
 	status, code, msg := publicError(&lifecycle.Error{Code: "quota_exceeded", Message: "over quota"})
 	if status != http.StatusInternalServerError || code != "internal" || msg != "internal error" {
 		t.Fatalf("publicError = %d %q %q", status, code, msg)
+	}
+}
+
+// Every code the Go client names is one the API answers: CodeUnsupported was
+// "unsupported" while the API answers "unprocessable" for lifecycle.CodeUnsupported, so a
+// client that compared against it never matched.
+func TestClientCodesAreAnswered(t *testing.T) {
+	answered := map[string]bool{}
+	for c := range statusOf {
+		_, code, _ := publicError(&lifecycle.Error{Code: c, Message: "x"})
+		answered[code] = true
+	}
+	// The codes the admin layer raises itself: the second field of every apiError literal
+	// in the package's sources.
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			cl, ok := n.(*ast.CompositeLit)
+			if !ok || len(cl.Elts) < 2 {
+				return true
+			}
+			if id, ok := cl.Type.(*ast.Ident); !ok || id.Name != "apiError" {
+				return true
+			}
+			if lit, ok := cl.Elts[1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				code, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				answered[code] = true
+			}
+			return true
+		})
+	}
+	for name, code := range map[string]string{
+		"CodeInvalid": client.CodeInvalid, "CodeNotFound": client.CodeNotFound,
+		"CodeConflict": client.CodeConflict, "CodeUnavailable": client.CodeUnavailable,
+		"CodeUnsupported": client.CodeUnsupported, "CodeUnauthorized": client.CodeUnauthorized,
+		"CodeForbidden": client.CodeForbidden, "CodeTooLarge": client.CodeTooLarge,
+		"CodeInternal": client.CodeInternal,
+	} {
+		if !answered[code] {
+			t.Errorf("client.%s = %q is no code the API answers (it answers %v)", name, code, answered)
+		}
 	}
 }

@@ -15,7 +15,7 @@ const (
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
 	CodeUnavailable  = "unavailable"
-	CodeUnsupported  = "unsupported"
+	CodeUnsupported  = "unprocessable"
 	CodeUnauthorized = "unauthorized"
 	CodeForbidden    = "forbidden"
 	CodeTooLarge     = "too_large"
