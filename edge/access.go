@@ -134,12 +134,10 @@ func unauthorized() answer {
 		message: "this preview is private, and its link is missing, expired or revoked: ask its owner for a new link"}
 }
 
-// revoked closes the WebSockets proxied to ports of id that e, its new route, makes private:
-// a revoked token's sessions end with it.
-func (s *Server) revoked(id string, e *entry) {
-	s.upgrades.closeWhere(func(c *upgradedConn) bool {
-		return c.id == id && e.private(e.portIndex(c.port), c.port)
-	})
+// revoked closes the WebSockets proxied to the ports of id whose access got stricter: a
+// revoked token's sessions end with it, and those of a port that turned private.
+func (s *Server) revoked(id string, tightened func(port int) bool) {
+	s.upgrades.closeWhere(func(c *upgradedConn) bool { return c.id == id && tightened(c.port) })
 }
 
 func (s *Server) now() time.Time {

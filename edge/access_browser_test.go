@@ -85,6 +85,23 @@ func TestPrivateWebSocket(t *testing.T) {
 			t.Fatalf("the public port's socket: %v", err)
 		}
 	})
+
+	t.Run("a private port's sockets stay open when another turns private under the same key", func(t *testing.T) {
+		_, other := h.backend(echoWS(t))
+		key := newKey(t)
+		h.table.Set(Route{ID: "sb3", State: Running, Addr: loopback, Ports: []int{port, other}, Key: key,
+			PortPrivate: map[int]bool{port: true}})
+		tok := sign(key, "sb3", port, clk.now().Add(time.Hour), false)
+		c, res, err := h.wsDialer().Dial("ws://"+previewHost("sb3", port)+"/ws", http.Header{TokenHeader: {tok}})
+		if err != nil {
+			t.Fatalf("dial: %v %v", err, res)
+		}
+		defer c.Close()
+		h.table.Set(Route{ID: "sb3", State: Running, Addr: loopback, Ports: []int{port, other}, Key: key, Private: true})
+		if err := echo(c); err != nil {
+			t.Fatalf("the socket of a port that was private already, its token still good: %v", err)
+		}
+	})
 }
 
 // Under HTTPS the cookie is Secure and __Host-; an embed token's is SameSite=None and

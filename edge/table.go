@@ -111,9 +111,9 @@ type Table struct {
 	mu  sync.Mutex // serializes Set and Delete
 	gen uint64     // last entry generation handed out; guarded by mu
 
-	// revoked are told, after Set returns to them, that a route's access
-	// got stricter: a new Key, or a port turned private. Guarded by mu.
-	revoked []func(id string, e *entry)
+	// revoked are told, after Set returns to them, which ports of a route
+	// got stricter (tightened). Guarded by mu.
+	revoked []func(id string, tightened func(port int) bool)
 }
 
 // entry is a Route plus what the edge learned about it. An entry is
@@ -155,9 +155,10 @@ func (t *Table) Set(r Route) {
 	old, _ := v.(*entry)
 	if old != nil && stricter(&old.route, &r) {
 		// Told under mu, so that two Sets of one id are told in order.
+		prev := old.route
 		defer func() {
 			for _, f := range t.revoked {
-				f(r.ID, e)
+				f(r.ID, func(port int) bool { return tightened(&prev, &r, port) })
 			}
 		}()
 	}
@@ -187,22 +188,22 @@ func (t *Table) Set(r Route) {
 	}
 }
 
-// stricter reports whether next lets in fewer requests than prev: a new
-// key, or a port that turned private.
+// stricter reports whether next lets in fewer requests than prev on some
+// declared port.
 func stricter(prev, next *Route) bool {
-	if !bytes.Equal(prev.Key, next.Key) {
-		return true
-	}
-	for _, p := range next.Ports {
-		if next.private(p) && !prev.private(p) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(next.Ports, func(p int) bool { return tightened(prev, next, p) })
 }
 
-// onRevoke registers f to be told about routes whose access got stricter.
-func (t *Table) onRevoke(f func(id string, e *entry)) {
+// tightened reports whether next lets in fewer requests than prev on port:
+// the port turned private, or it is private under a new key (its tokens and
+// cookies no longer verify). A port private before and after under the same
+// key is not: its sessions stay.
+func tightened(prev, next *Route, port int) bool {
+	return next.private(port) && (!prev.private(port) || !bytes.Equal(prev.Key, next.Key))
+}
+
+// onRevoke registers f to be told which ports of a route got stricter.
+func (t *Table) onRevoke(f func(id string, tightened func(port int) bool)) {
 	t.mu.Lock()
 	t.revoked = append(t.revoked, f)
 	t.mu.Unlock()
