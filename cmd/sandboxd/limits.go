@@ -85,17 +85,18 @@ func apiMaxConns(openFiles uint64) int {
 
 // raiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit, as Go's runtime has
 // done at start since Go 1.19: done here too, so that the budget of edge connections
-// stands on a limit sandboxd chose, whatever the runtime does. It returns the limits.
-func raiseOpenFileLimit() (soft, hard uint64, err error) {
+// stands on a limit sandboxd chose, whatever the runtime does. loadConfig reads the
+// result.
+func raiseOpenFileLimit() error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, 0, fmt.Errorf("read the open-file limit: %w", err)
+		return fmt.Errorf("read the open-file limit: %w", err)
 	}
 	if lim.Cur < lim.Max {
 		lim.Cur = lim.Max
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return 0, 0, fmt.Errorf("raise the open-file limit to %d: %w", lim.Max, err)
+			return fmt.Errorf("raise the open-file limit to %d: %w", lim.Max, err)
 		}
 	}
-	return lim.Cur, lim.Max, nil
+	return nil
 }

@@ -72,7 +72,7 @@ func buildVersion() string {
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, hooks testHooks) error {
 	// Before the config, which sizes the edge from the limit.
-	if _, _, err := raiseOpenFileLimit(); err != nil {
+	if err := raiseOpenFileLimit(); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(args, getenv, stderr)
