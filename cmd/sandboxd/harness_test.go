@@ -298,6 +298,13 @@ func (l *lineLog) String() string {
 // call sends a JSON request to the API and decodes the answer into out (when not nil).
 func call(t testing.TB, method, url string, body any, out any) int {
 	t.Helper()
+	return callAs(t, "", method, url, body, out)
+}
+
+// callAs is call with a bearer token (none when ""). An out of type *[]byte gets the raw
+// body.
+func callAs(t testing.TB, token, method, url string, body any, out any) int {
+	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -312,6 +319,9 @@ func call(t testing.TB, method, url string, body any, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -319,7 +329,9 @@ func call(t testing.TB, method, url string, body any, out any) int {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	checkAPIResponse(t, req, resp.StatusCode, resp.Header, raw) // against admin/openapi.json
-	if out != nil {
+	if b, ok := out.(*[]byte); ok {
+		*b = raw
+	} else if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,16 +88,7 @@ func apiStatus(t *testing.T, d *daemon, secret string) int {
 // apiGetStatus is the status of GET path with the bearer secret (none when "").
 func apiGetStatus(t *testing.T, d *daemon, path, secret string) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", d.API+path, nil)
-	if secret != "" {
-		req.Header.Set("Authorization", "Bearer "+secret)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return callAs(t, secret, "GET", d.API+path, nil, nil)
 }
 
 // SIGHUP re-reads SANDBOXD_API_TOKENS from SANDBOXD_ENV_FILE; a file that fails the checks

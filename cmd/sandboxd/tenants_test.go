@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,19 +10,9 @@ import (
 // tenantCall is call with a bearer token; it answers the status and the raw body.
 func tenantCall(t *testing.T, d *daemon, token, method, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, d.API+path, bytes.NewReader([]byte(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	var raw []byte
+	code := callAs(t, token, method, d.API+path, body, &raw)
+	return code, string(raw)
 }
 
 // Issue 13 end to end, on the real engine and the real store: tenant tokens from the
