@@ -38,6 +38,10 @@ func (m *Manager) createFrom(ctx context.Context, req CreateRequest) (store.Sand
 	if err := m.idFree(req.ID); err != nil {
 		return store.Sandbox{}, err
 	}
+	uid, err := m.reserveUID(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
 	// The source's lock keeps its snapshot from being deleted under the copy; a template's
 	// key keeps its own.
 	key := s.SandboxID
@@ -45,17 +49,25 @@ func (m *Manager) createFrom(ctx context.Context, req CreateRequest) (store.Sand
 		key = "template:" + s.ID
 	}
 	stage, err := m.stageCopy(ctx, key, req.ID, func(ctx context.Context, dst string) error {
-		if _, err := os.Lstat(m.snapshotDir(s)); err != nil {
+		src := m.snapshotDir(s)
+		if _, err := os.Lstat(src); err != nil {
 			return errorf(CodeNotFound, "snapshot %s is gone", s.ID)
 		}
-		_, err := snapshot.Copy(ctx, m.snapshotDir(s), dst, snapshot.Options{})
+		// Written as the new sandbox's uid's: its create finds nothing to reown (but
+		// after a btrfs snapshot, which keeps the owners).
+		_, err := snapshot.Copy(ctx, src, dst, snapshot.Options{Owner: copyOwner(src, uid)})
 		return copyError(err, "copy snapshot %s", s.ID)
 	})
 	if err != nil {
+		m.unreserveUID(ctx, req.ID)
 		return store.Sandbox{}, err
 	}
 	defer m.removeTree(stage) // moved into place unless the create failed
-	return m.create(ctx, req, stage)
+	sb, err := m.create(ctx, req, stage)
+	if err != nil {
+		m.unreserveUID(ctx, req.ID)
+	}
+	return sb, err
 }
 
 // createSource finds the snapshot a create names. Another tenant's snapshot is not found,
@@ -220,6 +232,10 @@ func (m *Manager) Fork(ctx context.Context, id, forkID string) (store.Sandbox, e
 	if err := m.idFree(req.ID); err != nil {
 		return store.Sandbox{}, err
 	}
+	uid, err := m.reserveUID(ctx, req.ID)
+	if err != nil {
+		return store.Sandbox{}, err
+	}
 	var cfg store.SnapshotConfig
 	var sec store.SnapshotSecrets
 	var method snapshot.Method
@@ -234,25 +250,30 @@ func (m *Manager) Fork(ctx context.Context, id, forkID string) (store.Sandbox, e
 			return internal(err, "read env of %s", id)
 		}
 		cfg, sec = snapshotConfig(sb, env)
-		res, err := m.copyWorkspace(ctx, sb, dst)
+		res, err := m.copyWorkspace(ctx, sb, dst, copyOwner(m.workspaceDir(sb.ID), uid))
 		method = res.Method
 		return err
 	})
 	if err != nil {
+		m.unreserveUID(ctx, req.ID)
 		return store.Sandbox{}, err
 	}
 	copied := time.Since(began)
 	defer m.removeTree(stage)
 	applySnapshot(&req, cfg, sec)
 	if err := m.normalize(&req); err != nil {
+		m.unreserveUID(ctx, req.ID)
 		return store.Sandbox{}, err
 	}
 	sb, err := m.create(ctx, req, stage)
-	if err == nil {
-		// The create's part is mostly giving the copy to the fork's uid (one chown per
-		// file, issue 12) and starting the container.
-		m.log.Info("sandbox forked", "sandbox", sb.ID, "from", id, "method", method,
-			"copy_ms", copied.Milliseconds(), "create_ms", (time.Since(began) - copied).Milliseconds())
+	if err != nil {
+		m.unreserveUID(ctx, req.ID)
+		return sb, err
 	}
-	return sb, err
+	// The copy was written as the fork's uid's, so the create's part is starting the
+	// container (and, after a btrfs snapshot, which keeps the owners, giving the copy to
+	// the fork's uid).
+	m.log.Info("sandbox forked", "sandbox", sb.ID, "from", id, "method", method,
+		"copy_ms", copied.Milliseconds(), "create_ms", (time.Since(began) - copied).Milliseconds())
+	return sb, nil
 }

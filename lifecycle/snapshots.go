@@ -141,7 +141,7 @@ func (m *Manager) takeSnapshot(ctx context.Context, sb store.Sandbox, kind, name
 		return store.Snapshot{}, internal(err, "create the snapshots dir of %s", sb.ID)
 	}
 	dst := m.snapshotDir(s)
-	res, err := m.copyWorkspace(ctx, sb, dst)
+	res, err := m.copyWorkspace(ctx, sb, dst, nil)
 	if err != nil {
 		return store.Snapshot{}, err
 	}
@@ -184,12 +184,13 @@ func snapshotsFull(id string, max int) error {
 // copyWorkspace copies sb's workspace to dst, with its processes frozen meanwhile when it
 // runs. A copy that saw a file change under it (the files API replacing one) is tried once
 // more.
-func (m *Manager) copyWorkspace(ctx context.Context, sb store.Sandbox, dst string) (snapshot.Result, error) {
+func (m *Manager) copyWorkspace(ctx context.Context, sb store.Sandbox, dst string, owner *snapshot.Owner) (snapshot.Result, error) {
 	var res snapshot.Result
+	opt := snapshot.Options{Exclude: snapshotExclude, Owner: owner}
 	err := m.frozen(ctx, sb, func() error {
 		var err error
 		for try := 0; try < 2; try++ {
-			res, err = snapshot.Copy(ctx, m.workspaceDir(sb.ID), dst, snapshot.Options{Exclude: snapshotExclude})
+			res, err = snapshot.Copy(ctx, m.workspaceDir(sb.ID), dst, opt)
 			if err == nil || !errors.Is(err, snapshot.ErrChanged) {
 				break
 			}

@@ -53,7 +53,7 @@ func (w *walker) file(s, d int, p, name string, st *unix.Stat_t) error {
 	if err := w.data(sf, df, p, fst.Size); err != nil {
 		return err
 	}
-	if err := setMeta(df, &fst); err != nil {
+	if err := w.setMeta(df, &fst); err != nil {
 		return fmt.Errorf("%s: %w", show(p), err)
 	}
 	return nil

@@ -114,14 +114,7 @@ func (r *reowner) entry(dir int, p, name string, depth int) {
 
 // owners is what st's owners become: from's turn to to, others stay.
 func (r *reowner) owners(st *unix.Stat_t) (uid, gid int, change bool) {
-	uid, gid = int(st.Uid), int(st.Gid)
-	if uid == r.from {
-		uid, change = r.to, true
-	}
-	if gid == r.from {
-		gid, change = r.to, true
-	}
-	return uid, gid, change
+	return (&Owner{From: r.from, To: r.to}).owners(int(st.Uid), int(st.Gid))
 }
 
 // fix reowns the open directory fd.

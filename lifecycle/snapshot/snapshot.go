@@ -72,6 +72,31 @@ type Options struct {
 	// two descriptors per level, so this also bounds the descriptors a hostile tree costs:
 	// at most 2 × MaxDepth × (Workers + 1).
 	MaxDepth int
+	// Owner, when set, gives the copy to another uid as it is made: an entry that
+	// Owner.From owns, as user or group, comes out Owner.To's (set-id bits kept), others
+	// keep their owners, as Reown would leave them. A copy for another sandbox is thus
+	// that sandbox's without a second walk (issue 18). It applies to walks only: a btrfs
+	// snapshot (Result.Method MethodBtrfs) keeps the source's owners, to Reown after.
+	Owner *Owner
+}
+
+// Owner maps one uid to another in a copy; see Options.Owner.
+type Owner struct{ From, To int }
+
+// owners is what an entry owned by uid and gid becomes under o: From's turn to To, others
+// stay. A nil o changes nothing.
+func (o *Owner) owners(uid, gid int) (int, int, bool) {
+	if o == nil {
+		return uid, gid, false
+	}
+	change := false
+	if uid == o.From {
+		uid, change = o.To, true
+	}
+	if gid == o.From {
+		gid, change = o.To, true
+	}
+	return uid, gid, change
 }
 
 func (o Options) workers() int {

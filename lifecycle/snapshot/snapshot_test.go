@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -441,5 +442,124 @@ func TestReown(t *testing.T) {
 	unix.Lstat(outside, &st)
 	if st.Uid != 200123 {
 		t.Errorf("the file a symlink leads to was reowned: %d", st.Uid)
+	}
+}
+
+// A copy with Options.Owner comes out the new uid's as it is made: every entry the old uid
+// owns, as user or group (files, directories, symlinks, FIFOs, the top directory), is the
+// new one's, set-id bits kept; other owners stay. A btrfs snapshot makes no walk: it keeps
+// the source's owners, for Reown to change.
+func TestCopyWithOwnerGivesTheCopyToTheNewUID(t *testing.T) {
+	fss := makeFilesystems(t)
+	owner := regexp.MustCompile(`owner=(\d+):(\d+)`)
+	mapped := func(lines []string) []string {
+		out := make([]string, len(lines))
+		for i, l := range lines {
+			out[i] = owner.ReplaceAllStringFunc(l, func(s string) string {
+				m := owner.FindStringSubmatch(s)
+				for j := 1; j <= 2; j++ {
+					if m[j] == "200123" {
+						m[j] = "200456"
+					}
+				}
+				return "owner=" + m[1] + ":" + m[2]
+			})
+		}
+		return out
+	}
+	for i, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			base := filepath.Join(l.root(fss), "owner", string(rune('a'+i)))
+			if err := os.MkdirAll(base, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			src, dst := filepath.Join(base, "src"), filepath.Join(base, "dst")
+			mkSource(t, src, l.subvol)
+			hostileTree(t, src) // most of it 200123's, some root's
+			// Owner and group apart, set-id bits on files and a directory, a symlink.
+			for _, e := range []struct {
+				name     string
+				mode     os.FileMode
+				uid, gid int
+			}{
+				{"setuid-user-only", 0o4755 | os.ModeSetuid, 200123, 0},
+				{"setgid-group-only", 0o2755 | os.ModeSetgid, 0, 200123},
+				{"someone-else", 0o644, 300000, 300000},
+			} {
+				p := filepath.Join(src, e.name)
+				if err := os.WriteFile(p, []byte(e.name), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Lchown(p, e.uid, e.gid); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, e.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sgid := filepath.Join(src, "setgid-dir")
+			if err := os.Mkdir(sgid, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(sgid, 200123, 200123); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(sgid, 0o2775|os.ModeSetgid); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("../escape-file", filepath.Join(sgid, "link")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(filepath.Join(sgid, "link"), 200123, 200123); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(filepath.Join(src, "fifo"), 200123, 200123); err != nil {
+				t.Fatal(err)
+			}
+			before := testutil.TreeListing(t, src)
+			want := wantCopy(t, src, l.want)
+			if l.want != MethodBtrfs {
+				want = mapped(want)
+				if slices.Equal(want, wantCopy(t, src, l.want)) {
+					t.Fatal("the tree has nothing of 200123's")
+				}
+			}
+
+			res, err := Copy(context.Background(), src, dst, Options{
+				Method: l.force, Exclude: exclude, Owner: &Owner{From: 200123, To: 200456},
+			})
+			if err != nil {
+				t.Fatalf("copy: %v", err)
+			}
+			if res.Method != l.want {
+				t.Errorf("method %s, want %s (%+v)", res.Method, l.want, res)
+			}
+			if got := testutil.TreeListing(t, dst); !slices.Equal(got, want) {
+				t.Fatalf("the copy is not the new uid's:\n%s", testutil.DiffListings(want, got))
+			}
+			if got := testutil.TreeListing(t, src); !slices.Equal(got, before) {
+				t.Fatalf("the copy changed its source:\n%s", testutil.DiffListings(before, got))
+			}
+			for _, c := range []struct {
+				name string
+				bits uint32
+			}{{"setuid-user-only", unix.S_ISUID}, {"setgid-group-only", unix.S_ISGID}, {"setgid-dir", unix.S_ISGID}} {
+				var st unix.Stat_t
+				if err := unix.Lstat(filepath.Join(dst, c.name), &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode&c.bits == 0 {
+					t.Errorf("%s lost its set-id bit: mode %o", c.name, st.Mode)
+				}
+			}
+			if l.want == MethodBtrfs {
+				return
+			}
+			// Nothing is left for a Reown to do.
+			if n, err := Reown(dst, 200123, 200456, Options{}); err != nil || n != 0 {
+				t.Errorf("Reown after the copy changed %d entries (%v), want none", n, err)
+			}
+		})
 	}
 }

@@ -150,7 +150,7 @@ func (w *walker) dir(s, d int, rel string, depth int) {
 		w.fail(fmt.Errorf("stat %s: %w", show(rel), err))
 		return
 	}
-	if err := setMeta(d, &st); err != nil {
+	if err := w.setMeta(d, &st); err != nil {
 		w.fail(fmt.Errorf("%s: %w", show(rel), err))
 	}
 }
@@ -174,7 +174,7 @@ func (w *walker) entry(s, d int, rel, name string, depth int) error {
 		if err := unix.Mknodat(d, name, st.Mode&(unix.S_IFMT|0o7777), 0); err != nil {
 			return fmt.Errorf("make %s: %w", show(p), err)
 		}
-		if err := setMetaAt(d, name, &st); err != nil {
+		if err := w.setMetaAt(d, name, &st); err != nil {
 			return fmt.Errorf("%s: %w", show(p), err)
 		}
 		w.res.special.Add(1)
@@ -230,7 +230,7 @@ func (w *walker) symlink(s, d int, p, name string, st *unix.Stat_t) error {
 	if err := unix.Symlinkat(target, d, name); err != nil {
 		return fmt.Errorf("make link %s: %w", show(p), err)
 	}
-	if err := setMetaAt(d, name, st); err != nil {
+	if err := w.setMetaAt(d, name, st); err != nil {
 		return fmt.Errorf("%s: %w", show(p), err)
 	}
 	w.res.symlinks.Add(1)
@@ -247,10 +247,18 @@ func readlinkat(dir int, name string) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// setMeta gives the open file or directory fd the owner, mode and times of st. The owner
-// goes first: chown clears the set-id bits that the mode then puts back.
-func setMeta(fd int, st *unix.Stat_t) error {
-	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+// owners is the owner and group a copy of an entry with st gets: st's, mapped by
+// Options.Owner.
+func (w *walker) owners(st *unix.Stat_t) (uid, gid int) {
+	uid, gid, _ = w.opt.Owner.owners(int(st.Uid), int(st.Gid))
+	return uid, gid
+}
+
+// setMeta gives the open file or directory fd the owner (see owners), mode and times of
+// st. The owner goes first: chown clears the set-id bits that the mode then puts back.
+func (w *walker) setMeta(fd int, st *unix.Stat_t) error {
+	uid, gid := w.owners(st)
+	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
@@ -266,8 +274,9 @@ func setMeta(fd int, st *unix.Stat_t) error {
 // setMetaAt is setMeta for the entry name of the directory d, not following a symlink. A
 // symlink's mode cannot be set (it is always 0777); a FIFO's or socket's mode is set by
 // name, as it is one this walk has just made.
-func setMetaAt(d int, name string, st *unix.Stat_t) error {
-	if err := unix.Fchownat(d, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+func (w *walker) setMetaAt(d int, name string, st *unix.Stat_t) error {
+	uid, gid := w.owners(st)
+	if err := unix.Fchownat(d, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
