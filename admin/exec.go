@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sandboxd/sandboxd/lifecycle"
+	"github.com/sandboxd/sandboxd/wake"
 )
 
 // Execs runs commands in a running sandbox (the handler wakes it first).
@@ -106,22 +107,12 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// awake wakes the sandbox and runs op. When op finds the container died since (a kill 1
-// inside, an OOM kill: lifecycle.ErrNotRunning, which comes before anything is written),
-// the sandbox is woken again, the way a preview wakes it, and op runs once more (issue 11:
-// exec answered 500 until the periodic sweep noticed the death).
+// awake wakes the sandbox and runs op; when op finds the container died since the wake
+// (lifecycle.ErrNotRunning, which comes before anything is written), wake.Do wakes it
+// again and runs op once more (issue 11: exec answered 500 until the periodic sweep
+// noticed the death).
 func (s *Server) awake(ctx context.Context, id string, op func() error) error {
-	if _, err := s.waker.Wake(ctx, id, 0); err != nil {
-		return err
-	}
-	err := op()
-	if !errors.Is(err, lifecycle.ErrNotRunning) {
-		return err
-	}
-	if _, err := s.waker.Wake(ctx, id, 0); err != nil {
-		return err
-	}
-	return op()
+	return wake.Do(ctx, s.waker, id, lifecycle.ErrNotRunning, op)
 }
 
 // execFormat picks the output format: ?format= wins, else the first media type of Accept

@@ -59,11 +59,12 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.waker.Wake(r.Context(), id, 0); err != nil {
+	var t store.Task
+	err = s.awake(r.Context(), id, func() (err error) {
+		t, err = tasks.StartTask(r.Context(), id, task.Request{
+			Prompt: b.Prompt, Agent: b.Agent, Model: b.Model, Timeout: time.Duration(b.Timeout), Env: b.Env,
+		})
 		return err
-	}
-	t, err := tasks.StartTask(r.Context(), id, task.Request{
-		Prompt: b.Prompt, Agent: b.Agent, Model: b.Model, Timeout: time.Duration(b.Timeout), Env: b.Env,
 	})
 	if err != nil {
 		return err

@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/task"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -75,4 +78,28 @@ func TestTaskEventsHeartbeat(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A task start that finds the container died since the wake (lifecycle.ErrNotRunning)
+// wakes the sandbox again and starts once more, as exec does (issue 11).
+func TestCreateTaskAfterDeathWakesAgain(t *testing.T) {
+	died := &lifecycle.Error{Code: lifecycle.CodeConflict, Message: "sandbox a stopped", Err: lifecycle.ErrNotRunning}
+	var wakes, starts int
+	d := Deps{
+		Sandboxes: &fakeSandboxes{GetFn: running},
+		Waker: &fakeWaker{WakeFn: func(ctx context.Context, id string, port int) (netip.AddrPort, error) {
+			wakes++
+			return awake(ctx, id, port)
+		}},
+		Tasks: &fakeTasks{StartTaskFn: func(ctx context.Context, id string, req task.Request) (store.Task, error) {
+			if starts++; starts == 1 {
+				return store.Task{}, died
+			}
+			return store.Task{ID: "t1", SandboxID: id, Agent: req.Agent, Status: store.TaskRunning}, nil
+		}},
+	}
+	code, body, _ := serverCall(t, New(d, nil), "POST", "/v1/sandboxes/a/tasks", `{"prompt":"p"}`)
+	if code != http.StatusAccepted || !strings.Contains(body, `"id":"t1"`) || wakes != 2 || starts != 2 {
+		t.Fatalf("%d %s after %d wakes and %d starts; want 202 with the task, 2 and 2", code, body, wakes, starts)
+	}
 }

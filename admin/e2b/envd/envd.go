@@ -232,16 +232,33 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 
 // awake makes sure the sandbox runs, waking it when it sleeps.
 func (h *Handler) awake(ctx context.Context, id string) error {
-	if _, ok := h.sandboxes.Running(id); ok {
-		return nil
+	_, err := awakener{h}.Wake(ctx, id, 0)
+	return err
+}
+
+// awakeFor makes sure the sandbox runs, then runs op. When op finds the container died
+// since (lifecycle.ErrNotRunning, answered before anything is written), the sandbox is
+// woken again and op runs once more, as admin's exec does (issue 11).
+func (h *Handler) awakeFor(ctx context.Context, id string, op func() error) error {
+	return wake.Do(ctx, awakener{h}, id, lifecycle.ErrNotRunning, op)
+}
+
+// awakener is the handler's waker as awake uses it: a sandbox that runs is not woken
+// again, and one it woke is told to OnWake.
+type awakener struct{ h *Handler }
+
+func (a awakener) Wake(ctx context.Context, id string, port int) (netip.AddrPort, error) {
+	if ip, ok := a.h.sandboxes.Running(id); ok {
+		return netip.AddrPortFrom(ip, uint16(port)), nil
 	}
-	if _, err := h.waker.Wake(ctx, id, 0); err != nil {
-		return err
+	ap, err := a.h.waker.Wake(ctx, id, port)
+	if err != nil {
+		return ap, err
 	}
-	if h.OnWake != nil {
-		h.OnWake(id)
+	if a.h.OnWake != nil {
+		a.h.OnWake(id)
 	}
-	return nil
+	return ap, nil
 }
 
 // connectCode maps an error from lifecycle or wake to a Connect code. A sandbox that is

@@ -66,19 +66,26 @@ func (h *Handler) runFS(ctx context.Context, id string, stdin io.Reader, rest io
 		return fsResult{}, err
 	}
 	defer release()
-	if err := h.awake(ctx, id); err != nil {
-		return fsResult{}, err
-	}
 	timeout := fsTimeout
 	if stdin != nil || rest != nil {
 		timeout = fsTransferTimeout
 	}
-	out := &lineThen{rest: rest, max: maxFSAnswer}
-	var stderr cappedBuffer
 	req := lifecycle.ExecRequest{Cmd: append([]string{h.initPath(), "fs"}, args...), Timeout: timeout, Stdin: stdin}
-	st, err := h.sandboxes.ExecStream(ctx, id, req, out, &stderr)
-	if err != nil && !out.done {
-		return fsResult{}, err
+	var (
+		out    *lineThen
+		stderr cappedBuffer
+		st     lifecycle.ExecStatus
+	)
+	// A container that died since the wake is woken again and the exec made once more.
+	if werr := h.awakeFor(ctx, id, func() error {
+		out, stderr = &lineThen{rest: rest, max: maxFSAnswer}, cappedBuffer{}
+		st, err = h.sandboxes.ExecStream(ctx, id, req, out, &stderr)
+		if err != nil && !out.done {
+			return err
+		}
+		return nil
+	}); werr != nil {
+		return fsResult{}, werr
 	}
 	if !out.done {
 		if st.ExitCode == 126 || st.ExitCode == 127 {
