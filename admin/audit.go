@@ -58,7 +58,7 @@ func (s *Server) audited(next http.Handler) http.Handler {
 		}
 		status := 0
 		if info.w != nil {
-			status = info.w.answered(r)
+			status = info.w.Status(r)
 		}
 		result := "ok"
 		if status >= 400 || status == 0 {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/internal/httplog"
 )
 
 // requestInfo is what the layers of one request tell each other: logRequests makes it,
@@ -11,9 +12,9 @@ import (
 // audit and the request log read it at the end. One goroutine serves a request, so it
 // needs no lock.
 type requestInfo struct {
-	id        string            // X-Request-Id
-	w         *statusWriter     // what was answered
-	principal *apikey.Principal // nil until authenticated
+	id        string                // X-Request-Id
+	w         *httplog.StatusWriter // what was answered
+	principal *apikey.Principal     // nil until authenticated
 
 	// The audit line: record and writeError fill it in.
 	noted      bool   // the handler called record: audit even a GET (the terminal)

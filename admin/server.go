@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/oklog/ulid/v2"
 	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/internal/httplog"
 )
 
 // Waker brings a sandbox up; admin uses the edge's waker so starts share its admission.
@@ -168,37 +169,6 @@ func (s *Server) h(fn handler) http.HandlerFunc {
 	}
 }
 
-// statusWriter records the status for the request log and keeps Flush and Hijack
-// reachable through Unwrap (SSE, streaming exec, the terminal).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// status is what the request was answered.
-func (w *statusWriter) answered(r *http.Request) int {
-	if w.status == 0 && r.Header.Get("Upgrade") != "" {
-		return http.StatusSwitchingProtocols // hijacked: nothing was written through w
-	}
-	return w.status
-}
-
 // logRequests is outermost: it names the request, and the request info it puts in the
 // context is where authentication leaves the actor for the log line (issue 13: the line
 // said "operator" whoever called, for it read a context the inner handlers had replaced).
@@ -207,10 +177,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		id := strings.ToLower(ulid.Make().String())
 		w.Header().Set("X-Request-Id", id)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httplog.NewStatusWriter(w)
 		info := &requestInfo{id: id, w: sw}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey, info)))
 		s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.EscapedPath(),
-			"status", sw.answered(r), "duration_ms", time.Since(start).Milliseconds(), "actor", info.actor(), "tenant", info.tenant())
+			"status", sw.Status(r), "duration_ms", time.Since(start).Milliseconds(), "actor", info.actor(), "tenant", info.tenant())
 	})
 }

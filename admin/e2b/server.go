@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/admin/e2b/envd"
+	"github.com/sandboxd/sandboxd/internal/httplog"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -169,41 +170,12 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.runDeadlines(ctx)
 }
 
-// statusWriter records the status for the request log; Unwrap keeps Flush reachable for
-// envd's streams.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httplog.NewStatusWriter(w) // Flush for envd's connect streams
 		next.ServeHTTP(sw, r)
-		attrs := []any{"method", r.Method, "path", r.URL.EscapedPath(), "status", sw.status,
+		attrs := []any{"method", r.Method, "path", r.URL.EscapedPath(), "status", sw.Status(r),
 			"duration_ms", time.Since(start).Milliseconds()}
 		if id := r.Header.Get(envd.HeaderSandboxID); id != "" {
 			attrs = append(attrs, "sandbox", id)
