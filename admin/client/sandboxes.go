@@ -31,6 +31,64 @@ type Sandbox struct {
 	KeepaliveUntil *time.Time        `json:"keepalive_until,omitempty"`
 	// WakeMS is how long Start waited for the sandbox to come up.
 	WakeMS int64 `json:"wake_duration_ms,omitempty"`
+
+	// Tenant is the tenant the sandbox belongs to; "" for the operator's.
+	Tenant string `json:"tenant"`
+	// Previews is who may open the sandbox's previews.
+	Previews Previews `json:"previews"`
+	// LastExit is how the container last ended without being asked; nil when it never has.
+	LastExit *LastExit `json:"last_exit,omitempty"`
+	// Disk is the sandbox's disk usage and quotas.
+	Disk Disk `json:"disk"`
+	// UID is the sandbox's own uid; 0 when it has none yet.
+	UID int `json:"uid,omitempty"`
+	// WakeOn is what wakes a sleeping sandbox: navigation or any.
+	WakeOn string `json:"wake_on"`
+	// StopAfter is how long it stays paused before it is stopped; "" is the operator's default.
+	StopAfter string `json:"stop_after,omitempty"`
+	// PausedAt is when it was paused; nil unless it is paused.
+	PausedAt *time.Time `json:"paused_at,omitempty"`
+	// Network is the sandbox's egress policy and its recent denials.
+	Network Network `json:"network"`
+}
+
+// Previews is a sandbox's preview access: the access in force and the ports with their own
+// (by port, "3000").
+type Previews struct {
+	Access string            `json:"access"`
+	Ports  map[string]string `json:"ports"`
+}
+
+// LastExit is how a sandbox's container ended on its own.
+type LastExit struct {
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"` // oom or exited
+	At     time.Time `json:"at"`
+}
+
+// Disk is a sandbox's disk usage and quotas, in bytes and inodes; a quota of 0 is none.
+type Disk struct {
+	Used       int64  `json:"used"`
+	Quota      int64  `json:"quota"`
+	Inodes     int64  `json:"inodes"`
+	InodeQuota int64  `json:"inode_quota"`
+	Enforced   string `json:"enforced"`            // btrfs, scan or none
+	Snapshots  int64  `json:"snapshots,omitempty"` // the part of Used its snapshots hold
+}
+
+// Network is a sandbox's egress policy as the API shows it.
+type Network struct {
+	Egress        string   `json:"egress"` // none, proxy or open
+	Allow         []string `json:"allow"`
+	OperatorAllow []string `json:"operator_allow,omitempty"`
+	DeniedRecent  []Denial `json:"denied_recent"`
+}
+
+// Denial is a request the egress proxy refused.
+type Denial struct {
+	At     time.Time `json:"at"`
+	Host   string    `json:"host"`
+	Reason string    `json:"reason"`
 }
 
 // PreviewURL is the preview URL of port, or "" when the sandbox does not declare it.
@@ -41,8 +99,10 @@ type Service struct {
 	Name string            `json:"name"`
 	Cmd  []string          `json:"cmd"`
 	Cwd  string            `json:"cwd,omitempty"`
-	Env  map[string]string `json:"env,omitempty"`
+	Env  map[string]string `json:"env,omitempty"` // write-only: a sandbox's answer leaves it out
 	Port int               `json:"port,omitempty"`
+	// EnvKeys are the names of Env in a sandbox's answer, sorted; leave them empty in a create.
+	EnvKeys []string `json:"env_keys,omitempty"`
 }
 
 // CreateRequest is the body of a create; every field is optional.
