@@ -113,7 +113,7 @@ var normalizers = []struct {
 	{regexp.MustCompile(`\bses_[0-9A-Za-z]+`), "ses_<id>"},
 	{regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(:\d+)?\b`), "<addr>"},
 	{regexp.MustCompile(`\.localhost:\d+`), ".localhost:<port>"},
-	{regexp.MustCompile(`"(wake_duration_ms|duration_ms)": ?\d+`), `"$1": <n>`},
+	{regexp.MustCompile(`"(wake_duration_ms|duration_ms|used|inodes)": ?\d+`), `"$1": <n>`}, // disk usage: by the scan's pace
 	{regexp.MustCompile(`\b\d+(\.\d+)?(ms|s)\b`), "<duration>"},
 	{regexp.MustCompile(`(\S) {2,}`), "$1  "}, // table columns, whose widths follow the values above
 }
