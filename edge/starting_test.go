@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,6 +176,7 @@ func testStartingPage(t *testing.T, state State, heldHeaders []map[string]string
 			t.Errorf("held request: %d %q, want the app", r.code, r.body)
 		}
 	}
+	h.route("sb1", Running, port) // started: the lifecycle tells the edge, and no wake is left to race the page
 	if res, body := h.get(url, openPage); res.StatusCode != http.StatusOK || body != "the app" {
 		t.Errorf("navigation once the port answers: %d %q", res.StatusCode, body)
 	}
@@ -359,10 +361,16 @@ func TestStartingPageKeepsTheStartQueued(t *testing.T) {
 	h.route("sb1", Asleep, port)
 	slot := make(chan struct{})
 	calls := make(chan context.Context, 4)
+	started := make(chan struct{})
+	var once sync.Once
 	h.waker.wake = func(ctx context.Context, _ string, port int) (netip.AddrPort, error) {
 		calls <- ctx
 		select {
 		case <-slot: // a start slot freed, the sandbox started
+			once.Do(func() {
+				h.route("sb1", Running, port) // as the lifecycle tells the edge
+				close(started)
+			})
 			return netip.AddrPortFrom(loopback, uint16(port)), nil
 		case <-ctx.Done():
 			return netip.AddrPort{}, ctx.Err()
@@ -384,6 +392,11 @@ func TestStartingPageKeepsTheStartQueued(t *testing.T) {
 		t.Fatalf("the wake ended with the starting page (%v): a queued start would be abandoned", err)
 	}
 	close(slot)
+	select {
+	case <-started: // the detached wake went on and started the sandbox
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wake the starting page left behind never finished")
+	}
 	if res, body := h.get(url, openPage); res.StatusCode != http.StatusOK || body != "the app" {
 		t.Fatalf("the reload: %d %q, want the app", res.StatusCode, body)
 	}
