@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/store"
 	"golang.org/x/sys/unix"
 )
@@ -49,12 +50,14 @@ const (
 	// than its wall time (the kernel's stat work, the GC's threads): 4.62 CPU-s for 4.51 s
 	// over 200×10k files in make bench, so 100×d was 1.02%; 125×d keeps a margin.
 	scanBudget = 125
+	// xfsSuperMagic is the statfs f_type of XFS, named in initDisk's log line.
+	xfsSuperMagic = 0x58465342
 )
 
 // diskFS is what the data dir's filesystem does for quotas; Boot finds it out.
 type diskFS struct {
 	kind    string // EnforcedBtrfs or EnforcedScan
-	qgroups qgroupSysfs
+	qgroups btrfs.QgroupSysfs
 	seccomp string // the containers' seccomp profile on btrfs (seccomp.go)
 }
 
@@ -78,7 +81,7 @@ func (m *Manager) initDisk() error {
 	}
 	why := ""
 	switch st.Type {
-	case btrfsSuperMagic:
+	case btrfs.SuperMagic:
 		d, err := btrfsQuotas(parent)
 		if err == nil {
 			m.disk = d

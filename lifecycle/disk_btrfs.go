@@ -4,6 +4,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -17,10 +18,10 @@ func btrfsQuotas(dir string) (diskFS, error) {
 		return diskFS{}, err
 	}
 	defer f.Close()
-	if err := btrfsEnableQuota(f); err != nil {
+	if err := btrfs.EnableQuota(f); err != nil {
 		return diskFS{}, err
 	}
-	qg, err := openQgroupSysfs(f)
+	qg, err := btrfs.OpenQgroupSysfs(f)
 	if err != nil {
 		return diskFS{}, err
 	}
@@ -49,11 +50,11 @@ func (m *Manager) limitWorkspace(sb store.Sandbox) error {
 	defer ws.Close()
 	if state != nil {
 		defer state.Close()
-		if err := btrfsLimit(state, stateReserve); err != nil {
+		if err := btrfs.Limit(state, stateReserve); err != nil {
 			return err
 		}
 	}
-	return btrfsLimit(ws, m.quotaOf(sb))
+	return btrfs.Limit(ws, m.quotaOf(sb))
 }
 
 // openSubvolumes opens a workspace and its state dir where each is a subvolume's root (nil
@@ -64,7 +65,7 @@ func (m *Manager) openSubvolumes(id string) (ws, state *os.File, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if !isSubvolumeRoot(ws) {
+	if !btrfs.IsSubvolume(ws) {
 		ws.Close()
 		return nil, nil, nil
 	}
@@ -75,7 +76,7 @@ func (m *Manager) openSubvolumes(id string) (ws, state *os.File, err error) {
 	}
 	defer root.Close()
 	state, err = root.OpenFile(stateDir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil || !isSubvolumeRoot(state) {
+	if err != nil || !btrfs.IsSubvolume(state) {
 		if state != nil {
 			state.Close()
 		}
@@ -99,11 +100,11 @@ func (m *Manager) btrfsUsed(id string) (used int64, ok bool) {
 		if f == nil {
 			continue
 		}
-		vol, err := btrfsSubvolumeID(f)
+		vol, err := btrfs.SubvolumeID(f)
 		if err != nil {
 			return 0, false
 		}
-		n, err := m.disk.qgroups.referenced(vol)
+		n, err := m.disk.qgroups.Referenced(vol)
 		if err != nil {
 			return 0, false
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/internal/testutil"
 	"github.com/sandboxd/sandboxd/lifecycle/dockertest"
 	"github.com/sandboxd/sandboxd/lifecycle/files"
@@ -116,15 +117,15 @@ func TestBtrfsQuotaEnforcedByTheKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer parent.Close()
-	if err := btrfsCreateSubvolume(parent, "vol"); err != nil {
+	if err := btrfs.CreateSubvolume(parent, "vol"); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(data, "vol", "f"), []byte("x"), 0o600)
 	os.Symlink(filepath.Join(data, "vol"), filepath.Join(data, "link"))
-	if err := btrfsDeleteSubvolume(parent, "link"); err == nil || !exists(filepath.Join(data, "vol", "f")) {
+	if err := btrfs.DeleteSubvolume(parent, "link"); err == nil || !exists(filepath.Join(data, "vol", "f")) {
 		t.Errorf("delete through a symlink: %v", err)
 	}
-	if err := btrfsDeleteSubvolume(parent, "vol"); err != nil || exists(filepath.Join(data, "vol")) {
+	if err := btrfs.DeleteSubvolume(parent, "vol"); err != nil || exists(filepath.Join(data, "vol")) {
 		t.Errorf("delete a subvolume with a file in it: %v", err)
 	}
 	// Purge deletes both subvolumes.

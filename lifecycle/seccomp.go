@@ -7,6 +7,7 @@ import (
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 )
 
 // blockedIoctls are the btrfs ioctls that make a subvolume or a snapshot. Any user may make
@@ -14,7 +15,7 @@ import (
 // qgroup of its own, outside the workspace's limit: on a btrfs data dir a sandbox could
 // write past its quota by writing into a subvolume it made (issue 12; tried on this
 // kernel: 100 MiB landed in a subvolume made inside a workspace limited to 50 MiB).
-var blockedIoctls = []uint32{iocSnapCreate, iocSubvolCreate, iocSnapCreateV2, iocSubvolCreateV}
+var blockedIoctls = []uint32{btrfs.IocSnapCreate, btrfs.IocSubvolCreate, btrfs.IocSnapCreateV2, btrfs.IocSubvolCreateV2}
 
 // btrfsSeccompProfile is Docker's default seccomp profile (the engine's own, from
 // github.com/moby/profiles) with blockedIoctls refused (EPERM, the profile's default

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 )
 
 func allowedBy(cubes []cube, x uint64) bool {
@@ -83,7 +85,7 @@ func TestBtrfsSeccompProfileReplacesTheUnconditionalIoctl(t *testing.T) {
 		}
 		cubes = append(cubes, cube{sc.Args[0].Value, sc.Args[0].ValueTwo})
 	}
-	if allowedBy(cubes, iocSubvolCreate) || !allowedBy(cubes, 0x5413) {
+	if allowedBy(cubes, btrfs.IocSubvolCreate) || !allowedBy(cubes, 0x5413) {
 		t.Fatal("the profile's ioctl rules do not refuse exactly the blocked calls")
 	}
 	if !strings.Contains(js, `"clone3"`) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/lifecycle/snapshot"
 	"github.com/sandboxd/sandboxd/store"
 )
@@ -114,20 +115,16 @@ func (m *Manager) btrfsExclusive(p string) (int64, bool) {
 		return 0, false
 	}
 	defer f.Close()
-	if !isSubvolumeRoot(f) {
+	if !btrfs.IsSubvolume(f) {
 		return 0, false
 	}
-	vol, err := btrfsSubvolumeID(f)
+	vol, err := btrfs.SubvolumeID(f)
 	if err != nil {
 		return 0, false
 	}
-	n, err := m.disk.qgroups.exclusive(vol)
+	n, err := m.disk.qgroups.Exclusive(vol)
 	return n, err == nil
 }
-
-// exclusive is the bytes only the subvolume's qgroup (0/id) references; like referenced,
-// it lags writes by up to a transaction commit.
-func (q qgroupSysfs) exclusive(id uint64) (int64, error) { return q.read(id, "exclusive") }
 
 // addSnapshots adds sb's snapshots to u (measured by issue 12's scan) and says why they
 // put it over its quota ("" when they do not). wsBytes is what its home takes.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/internal/testutil"
 	"github.com/sandboxd/sandboxd/store"
 	"golang.org/x/sys/unix"
@@ -25,14 +26,14 @@ func maxReferenced(t *testing.T, h *harness, dir string) (int64, bool) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if !isSubvolumeRoot(f) {
+	if !btrfs.IsSubvolume(f) {
 		return 0, false
 	}
-	vol, err := btrfsSubvolumeID(f)
+	vol, err := btrfs.SubvolumeID(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(h.m.disk.qgroups.dir, "0_"+strconv.FormatUint(vol, 10), "max_referenced"))
+	b, err := os.ReadFile(filepath.Join(h.m.disk.qgroups.Dir(), "0_"+strconv.FormatUint(vol, 10), "max_referenced"))
 	if err != nil {
 		t.Fatal(err)
 	}

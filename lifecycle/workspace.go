@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -98,7 +99,7 @@ func (m *Manager) makeWorkspaceDir(parent, id string) error {
 		return err
 	}
 	defer p.Close()
-	return btrfsCreateSubvolume(p, id)
+	return btrfs.CreateSubvolume(p, id)
 }
 
 // seedDir makes p in root (owned by uid) unless something is there already.
@@ -129,8 +130,8 @@ func (m *Manager) ensureStateDir(root *os.Root, uid int) error {
 			return err
 		}
 		defer ws.Close()
-		if isSubvolumeRoot(ws) {
-			if err := btrfsCreateSubvolume(ws, stateDir); err != nil {
+		if btrfs.IsSubvolume(ws) {
+			if err := btrfs.CreateSubvolume(ws, stateDir); err != nil {
 				return err
 			}
 			if err := root.Lchown(stateDir, uid, uid); err != nil {
@@ -170,10 +171,10 @@ func (m *Manager) deleteSubvolumes(id string) {
 		return
 	}
 	defer ws.Close()
-	if !isSubvolumeRoot(ws) {
+	if !btrfs.IsSubvolume(ws) {
 		return
 	}
-	if err := btrfsDeleteSubvolume(ws, stateDir); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.EINVAL) {
+	if err := btrfs.DeleteSubvolume(ws, stateDir); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.EINVAL) {
 		m.log.Warn("delete state subvolume", "sandbox", id, "err", err)
 	}
 	parent, err := os.Open(m.workspacesDir())
@@ -181,7 +182,7 @@ func (m *Manager) deleteSubvolumes(id string) {
 		return
 	}
 	defer parent.Close()
-	if err := btrfsDeleteSubvolume(parent, id); err != nil {
+	if err := btrfs.DeleteSubvolume(parent, id); err != nil {
 		m.log.Debug("delete workspace subvolume; removing its files instead", "sandbox", id, "err", err)
 	}
 }

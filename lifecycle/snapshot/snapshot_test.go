@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"github.com/sandboxd/sandboxd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -190,14 +191,14 @@ func TestRestoreGivesBackTheSnapshotAndKeepsTheStateDir(t *testing.T) {
 				t.Errorf("the state dir was not kept: its log says %q", b)
 			}
 			if l.subvol {
-				fd, err := unix.Open(ws, dirFlags, 0)
+				d, err := openDir(ws, unix.O_NOFOLLOW)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !isSubvolume(fd) {
+				if !btrfs.IsSubvolume(d) {
 					t.Error("the restored workspace is no longer a subvolume")
 				}
-				unix.Close(fd)
+				d.Close()
 			}
 			if left := leftovers(t, base); len(left) > 0 {
 				t.Errorf("restore left %v beside the workspace", left)

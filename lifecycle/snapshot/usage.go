@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"unsafe"
 
+	"github.com/sandboxd/sandboxd/internal/btrfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +58,7 @@ func Usage(dir string) (int64, error) {
 		unix.Close(fd)
 		return 0, err
 	}
-	u := &usage{shares: fs.Type == btrfsSuperMagic || fs.Type == xfsSuperMagic, seen: map[fileKey]bool{}}
+	u := &usage{shares: fs.Type == btrfs.SuperMagic || fs.Type == xfsSuperMagic, seen: map[fileKey]bool{}}
 	err = u.dir(fd, 0)
 	return u.bytes, err
 }
