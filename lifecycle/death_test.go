@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,11 @@ func TestExecIntoDeadContainerSettles(t *testing.T) {
 	}
 	if got, _ := h.m.cached("gone"); got.Status != store.StatusStopped || got.LastExit.Code != 137 {
 		t.Fatalf("after the failed exec: %s %+v, want stopped with exit 137", got.Status, got.LastExit)
+	}
+	// A caller that woke it before the death and execs after the manager settled it finds
+	// it stopped: that too wraps ErrNotRunning, so that caller wakes it again (wake.Do).
+	_, err = h.m.Exec(ctx, "gone", ExecRequest{Cmd: []string{"true"}})
+	if !errors.Is(err, ErrNotRunning) || ErrorCode(err) != CodeConflict || !strings.Contains(err.Error(), "is stopped, not running") {
+		t.Fatalf("exec into a sandbox settled as stopped: %v, want a conflict wrapping ErrNotRunning", err)
 	}
 }

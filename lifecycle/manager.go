@@ -285,7 +285,11 @@ func (m *Manager) runningSandbox(id string) (store.Sandbox, error) {
 		return store.Sandbox{}, errorf(CodeNotFound, "sandbox %q not found", id)
 	}
 	if sb.Status != store.StatusRunning {
-		return store.Sandbox{}, errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+		// ErrNotRunning: a caller that woke it moments ago lost it since (the die event of a
+		// kill 1 came first, or a stop), and wakes it once more (wake.Do).
+		e := errorf(CodeConflict, "sandbox %s is %s, not running", id, sb.Status)
+		e.Err = ErrNotRunning
+		return store.Sandbox{}, e
 	}
 	return sb, nil
 }
