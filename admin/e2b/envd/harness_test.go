@@ -2,14 +2,17 @@ package envd
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/docker/docker/client"
 	"github.com/sandboxd/sandboxd/admin/e2b/spec/envd/filesystem/filesystemconnect"
 	"github.com/sandboxd/sandboxd/admin/e2b/spec/envd/process/processconnect"
 	"github.com/sandboxd/sandboxd/lifecycle"
@@ -30,6 +33,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 // network and data dir) behind an httptest server, with one running sandbox.
 type harness struct {
 	mgr   *lifecycle.Manager
+	box   *faultyBox // what envd runs through: the manager, with a fault a test may set
 	envd  *Handler
 	srv   *httptest.Server
 	id    string
@@ -59,7 +63,8 @@ func newHarness(t *testing.T) *harness {
 	}
 	waker := wake.New(mgr)
 	t.Cleanup(func() { waker.Close() })
-	h := &harness{mgr: mgr, envd: New(testKey, mgr, waker, nil), woke: make(chan string, 10)}
+	box := &faultyBox{Manager: mgr, docker: docker}
+	h := &harness{mgr: mgr, box: box, envd: New(testKey, box, waker, nil), woke: make(chan string, 10)}
 	h.envd.OnWake = func(id string) { h.woke <- id }
 	t.Cleanup(h.envd.Close) // after the server: registered first, runs last
 	h.srv = httptest.NewServer(h.envd)
@@ -118,4 +123,28 @@ func within(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// faultyBox is the manager as envd sees it, with a fault a test can set: before an exec
+// or terminal whose command before returns true for, once.
+type faultyBox struct {
+	*lifecycle.Manager
+	docker *client.Client
+	before atomic.Pointer[func(cmd []string) bool]
+}
+
+func (b *faultyBox) fault(cmd []string) {
+	if f := b.before.Load(); f != nil && (*f)(cmd) {
+		b.before.Store(nil)
+	}
+}
+
+func (b *faultyBox) ExecStream(ctx context.Context, id string, req lifecycle.ExecRequest, stdout, stderr io.Writer) (lifecycle.ExecStatus, error) {
+	b.fault(req.Cmd)
+	return b.Manager.ExecStream(ctx, id, req, stdout, stderr)
+}
+
+func (b *faultyBox) Terminal(ctx context.Context, id string, req lifecycle.TerminalRequest) (lifecycle.Terminal, error) {
+	b.fault(req.Cmd)
+	return b.Manager.Terminal(ctx, id, req)
 }

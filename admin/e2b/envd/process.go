@@ -159,9 +159,12 @@ func (h *Handler) startProcess(ctx context.Context, id string, req *process.Star
 		size := req.GetPty().GetSize()
 		// A TTY exec starts in the home; sh moves to cwd and becomes the command.
 		cmd := append([]string{"/bin/sh", "-c", `cd -- "$0" && exec "$@"`, cwd}, argv...)
-		term, err := h.sandboxes.Terminal(pctx, id, lifecycle.TerminalRequest{
-			Cmd: cmd, Env: cfg.GetEnvs(), Cols: uint(size.GetCols()), Rows: uint(size.GetRows())})
-		if err != nil {
+		var term lifecycle.Terminal
+		if err := h.awakeFor(ctx, id, func() (err error) {
+			term, err = h.sandboxes.Terminal(pctx, id, lifecycle.TerminalRequest{
+				Cmd: cmd, Env: cfg.GetEnvs(), Cols: uint(size.GetCols()), Rows: uint(size.GetRows())})
+			return err
+		}); err != nil {
 			return fail(err)
 		}
 		p.term = term
@@ -182,7 +185,13 @@ func (h *Handler) startProcess(ctx context.Context, id string, req *process.Star
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		st, err := h.sandboxes.ExecStream(pctx, id, execReq, output{p, 1}, output{p, 2})
+		// A container that died since the wake is woken again and the exec made once more:
+		// the error comes before the command ran or read its stdin.
+		var st lifecycle.ExecStatus
+		err := h.awakeFor(pctx, id, func() (err error) {
+			st, err = h.sandboxes.ExecStream(pctx, id, execReq, output{p, 1}, output{p, 2})
+			return err
+		})
 		h.ended(id, p, st.ExitCode, st.TimedOut || errors.Is(err, context.DeadlineExceeded), err)
 	}()
 	return p, sub, nil

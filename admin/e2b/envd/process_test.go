@@ -31,6 +31,7 @@ func TestEnvd(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) { testFilesystem(t, h) })
 	t.Run("files", func(t *testing.T) { testFiles(t, h) })
 	t.Run("watch", func(t *testing.T) { testWatch(t, h) })
+	t.Run("start after death", func(t *testing.T) { testStartAfterDeath(t, h) })
 	t.Run("health and wake", func(t *testing.T) { testHealthAndWake(t, h) })
 }
 

@@ -102,7 +102,11 @@ func (h *Handler) startWatch(ctx context.Context, id, dir string, recursive, inc
 	go func() {
 		defer h.wg.Done()
 		defer h.watches.release(id)
-		_, err := h.sandboxes.ExecStream(wctx, id, req, out, io.Discard)
+		// A container that died since the wake is woken again and the helper started once more.
+		err := h.awakeFor(wctx, id, func() error {
+			_, err := h.sandboxes.ExecStream(wctx, id, req, out, io.Discard)
+			return err
+		})
 		stopped := wctx.Err() != nil
 		cancel() // ends the stdin reader
 		switch {
