@@ -11,16 +11,18 @@ import (
 // wakeError maps the waker's own errors to answers; nil for any other error (a lifecycle
 // error wrapped by the waker keeps its code).
 func wakeError(err error) *apiError {
+	msg, ok := wake.Explain(err)
 	var ce *wake.CapacityError
 	switch {
+	case !ok:
+		return nil
 	case errors.As(err, &ce):
-		return &apiError{http.StatusServiceUnavailable, "no_capacity", "no capacity to start the sandbox now: " + ce.Reason}
+		return &apiError{http.StatusServiceUnavailable, "no_capacity", msg}
 	case errors.Is(err, wake.ErrTimeout):
-		return &apiError{http.StatusGatewayTimeout, "wake_timeout", "the sandbox did not start in time"}
-	case errors.Is(err, wake.ErrClosed):
-		return &apiError{http.StatusServiceUnavailable, "shutting_down", "sandboxd is shutting down"}
+		return &apiError{http.StatusGatewayTimeout, "wake_timeout", msg}
+	default:
+		return &apiError{http.StatusServiceUnavailable, "shutting_down", msg}
 	}
-	return nil
 }
 
 // wakeRetryAfter is the Retry-After of a capacity refusal, or 0.

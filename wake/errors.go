@@ -49,6 +49,22 @@ func (e *PortClosedError) Error() string {
 	return fmt.Sprintf("wake: port %d is closed", e.Port)
 }
 
+// Explain is what an API caller is told of the waker's own refusals, in the same words
+// by every API (admin, E2B, envd); ok is false for any other error, which keeps its own
+// (a lifecycle error the waker wrapped says what went wrong). Each API picks the status.
+func Explain(err error) (msg string, ok bool) {
+	var ce *CapacityError
+	switch {
+	case errors.As(err, &ce):
+		return "no capacity to start the sandbox now: " + ce.Reason, true
+	case errors.Is(err, ErrTimeout):
+		return "the sandbox did not start in time", true
+	case errors.Is(err, ErrClosed):
+		return "sandboxd is shutting down", true
+	}
+	return "", false
+}
+
 // outcome names the result of a Wake call for Waker.Observe.
 func outcome(started bool, err error) string {
 	var ce *CapacityError

@@ -56,9 +56,9 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 		status, msg = ae.status, ae.message
 	case errors.As(err, &ce):
-		status, msg = http.StatusTooManyRequests, "no capacity to start the sandbox now: "+ce.Reason
+		status, msg = http.StatusTooManyRequests, explain(err)
 	case errors.Is(err, wake.ErrTimeout):
-		status, msg = http.StatusGatewayTimeout, "the sandbox did not start in time"
+		status, msg = http.StatusGatewayTimeout, explain(err)
 	default:
 		var ok bool
 		// A code this table lacks is our bug, not the caller's: 500 with the message kept
@@ -73,6 +73,12 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("e2b request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, status, msg)
+}
+
+// explain is the waker's own words for err (wake.Explain).
+func explain(err error) string {
+	msg, _ := wake.Explain(err)
+	return msg
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -291,15 +291,13 @@ func connectCode(err error) connect.Code {
 // waker's own words, never an internal cause.
 func publicMessage(err error) string {
 	var le *lifecycle.Error
-	var ce *wake.CapacityError
-	switch {
-	case errors.As(err, &le):
+	if errors.As(err, &le) {
 		return le.Message
-	case errors.As(err, &ce):
-		return "no capacity to start the sandbox now: " + ce.Reason
-	case errors.Is(err, wake.ErrTimeout):
-		return "the sandbox did not start in time"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	}
+	if msg, ok := wake.Explain(err); ok {
+		return msg
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err.Error()
 	}
 	return "internal error"
