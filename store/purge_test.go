@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,50 +10,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
-)
 
-// rowsMentioning counts, in every table but the audit log and the migrations, the rows
-// where any text column equals one of values. New tables are covered without a change.
-func rowsMentioning(t *testing.T, db *sql.DB, values ...string) map[string]int {
-	t.Helper()
-	tables, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('audit_log', 'schema_migrations') AND name NOT LIKE 'sqlite_%'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for tables.Next() {
-		var n string
-		tables.Scan(&n)
-		names = append(names, n)
-	}
-	tables.Close()
-	out := map[string]int{}
-	for _, table := range names {
-		cols, err := db.Query("SELECT name FROM pragma_table_info(?)", table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var colNames []string
-		for cols.Next() {
-			var c string
-			cols.Scan(&c)
-			colNames = append(colNames, c)
-		}
-		cols.Close()
-		for _, c := range colNames {
-			for _, v := range values {
-				var n int
-				if err := db.QueryRow(fmt.Sprintf("SELECT count(*) FROM %q WHERE %q = ?", table, c), v).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if n > 0 {
-					out[table+"."+c] += n
-				}
-			}
-		}
-	}
-	return out
-}
+	"github.com/sandboxd/sandboxd/internal/testutil"
+)
 
 // Purge leaves no row of the sandbox, its tasks or their events anywhere but in the audit
 // log; a delete keeps the tasks for the id's next life; another sandbox keeps everything.
@@ -90,13 +48,13 @@ func TestPurgeRemovesEverythingButTheAudit(t *testing.T) {
 	if err != nil || !found {
 		t.Fatalf("purge: %v %v", found, err)
 	}
-	if left := rowsMentioning(t, db.r, "gone", "task-gone"); len(left) != 0 {
+	if left := testutil.RowsMentioning(t, db.r, "gone", "task-gone"); len(left) != 0 {
 		t.Fatalf("rows left after purge: %v", left)
 	}
 	if a, _ := db.AuditFor(ctx, "gone"); len(a) != 1 {
 		t.Fatalf("audit lines after purge: %d, want the one kept", len(a))
 	}
-	if kept := rowsMentioning(t, db.r, "kept", "task-kept"); kept["task_events.task_id"] != 2 || kept["tasks.sandbox_id"] != 1 || kept["sandboxes.id"] != 1 {
+	if kept := testutil.RowsMentioning(t, db.r, "kept", "task-kept"); kept["task_events.task_id"] != 2 || kept["tasks.sandbox_id"] != 1 || kept["sandboxes.id"] != 1 {
 		t.Fatalf("the other sandbox lost rows: %v", kept)
 	}
 	if found, err := db.PurgeSandbox(ctx, "gone"); err != nil || found {
@@ -109,7 +67,7 @@ func TestPurgeRemovesEverythingButTheAudit(t *testing.T) {
 	if err := db.FinishTask(ctx, "task-gone", TaskFailed, nil, t0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("finish a purged task: %v, want ErrNotFound", err)
 	}
-	if left := rowsMentioning(t, db.r, "gone", "task-gone"); len(left) != 0 {
+	if left := testutil.RowsMentioning(t, db.r, "gone", "task-gone"); len(left) != 0 {
 		t.Fatalf("rows after writes to the purged task: %v", left)
 	}
 }

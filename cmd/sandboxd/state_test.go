@@ -195,35 +195,7 @@ func countMentions(t *testing.T, dbPath string, values ...string) map[string]int
 		t.Fatal(err)
 	}
 	defer db.Close()
-	query := func(q string, args ...any) []string {
-		rows, err := db.Query(q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var s string
-			rows.Scan(&s)
-			out = append(out, s)
-		}
-		return out
-	}
-	found := map[string]int{}
-	for _, table := range query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('audit_log', 'schema_migrations') AND name NOT LIKE 'sqlite_%'") {
-		for _, col := range query("SELECT name FROM pragma_table_info(?)", table) {
-			for _, v := range values {
-				var n int
-				if err := db.QueryRow(fmt.Sprintf("SELECT count(*) FROM %q WHERE %q = ?", table, col), v).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if n > 0 {
-					found[table+"."+col] += n
-				}
-			}
-		}
-	}
-	return found
+	return testutil.RowsMentioning(t, db, values...)
 }
 
 // An agent that prints ten times the event cap: the task ends as usual, its last events
