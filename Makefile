@@ -77,10 +77,12 @@ bench: prereqs-bench testkit
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./edge ./edge/egress ./wake ./store
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./lifecycle ./lifecycle/snapshot ./cmd/sandboxd
 
-# fuzz runs the Host parser's fuzzer beyond its corpus (make test runs the corpus).
+# fuzz runs the fuzzers (the Host parser, agent output, body errors) beyond their corpus
+# (make test runs the corpus).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHost -fuzztime 60s ./edge
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./lifecycle/agent
+	$(GO) test -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 60s ./admin
 
 # install deploys sandboxd under systemd (systemd/install.sh): the binaries in $(PREFIX)/bin,
 # the unit in /etc/systemd/system, /etc/sandboxd/sandboxd.env from the example when absent,

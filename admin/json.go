@@ -33,7 +33,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 // the decoder's words about Go types. The body is decoded as it streams in, so a large
 // one (a file's content) is held once, not twice.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64, ifEmpty string) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	kept := &prefixKeeper{r: http.MaxBytesReader(w, r.Body, limit), max: keptPrefix}
+	dec := json.NewDecoder(kept)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -57,7 +58,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64, ifEm
 		}
 		return badRequest("%s", ifEmpty)
 	}
-	return badRequest("%s", decodeMessage(err, reflect.TypeOf(v)))
+	return badRequest("%s", decodeMessage(err, reflect.TypeOf(v), kept.buf))
 }
 
 // size is a byte count given as a number of bytes or a string like "4G" or "512m".

@@ -50,7 +50,21 @@ func TestDecodeMessages(t *testing.T) {
 		{"unknown field, as near a nested one as a top one", create, true, `{"portz":[3000]}`, 400,
 			`unknown field "portz"; did you mean "ports"?`},
 		{"unknown nested field", create, true, `{"services":[{"name":"web","cmdd":["x"]}]}`, 400,
-			`unknown field "cmdd"; did you mean "cmd"?`},
+			`unknown field "cmdd" in services[0]; did you mean "cmd"?`},
+		// A newcomer's two (issue 10's second look): "port" at the top was answered "did you
+		// mean "port"?", a service's field; a service's typo listed the body's fields.
+		{"a service's field at the top", create, true, `{"port":[3000]}`, 400,
+			`unknown field "port"; did you mean "ports"?`},
+		{"a usual misspelling in a service", create, true, `{"ports":[3000],"services":[{"name":"web","comand":["x"],"port":3000}]}`, 400,
+			`unknown field "comand" in services[0]; did you mean "cmd"?`},
+		{"nothing near, in the second service", create, true, `{"services":[{"name":"a","cmd":["x"]},{"name":"b","shell":"bash"}]}`, 400,
+			`unknown field "shell" in services[1]; services[1]'s fields are cmd, cwd, env, name, port`},
+		{"map keys are free, the field after is not", create, true, `{"env":{"portz":"1","Cmd":"x"},"labels":{},"portz":[1]}`, 400,
+			`unknown field "portz"; did you mean "ports"?`},
+		{"a synonym", exec, false, `{"command":["true"]}`, 400,
+			`unknown field "command"; did you mean "cmd"?`},
+		{"beyond the kept start", exec, false, `{"cmd":["` + strings.Repeat("x", keptPrefix) + `"],"shell":1}`, 400,
+			`unknown field "shell"; the body's own fields are cmd, cwd, detach, env, stdin, stream, timeout`},
 		{"item of the wrong type", create, true, `{"ports":["3000"]}`, 400,
 			`ports must be an array of whole numbers, like [3000]; got an item that is a string`},
 		{"number out of range", create, true, `{"ports":[1e10]}`, 400,
@@ -137,4 +151,19 @@ func TestDecodeValues(t *testing.T) {
 		!time.Time(*k.Until).Equal(time.Date(2030, 1, 2, 13, 4, 5, 5e8, time.UTC)) {
 		t.Errorf("until = %v, %v", k.Until, err)
 	}
+}
+
+// A hostile body never takes the message down: whatever its start holds, decoding it into
+// a create answers a sentence, and an unknown field it reports is named in it.
+func FuzzDecodeMessage(f *testing.F) {
+	for _, s := range []string{`{"port":[3000]}`, `{"services":[{"name":"a","comand":[]}]}`, `{"env":{"a":{"b":[`, `[[[{}]]]`, `{"services":[[{"x":1}]]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		err := decode(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(in)), &createBody{}, true)
+		var ae *apiError
+		if err != nil && (!errors.As(err, &ae) || ae.message == "") {
+			t.Fatalf("%q: %v", in, err)
+		}
+	})
 }

@@ -21,8 +21,9 @@ import (
 // errTrailing is a body with more after its one object.
 var errTrailing = errors.New("trailing data")
 
-// decodeMessage says in plain words why a body of type root did not decode.
-func decodeMessage(err error, root reflect.Type) string {
+// decodeMessage says in plain words why a body of type root did not decode; body is its
+// start, as far as it was kept.
+func decodeMessage(err error, root reflect.Type, body []byte) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -38,7 +39,7 @@ func decodeMessage(err error, root reflect.Type) string {
 	// DisallowUnknownFields reports with a plain error: `json: unknown field "portz"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		if name, err := strconv.Unquote(name); err == nil {
-			return unknownFieldMessage(name, root)
+			return unknownFieldMessage(name, root, body)
 		}
 	}
 	return "the body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
@@ -251,44 +252,49 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
-// unknownFieldMessage names the field and what was likely meant: the closest known
-// name anywhere in the body, or else the body's own fields.
-func unknownFieldMessage(name string, root reflect.Type) string {
-	msg := fmt.Sprintf("unknown field %q", name)
-	var all []string
-	seen := map[reflect.Type]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		if t == nil || seen[t] {
-			return
-		}
-		seen[t] = true
-		for k, ft := range fieldsOf(t) {
-			all = append(all, k)
-			walk(elemStruct(ft))
-		}
+// unknownFieldMessage names the field, the object it was found in, and what was likely
+// meant: a field of that object a slip away, a usual synonym of one, or else that
+// object's fields.
+func unknownFieldMessage(name string, root reflect.Type, body []byte) string {
+	where, owner, ok := locateUnknown(body, root, name)
+	if !ok { // beyond the kept start: the body's own fields are the best guess
+		where, owner = "", elemStruct(root)
 	}
-	walk(elemStruct(root))
-	own := fieldsOf(elemStruct(root))
-	best, bestDist := "", 3 // suggest only names at most two edits away
-	slices.Sort(all)
-	for _, k := range slices.Compact(all) {
-		d := editDistance(strings.ToLower(name), k)
-		// On a tie the body's own field wins: "portz" meant ports, not a service's port.
-		closer := d < bestDist || best != "" && d == bestDist && own[k] != nil && own[best] == nil
-		if closer && d < len(k) {
+	msg := fmt.Sprintf("unknown field %q", name)
+	whose := "the body's own fields are "
+	if where != "" {
+		msg += " in " + where
+		whose = where + "'s fields are "
+	}
+	own := fieldsOf(owner)
+	if alias, ok := synonyms[strings.ToLower(name)]; ok && own[alias] != nil {
+		return msg + fmt.Sprintf("; did you mean %q?", alias)
+	}
+	names := make([]string, 0, len(own))
+	for k := range own {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	best, bestDist := "", max(3, len(name)/2+1) // suggest only names a slip away
+	for _, k := range names {
+		if d := editDistance(strings.ToLower(name), k); d < bestDist && d < len(k) {
 			best, bestDist = k, d
 		}
 	}
 	if best != "" {
 		return msg + fmt.Sprintf("; did you mean %q?", best)
 	}
-	top := make([]string, 0)
-	for k := range own {
-		top = append(top, k)
-	}
-	slices.Sort(top)
-	return msg + "; the body's own fields are " + strings.Join(top, ", ")
+	return msg + "; " + whose + strings.Join(names, ", ")
+}
+
+// synonyms are names people send for a field by another name: other APIs' words, or ours
+// misremembered.
+var synonyms = map[string]string{
+	"command": "cmd", "commands": "cmd", "comand": "cmd", "args": "cmd", "argv": "cmd",
+	"workdir": "cwd", "dir": "cwd", "directory": "cwd",
+	"envs": "env", "environment": "env", "envvars": "env",
+	"port": "ports", "expose": "ports",
+	"cpu": "cpus", "mem": "memory", "ram": "memory",
 }
 
 // editDistance is the Levenshtein distance between a and b (short names: O(len a × len b)).
