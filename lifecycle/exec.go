@@ -102,11 +102,12 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 	// unblocks its read): a caller's writer, an HTTP response say, must never be written to
 	// after the call. A writer that blocks forever would hold the return; streaming callers
 	// bound their writes with a deadline.
+	guard := &cwdGuard{w: stdout}
 	copied := make(chan struct{})
 	var copyErr error
 	go func() {
 		defer close(copied)
-		_, copyErr = stdcopy.StdCopy(stdout, stderr, att.Reader)
+		_, copyErr = stdcopy.StdCopy(guard, stderr, att.Reader)
 	}()
 	defer func() {
 		att.Close()
@@ -146,6 +147,11 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 		return st, internal(err, "inspect exec in %s", id)
 	}
 	st.ExitCode = info.ExitCode
+	if cerr, werr := guard.refusal(req.Cwd, st.ExitCode); cerr != nil {
+		return ExecStatus{}, cerr
+	} else if werr != nil {
+		return st, internal(werr, "stream exec output in %s", id)
+	}
 	return st, nil
 }
 

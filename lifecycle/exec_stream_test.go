@@ -115,6 +115,34 @@ func TestExecEnvCwdStdin(t *testing.T) {
 	}
 }
 
+// A cwd the runtime cannot enter is the caller's mistake, said in plain words as a
+// CodeInvalid error with nothing written, not Docker's "OCI runtime exec failed: …" in
+// stdout with exit code 126. A program that prints those words itself is left alone.
+func TestExecCwdTheRuntimeRefuses(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create(t, CreateRequest{ID: "badcwd"})
+	ctx := context.Background()
+	if _, err := h.m.Exec(ctx, "badcwd", ExecRequest{Cmd: []string{"touch", "afile"}}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ cwd, want string }{
+		{"nodir", `cwd "nodir" (/home/sandbox/nodir) does not exist in the sandbox`},
+		{"afile", `cwd "afile" (/home/sandbox/afile) is not a directory`},
+	}
+	for _, c := range cases {
+		var out, errOut strings.Builder
+		st, err := h.m.ExecStream(ctx, "badcwd", ExecRequest{Cmd: []string{"true"}, Cwd: c.cwd}, &out, &errOut)
+		if ErrorCode(err) != CodeInvalid || ErrorMessage(err) != c.want || out.Len()+errOut.Len() != 0 {
+			t.Errorf("cwd %q: %+v, %v; stdout %q stderr %q\nwant the error %q and no output", c.cwd, st, err, out.String(), errOut.String(), c.want)
+		}
+	}
+	res, err := h.m.Exec(ctx, "badcwd", ExecRequest{Cmd: []string{"sh", "-c", `printf 'OCI runtime exec failed: chdir to cwd'; exit 126`}})
+	if err != nil || res.ExitCode != 126 || string(res.Stdout) != "OCI runtime exec failed: chdir to cwd" {
+		t.Fatalf("a program's own words: %+v %q, %v", res.ExecStatus, res.Stdout, err)
+	}
+}
+
 // failWriter fails every write, as a response to a client that went away does.
 type failWriter struct{}
 
