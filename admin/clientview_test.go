@@ -21,7 +21,7 @@ func TestClientSandboxDecodesView(t *testing.T) {
 	at := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	s := &Server{
 		PreviewURL: func(id string, port int) string { return fmt.Sprintf("https://%d-%s.preview.test", port, id) },
-		egress:     fakeEgress{denied: []netpolicy.Denial{{At: at, Host: "example.com:443", Reason: netpolicy.ReasonNotListed}}},
+		egress:     fakeEgress{denied: []netpolicy.Denial{{At: at, Host: "example.com:443", Reason: netpolicy.ReasonNotListed}}, operator: []string{"registry.npmjs.org"}},
 	}
 	sb := store.Sandbox{
 		ID: "full", Status: store.StatusPaused, Image: "img:1", Ports: []int{3000}, EnvKeys: []string{"A"},

@@ -32,7 +32,7 @@ type networkBody struct {
 type networkView struct {
 	Egress        string             `json:"egress"`
 	Allow         []string           `json:"allow"`
-	OperatorAllow []string           `json:"operator_allow,omitempty"`
+	OperatorAllow []string           `json:"operator_allow"`
 	DeniedRecent  []netpolicy.Denial `json:"denied_recent"`
 }
 
@@ -44,8 +44,11 @@ func (s *Server) networkView(sb store.Sandbox) networkView {
 	if v.Allow == nil {
 		v.Allow = []string{}
 	}
+	v.OperatorAllow = []string{}
 	if s.egress != nil {
-		v.OperatorAllow = s.egress.Operator()
+		if op := s.egress.Operator(); op != nil {
+			v.OperatorAllow = op
+		}
 		if d := s.egress.DeniedRecent(sb.ID); len(d) > 0 {
 			v.DeniedRecent = d
 		}

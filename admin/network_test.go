@@ -21,10 +21,13 @@ func (f *fakeNetworks) SetNetwork(ctx context.Context, id, egress string, allow 
 	return f.SetNetworkFn(ctx, id, egress, allow)
 }
 
-type fakeEgress struct{ denied []netpolicy.Denial }
+type fakeEgress struct {
+	denied   []netpolicy.Denial
+	operator []string
+}
 
 func (f fakeEgress) DeniedRecent(id string) []netpolicy.Denial { return f.denied }
-func (f fakeEgress) Operator() []string                        { return []string{"registry.npmjs.org"} }
+func (f fakeEgress) Operator() []string                        { return f.operator }
 
 // The create body's "network" reaches lifecycle as given; PUT .../network replaces the
 // policy; the sandbox shows it with the operator's list and the recent denials.
@@ -46,7 +49,8 @@ func TestNetworkRoutes(t *testing.T) {
 			set = append([]string{id, egress}, allow...)
 			return store.Sandbox{ID: id, Status: store.StatusRunning, Egress: egress, EgressAllow: allow}, nil
 		}},
-		Egress: fakeEgress{denied: []netpolicy.Denial{{At: at, Host: "example.com:443", Reason: netpolicy.ReasonNotListed}}},
+		Egress: fakeEgress{denied: []netpolicy.Denial{{At: at, Host: "example.com:443", Reason: netpolicy.ReasonNotListed}},
+			operator: []string{"registry.npmjs.org"}},
 	}
 	code, body, _ := apiCall(t, d, "POST", "/v1/sandboxes", `{"network":{"egress":"proxy","allow":["pypi.org","*.github.com"]}}`)
 	if code != 201 || created.Egress != "proxy" || !slices.Equal(created.Allow, []string{"pypi.org", "*.github.com"}) {
@@ -73,6 +77,11 @@ func TestNetworkRoutes(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"egress":"open"`) || !strings.Contains(body, `"allow":[]`) ||
 		!strings.Contains(body, `"denied_recent":[{"at":"2026-01-02T03:04:05Z","host":"example.com:443","reason":"not_listed"}]`) {
 		t.Fatalf("GET: %d %s", code, body)
+	}
+	// An operator who allows nothing still shows the field, as the README lists it.
+	d.Egress = fakeEgress{}
+	if code, body, _ = apiCall(t, d, "GET", "/v1/sandboxes/n1/network", ""); code != 200 || !strings.Contains(body, `"operator_allow":[]`) {
+		t.Fatalf("GET with no operator list: %d %s", code, body)
 	}
 	// A body the API cannot read is refused before lifecycle sees it.
 	set = nil
