@@ -77,7 +77,7 @@ func (s *Server) wakeFor(w http.ResponseWriter, r *http.Request, id string, port
 		// still starting gets until the hold's end. The image's command that merely
 		// started lately is no such sign for a program: it may serve another port, or
 		// none, and SANDBOXD_PROBE_WINDOW is how long a program waits for a closed port.
-		if !s.booting(s.serviceView(id, port)) {
+		if v := s.serviceView(id, port); !s.booting(v) || cannotStart(v) {
 			break
 		}
 		addr, err = s.waker.Wake(hold, id, port)
@@ -163,6 +163,13 @@ func (s *Server) starting(v serviceView) bool {
 // process is up and the port not listening yet, or the service is being restarted.
 func (s *Server) booting(v serviceView) bool {
 	return v.State == "starting" || v.State == "backoff"
+}
+
+// cannotStart reports a service whose last start failed before its process ran (a
+// missing command or cwd): it restarts in vain until something changes, so a program is
+// not held for it. A navigation still gets the starting page, which reloads itself.
+func cannotStart(v serviceView) bool {
+	return v.State == "backoff" && v.Error != ""
 }
 
 // serviceView returns what the pages show of the service behind id's port: read through

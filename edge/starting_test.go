@@ -401,3 +401,39 @@ func TestStartingPageKeepsTheStartQueued(t *testing.T) {
 		t.Fatalf("the reload: %d %q, want the app", res.StatusCode, body)
 	}
 }
+
+// A program's request to a port whose service cannot start (its last start failed before
+// its process ran: a missing command or cwd, which only a change mends) gets the 502 that
+// says why after the probe window, not after WakeTimeout: holding it a minute for an
+// answer that is certain helped nobody. A person's navigation still gets the starting
+// page, which reloads itself and shows the app once someone fixes it.
+func TestServiceThatCannotStartIsNotHeld(t *testing.T) {
+	t.Parallel()
+	port := closedPort(t)
+	svc := &fakeServices{status: func(string, int, int) (ServiceInfo, error) {
+		return ServiceInfo{Name: "web", Declared: true, State: "backoff", StartedAt: time.Now(), Restarts: 11,
+			Error: `exec "x": not found`, Log: ".sandboxd/logs/web.log"}, nil
+	}}
+	h := newHarness(t, func(s *Server) { s.Services, s.StartingAfter, s.WakeTimeout = svc, 10*time.Millisecond, 5*time.Minute })
+	h.route("sb1", Running, port)
+	w := wake.New(runningStarter{})
+	w.ProbeWindow = 30 * time.Millisecond
+	t.Cleanup(func() { w.Close() })
+	h.edge.waker = w
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a bound, far below WakeTimeout
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, previewURL("sb1", port, "/"), nil)
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatalf("the program's request was held: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `exec \"x\": not found`) {
+		t.Fatalf("program: %d %s, want the 502 naming the failed start", res.StatusCode, body)
+	}
+	if res, body := h.get(previewURL("sb1", port, "/"), openPage); res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "The app is starting") {
+		t.Fatalf("navigation: %d, want the starting page\n%s", res.StatusCode, body)
+	}
+}
