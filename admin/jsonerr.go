@@ -34,7 +34,7 @@ func decodeMessage(err error, root reflect.Type, body []byte) string {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("the body is not valid JSON: %s, at byte %d", syntax.Error(), syntax.Offset)
 	case errors.As(err, &typ):
-		return typeMessage(typ, root)
+		return typeMessage(typ, root, body)
 	}
 	// DisallowUnknownFields reports with a plain error: `json: unknown field "portz"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -56,7 +56,7 @@ var examples = map[string]string{
 	"cpus":     `1.5`,
 }
 
-func typeMessage(e *json.UnmarshalTypeError, root reflect.Type) string {
+func typeMessage(e *json.UnmarshalTypeError, root reflect.Type, body []byte) string {
 	if e.Field == "" {
 		return "the body must be a JSON object, like {\"key\":\"value\"}; got " + article(e.Value)
 	}
@@ -64,7 +64,17 @@ func typeMessage(e *json.UnmarshalTypeError, root reflect.Type) string {
 	if want == nil {
 		want = e.Type
 	}
-	msg := e.Field + " must be " + describe(want)
+	field := e.Field
+	// The decoder says "services.cmd"; the place says which service. An item's own index
+	// goes: the message speaks of the whole field ("ports … got an item that is …").
+	place := placeAt(body, root, e.Offset)
+	for strings.HasSuffix(place, "]") {
+		place = place[:strings.LastIndexByte(place, '[')]
+	}
+	if place != field && withoutIndexes(place) == field {
+		field = place
+	}
+	msg := field + " must be " + describe(want)
 	name := e.Field[strings.LastIndexByte(e.Field, '.')+1:]
 	if ex, ok := examples[name]; ok && !ours(want) {
 		msg += ", like " + ex

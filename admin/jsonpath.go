@@ -158,3 +158,69 @@ func fieldNamed(t reflect.Type, key string) (reflect.Type, bool) {
 	}
 	return nil, false
 }
+
+// placeAt is the place ("services[1].cmd") of the value that ends, or the object or array
+// that opens, at byte offset of body (a decode error's Offset); "" when body does not reach
+// it. A type error names its field without array indexes; this adds them.
+func placeAt(body []byte, root reflect.Type, offset int64) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			path, t := "", root
+			if top != nil {
+				path, t = top.slot()
+			}
+			if dec.InputOffset() >= offset {
+				return path
+			}
+			stack = append(stack, &frame{t: containerOf(t), path: path, array: tok == json.Delim('['), wantKey: true})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 {
+				stack[len(stack)-1].next()
+			}
+			continue
+		}
+		if top == nil {
+			return ""
+		}
+		if !top.array && top.wantKey {
+			top.key, _ = tok.(string)
+			top.wantKey = false
+			continue
+		}
+		if dec.InputOffset() >= offset {
+			path, _ := top.slot()
+			return path
+		}
+		top.next()
+	}
+}
+
+// withoutIndexes is place as encoding/json names a field: "services[1].cmd" → "services.cmd".
+func withoutIndexes(place string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range place {
+		switch {
+		case r == '[':
+			skip = true
+		case r == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
