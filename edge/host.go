@@ -69,13 +69,15 @@ func hostHint(host, domain string) string {
 		host[len(host)-len(domain)-1] != '.' || !equalFoldASCII(host[len(host)-len(domain):], domain)) {
 		return ""
 	}
-	id, port := "abc123", "3000"
+	id, port, bad := "abc123", "3000", ""
 	first, _, _ := strings.Cut(host, ".")
 	if len(first) > 2 && lowerByte(first[0]) == 's' && first[1] == '-' {
 		label := first[2:]
 		if i := strings.LastIndexByte(label, '-'); i > 0 {
 			if p, ok := parsePort(label[i+1:]); ok {
 				label, port = label[:i], itoa(p) // "s-demo-3000.localhost": the .preview is missing
+			} else if digits(label[i+1:]) {
+				label, bad = label[:i], label[i+1:] // "s-demo-99999": a number, but not a port
 			}
 		}
 		if validID(label) {
@@ -83,7 +85,21 @@ func hostHint(host, domain string) string {
 		}
 	}
 	domain = lowerASCII(domain)
-	return "a preview host is s-<id>-<port>.preview." + domain + ", like s-" + id + "-" + port + ".preview." + domain
+	hint := "a preview host is s-<id>-<port>.preview." + domain + ", like s-" + id + "-" + port + ".preview." + domain
+	if bad != "" && len(bad) <= 8 {
+		hint = bad + " is not a port (1 to 65535, no leading zero); " + hint
+	}
+	return hint
+}
+
+// digits reports whether s is one or more decimal digits.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // stripPort removes a ":port" suffix. Bracketed IPv6 literals and names
