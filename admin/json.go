@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	units "github.com/docker/go-units"
@@ -77,6 +78,9 @@ func (s *size) UnmarshalJSON(b []byte) error {
 	var str string
 	if err := json.Unmarshal(b, &str); err != nil {
 		return badValue[size](b, "")
+	}
+	if strings.HasSuffix(str, "i") || strings.HasSuffix(str, "I") {
+		str += "B" // Kubernetes' "2Gi", which the parser takes only as "2GiB"
 	}
 	v, err := units.RAMInBytes(str)
 	if err != nil {

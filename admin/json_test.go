@@ -136,6 +136,8 @@ func TestDecodeValues(t *testing.T) {
 		{`{"idle_timeout":null}`, createBody{}},
 		{`{"memory":"4G"}`, createBody{Memory: 4 << 30}},
 		{`{"memory":"512m"}`, createBody{Memory: 512 << 20}},
+		{`{"memory":"2Gi"}`, createBody{Memory: 2 << 30}},
+		{`{"memory":"512Mi"}`, createBody{Memory: 512 << 20}},
 		{`{"memory":1024}`, createBody{Memory: 1024}},
 	}
 	for _, c := range cases {
