@@ -14,7 +14,8 @@ import (
 //
 // That is the caller's mistake, not the command's output: cwdGuard holds the first output
 // back while it may be that refusal, and ExecStream answers it as CodeInvalid in plain
-// words with nothing written. Checking the cwd first would cost every exec a second one.
+// words with nothing written. A detached exec's start gets the same words from the engine
+// as an error, and ExecDetached answers them the same way. Checking the cwd first would cost every exec a second one.
 
 const runcRefusal = "OCI runtime exec failed: "
 
@@ -60,9 +61,18 @@ func (g *cwdGuard) refusal(cwd string, code int) (error, error) {
 	if code != 126 {
 		return nil, g.flush()
 	}
-	msg := string(g.held)
+	if err := cwdError(string(g.held), cwd); err != nil {
+		return err, nil
+	}
+	return nil, g.flush() // a program's own words that look alike
+}
+
+// cwdError is the caller's error for msg when it is the runtime's refusal to enter cwd
+// (in the output of an attached exec, in the engine's answer to a detached one's start),
+// else nil.
+func cwdError(msg, cwd string) error {
 	if !strings.Contains(msg, `chdir to cwd ("`+execCwd(cwd)+`") set in config.json failed: `) {
-		return nil, g.flush() // a program's own words that look alike
+		return nil
 	}
 	reason := "cannot be entered"
 	switch {
@@ -71,5 +81,5 @@ func (g *cwdGuard) refusal(cwd string, code int) (error, error) {
 	case strings.Contains(msg, "not a directory"):
 		reason = "is not a directory"
 	}
-	return errorf(CodeInvalid, "cwd %q (%s) %s", cwd, execCwd(cwd), reason), nil
+	return errorf(CodeInvalid, "cwd %q (%s) %s", cwd, execCwd(cwd), reason)
 }

@@ -107,6 +107,9 @@ func (m *Manager) ExecDetached(ctx context.Context, id string, req ExecRequest) 
 	release := m.busy(id)
 	if err := m.docker.ContainerExecStart(cctx, created, container.ExecStartOptions{Detach: true}); err != nil {
 		release()
+		if cerr := cwdError(err.Error(), req.Cwd); cerr != nil {
+			return DetachedExec{}, cerr
+		}
 		return DetachedExec{}, internal(err, "start exec in %s", id)
 	}
 	set.add(execID, e)

@@ -117,7 +117,7 @@ func TestExecEnvCwdStdin(t *testing.T) {
 
 // A cwd the runtime cannot enter is the caller's mistake, said in plain words as a
 // CodeInvalid error with nothing written, not Docker's "OCI runtime exec failed: …" in
-// stdout with exit code 126. A program that prints those words itself is left alone.
+// stdout with exit code 126 (or, detached, an internal error). A program that prints those words itself is left alone.
 func TestExecCwdTheRuntimeRefuses(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -136,6 +136,10 @@ func TestExecCwdTheRuntimeRefuses(t *testing.T) {
 		if ErrorCode(err) != CodeInvalid || ErrorMessage(err) != c.want || out.Len()+errOut.Len() != 0 {
 			t.Errorf("cwd %q: %+v, %v; stdout %q stderr %q\nwant the error %q and no output", c.cwd, st, err, out.String(), errOut.String(), c.want)
 		}
+	}
+	// A detached exec: the engine refuses its start with the same words, as an error.
+	if d, err := h.m.ExecDetached(ctx, "badcwd", ExecRequest{Cmd: []string{"true"}, Cwd: "nodir"}); ErrorCode(err) != CodeInvalid || ErrorMessage(err) != cases[0].want {
+		t.Errorf("detached: %+v, %v; want the error %q", d, err, cases[0].want)
 	}
 	res, err := h.m.Exec(ctx, "badcwd", ExecRequest{Cmd: []string{"sh", "-c", `printf 'OCI runtime exec failed: chdir to cwd'; exit 126`}})
 	if err != nil || res.ExitCode != 126 || string(res.Stdout) != "OCI runtime exec failed: chdir to cwd" {
