@@ -21,7 +21,8 @@ type startFlight struct {
 }
 
 // errAbandoned is the result of a flight whose callers all left before it
-// got a slot; nobody reads it.
+// got a slot; no caller returns it (the last to leave, which may see it, answers
+// why it left instead).
 var errAbandoned = errors.New("wake: every caller left before the start was admitted")
 
 // start waits for id's start, joining the one in flight or beginning it;
@@ -68,8 +69,10 @@ func (w *Waker) start(ctx context.Context, id string) (ip netip.Addr, unpaused b
 	w.mu.Unlock()
 
 	select {
-	case <-f.done: // finished while we were leaving: the result is better news
-		return f.ip, f.unpause, f.err
+	case <-f.done: // finished while we were leaving: the result is better news...
+		if !errors.Is(f.err, errAbandoned) { // ...unless it is only our own abandon
+			return f.ip, f.unpause, f.err
+		}
 	default:
 	}
 	switch {
