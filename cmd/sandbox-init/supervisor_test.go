@@ -171,7 +171,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 	writeConfig(t, config,
 		Spec{Name: "a", Cmd: []string{"sleep", "1000"}},
 		// A shell with a child: the whole group gets the signal.
-		Spec{Name: "b", Cmd: sh(`trap 'echo b got TERM; exit 0' TERM; while :; do sleep 0.1; done`)},
+		Spec{Name: "b", Cmd: sh(`trap 'echo b got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done`)},
 		Spec{Name: "crashing", Cmd: sh(`exit 1`)},
 	)
 	p := startInit(t, home, config, "--", "sleep", "1000")
@@ -179,6 +179,8 @@ func TestShutdownStopsEverything(t *testing.T) {
 	for _, name := range []string{"main", "a", "b"} {
 		pids = append(pids, p.waitRunning(name).PID)
 	}
+	// Running is spawned, not yet trapping: a TERM before the trap would kill the shell.
+	testutil.Eventually(t, 5*time.Second, "b to trap TERM", func() bool { return strings.Contains(p.logOf("b"), "ready\n") })
 
 	start := time.Now()
 	p.signal(syscall.SIGTERM)
