@@ -96,12 +96,21 @@ func (m *Manager) Terminal(ctx context.Context, id string, req TerminalRequest) 
 	t := &terminal{m: m, id: id, execID: execID, att: att}
 	m.touch(id)
 	if size != nil {
-		if err := t.Resize(req.Cols, req.Rows); err != nil {
+		// A command that has ended already needs no size, and the engine refuses to give
+		// it one ("cannot resize a stopped container"): its output and code are still there.
+		if err := t.Resize(req.Cols, req.Rows); err != nil && t.running(cctx) {
 			t.Close()
 			return nil, err
 		}
 	}
 	return t, nil
+}
+
+// running reports whether the terminal's command still runs; true when the engine cannot
+// tell.
+func (t *terminal) running(ctx context.Context) bool {
+	info, err := t.m.docker.ContainerExecInspect(ctx, t.execID)
+	return err != nil || info.Running
 }
 
 type terminal struct {

@@ -112,6 +112,30 @@ func TestTerminalExitCode(t *testing.T) {
 	}
 }
 
+// A terminal whose command ends before its size is set (E2B's PTY "bash -c 'exit 5'")
+// still starts and tells its exit code: the engine refuses to resize an exec that has
+// ended, and that refusal failed the whole terminal as an internal error.
+func TestTerminalCommandThatEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.create(t, CreateRequest{ID: "termq"})
+	for i := range 10 {
+		term, err := h.m.Terminal(context.Background(), "termq", TerminalRequest{Cmd: []string{"sh", "-c", "exit 5"}, Cols: 80, Rows: 24})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		_, ended := pumpTerminal(term)
+		<-ended
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code, err := term.Wait(ctx)
+		cancel()
+		term.Close()
+		if err != nil || code != 5 {
+			t.Fatalf("run %d: exit code %d, %v; want 5", i, code, err)
+		}
+	}
+}
+
 func TestTerminalRefuses(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
