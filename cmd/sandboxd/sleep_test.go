@@ -266,10 +266,12 @@ func TestWarmSleep(t *testing.T) {
 	}
 	before := pid(t, d, "warm")
 	testutil.Eventually(t, 30*time.Second, "the idle sandbox to be paused", func() bool { return status(t, d, "warm") == "paused" })
-	info, err := e.docker.ContainerInspect(context.Background(), e.containerName("warm"))
-	if err != nil || !info.State.Paused {
-		t.Fatalf("the container of a paused sandbox: %v %+v", err, info.State)
-	}
+	// The API says paused from just before the freeze (a request meanwhile waits and then
+	// unpauses); the engine follows once runc has frozen the cgroup, which may take a retry.
+	testutil.Eventually(t, 30*time.Second, "the engine to show the container paused", func() bool {
+		info, err := e.docker.ContainerInspect(context.Background(), e.containerName("warm"))
+		return err == nil && info.State.Paused
+	})
 
 	files := d.API + "/v1/sandboxes/warm/files?path=workspace/app/note.txt"
 	if code := call(t, "PUT", files, "written while paused", nil); code != http.StatusCreated || status(t, d, "warm") != "paused" {
