@@ -231,6 +231,9 @@ func (s *session) edit(e fake.Edit) bool {
 // task is a task call a subagent ran. `run` prints the parent session's
 // events only, so the subagent is seen when its call completes.
 func (s *session) task() {
+	if s.sc.Wait != "" { // the subagent's call completes once the test says so
+		fake.WaitFor(s.sc.Wait)
+	}
 	if !s.json {
 		s.out.Line("| Task     Survey the app")
 		return
