@@ -74,16 +74,26 @@ func (f *frame) next() {
 	}
 }
 
-// locateUnknown finds, in body (a body's start), the first key that the struct at its
-// place does not have and that reads name: it returns the place of the object ("" for the
-// body itself, "services[0]") and the object's struct type.
-func locateUnknown(body []byte, root reflect.Type, name string) (where string, owner reflect.Type, ok bool) {
+// step is what walk visits: a key of an object, or a value (an object or array as it
+// opens, or a scalar) with its place ("services[0].cmd"). in is the object or array it is
+// in, nil for the body itself; end is the offset just after its token.
+type step struct {
+	in    *frame
+	isKey bool
+	key   string
+	place string
+	end   int64
+}
+
+// walk reads body's tokens with root's types alongside and visits every key and value in
+// order until visit returns true or body ends (it may be cut short: the walk just stops).
+func walk(body []byte, root reflect.Type, visit func(step) bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var stack []*frame
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", nil, false
+			return
 		}
 		var top *frame
 		if len(stack) > 0 {
@@ -91,11 +101,14 @@ func locateUnknown(body []byte, root reflect.Type, name string) (where string, o
 		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
-			path, t := "", root
+			place, t := "", root
 			if top != nil {
-				path, t = top.slot()
+				place, t = top.slot()
 			}
-			stack = append(stack, &frame{t: containerOf(t), path: path, array: tok == json.Delim('['), wantKey: true})
+			if visit(step{in: top, place: place, end: dec.InputOffset()}) {
+				return
+			}
+			stack = append(stack, &frame{t: containerOf(t), path: place, array: tok == json.Delim('['), wantKey: true})
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]
@@ -105,20 +118,39 @@ func locateUnknown(body []byte, root reflect.Type, name string) (where string, o
 			continue
 		}
 		if top == nil {
-			return "", nil, false
+			return
 		}
-		if top.array || !top.wantKey {
-			top.next()
+		if !top.array && top.wantKey {
+			key, _ := tok.(string)
+			if visit(step{in: top, isKey: true, key: key, end: dec.InputOffset()}) {
+				return
+			}
+			top.key, top.wantKey = key, false
 			continue
 		}
-		key, _ := tok.(string)
-		if top.t != nil && top.t.Kind() == reflect.Struct {
-			if _, known := fieldNamed(top.t, key); !known && key == name {
-				return top.path, top.t, true
-			}
+		place, _ := top.slot()
+		if visit(step{in: top, place: place, end: dec.InputOffset()}) {
+			return
 		}
-		top.key, top.wantKey = key, false
+		top.next()
 	}
+}
+
+// locateUnknown finds, in body (a body's start), the first key that the struct at its
+// place does not have and that reads name: it returns the place of the object ("" for the
+// body itself, "services[0]") and the object's struct type.
+func locateUnknown(body []byte, root reflect.Type, name string) (where string, owner reflect.Type, ok bool) {
+	walk(body, root, func(s step) bool {
+		if !s.isKey || s.key != name || s.in.t == nil || s.in.t.Kind() != reflect.Struct {
+			return false
+		}
+		if _, known := fieldNamed(s.in.t, s.key); known {
+			return false
+		}
+		where, owner, ok = s.in.path, s.in.t, true
+		return true
+	})
+	return where, owner, ok
 }
 
 // containerOf is t without its pointers when it is a struct, map, slice or array whose
@@ -162,50 +194,15 @@ func fieldNamed(t reflect.Type, key string) (reflect.Type, bool) {
 // placeAt is the place ("services[1].cmd") of the value that ends, or the object or array
 // that opens, at byte offset of body (a decode error's Offset); "" when body does not reach
 // it. A type error names its field without array indexes; this adds them.
-func placeAt(body []byte, root reflect.Type, offset int64) string {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return ""
+func placeAt(body []byte, root reflect.Type, offset int64) (place string) {
+	walk(body, root, func(s step) bool {
+		if s.isKey || s.end < offset {
+			return false
 		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			path, t := "", root
-			if top != nil {
-				path, t = top.slot()
-			}
-			if dec.InputOffset() >= offset {
-				return path
-			}
-			stack = append(stack, &frame{t: containerOf(t), path: path, array: tok == json.Delim('['), wantKey: true})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			if len(stack) > 0 {
-				stack[len(stack)-1].next()
-			}
-			continue
-		}
-		if top == nil {
-			return ""
-		}
-		if !top.array && top.wantKey {
-			top.key, _ = tok.(string)
-			top.wantKey = false
-			continue
-		}
-		if dec.InputOffset() >= offset {
-			path, _ := top.slot()
-			return path
-		}
-		top.next()
-	}
+		place = s.place
+		return true
+	})
+	return place
 }
 
 // withoutIndexes is place as encoding/json names a field: "services[1].cmd" → "services.cmd".
