@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sandboxd/sandboxd/admin/httpstatus"
 	"github.com/sandboxd/sandboxd/lifecycle"
 )
 
@@ -26,19 +27,6 @@ func badRequest(format string, args ...any) error {
 
 // retryAfter marks an error whose answer carries Retry-After.
 type retryAfter interface{ RetryAfter() time.Duration }
-
-// statusOf is the one table from lifecycle error codes to HTTP statuses.
-var statusOf = map[lifecycle.Code]int{
-	lifecycle.CodeInvalid:     http.StatusBadRequest,
-	lifecycle.CodeNotFound:    http.StatusNotFound,
-	lifecycle.CodeConflict:    http.StatusConflict,
-	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
-	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
-	lifecycle.CodeInternal:    http.StatusInternalServerError,
-
-	lifecycle.CodeLimit:     http.StatusTooManyRequests, // issue 13: a tenant's limit
-	lifecycle.CodeDiskQuota: http.StatusInsufficientStorage,
-}
 
 // writeError answers err as JSON {"error":{"code","message"}}. Only internal errors are
 // logged: the rest are the caller's business and already in the request log line.
@@ -70,7 +58,7 @@ func publicError(err error) (status int, code, msg string) {
 		return ae.status, ae.code, ae.message
 	}
 	c := lifecycle.ErrorCode(err)
-	status, ok := statusOf[c]
+	status, ok := httpstatus.Of(c)
 	if !ok {
 		// A code this table lacks (one added to lifecycle without its status) is our bug,
 		// not the caller's: 500, and the message stays in the log, for nobody decided it

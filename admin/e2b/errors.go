@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/sandboxd/sandboxd/admin/httpstatus"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/wake"
 )
@@ -21,19 +22,6 @@ func (e *apiError) Error() string { return e.message }
 
 func errorf(status int, format string, args ...any) error {
 	return &apiError{status, fmt.Sprintf(format, args...)}
-}
-
-// statusOf maps lifecycle's codes to statuses (admin's table).
-var statusOf = map[lifecycle.Code]int{
-	lifecycle.CodeInvalid:     http.StatusBadRequest,
-	lifecycle.CodeNotFound:    http.StatusNotFound,
-	lifecycle.CodeConflict:    http.StatusConflict,
-	lifecycle.CodeUnavailable: http.StatusServiceUnavailable,
-	lifecycle.CodeUnsupported: http.StatusUnprocessableEntity,
-	lifecycle.CodeInternal:    http.StatusInternalServerError,
-
-	lifecycle.CodeLimit:     http.StatusTooManyRequests,
-	lifecycle.CodeDiskQuota: http.StatusInsufficientStorage,
 }
 
 // handler is a route that returns its error for one funnel to answer.
@@ -63,7 +51,7 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		var ok bool
 		// A code this table lacks is our bug, not the caller's: 500 with the message kept
 		// for the log, as admin answers. Without this it reached WriteHeader(0), which panics.
-		if status, ok = statusOf[lifecycle.ErrorCode(err)]; ok {
+		if status, ok = httpstatus.Of(lifecycle.ErrorCode(err)); ok {
 			msg = lifecycle.ErrorMessage(err)
 		} else {
 			status = http.StatusInternalServerError

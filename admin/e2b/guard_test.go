@@ -15,7 +15,7 @@ import (
 // code missing here (CodeLimit and CodeDiskQuota were) reached WriteHeader(0), which
 // panics; one no table knows answers 500 "internal error", as admin does.
 func TestWriteErrStatusOfEveryCode(t *testing.T) {
-	admin := map[lifecycle.Code]int{ // admin/errors.go's statusOf
+	admin := map[lifecycle.Code]int{ // what admin answers (admin/httpstatus)
 		lifecycle.CodeInvalid:     http.StatusBadRequest,
 		lifecycle.CodeNotFound:    http.StatusNotFound,
 		lifecycle.CodeConflict:    http.StatusConflict,
