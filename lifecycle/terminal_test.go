@@ -124,8 +124,13 @@ func TestTerminalCommandThatEndsAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
-		_, ended := pumpTerminal(term)
-		<-ended
+		out, ended := pumpTerminal(term)
+		select {
+		case <-ended:
+		case <-time.After(30 * time.Second):
+			term.Close()
+			t.Fatalf("run %d: the terminal did not end; output %q", i, out.String())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		code, err := term.Wait(ctx)
 		cancel()
