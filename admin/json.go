@@ -9,10 +9,9 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
-	units "github.com/docker/go-units"
+	"github.com/sandboxd/sandboxd/internal/bytesize"
 )
 
 // maxBody caps JSON request bodies.
@@ -79,16 +78,12 @@ func (s *size) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &str); err != nil {
 		return badValue[size](b, "")
 	}
-	if strings.HasSuffix(str, "i") || strings.HasSuffix(str, "I") {
-		str += "B" // Kubernetes' "2Gi", which the parser takes only as "2GiB"
+	v, err := bytesize.Parse(str)
+	if errors.Is(err, bytesize.ErrOutOfRange) {
+		return badValue[size](b, "which is out of range")
 	}
-	v, err := units.RAMInBytes(str)
 	if err != nil {
 		return badValue[size](b, "")
-	}
-	// A size past what int64 holds wraps around to a negative number (issue 11).
-	if v < 0 {
-		return badValue[size](b, "which is out of range")
 	}
 	*s = size(v)
 	return nil

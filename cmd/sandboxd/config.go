@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	units "github.com/docker/go-units"
 	"github.com/sandboxd/sandboxd/admin/apikey"
+	"github.com/sandboxd/sandboxd/internal/bytesize"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -192,7 +192,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			return nil
 		}},
 		setting{"SANDBOXD_TASK_LOG_MAX", "task-log-max", "16MiB", "bytes of events stored per task, the same way", func(v string) error {
-			n, err := units.RAMInBytes(v)
+			n, err := bytesize.Parse(v)
 			if err != nil || n < 4<<10 || n > 1<<40 {
 				return fmt.Errorf("want a size from 4KiB to 1TiB, like 16MiB")
 			}
@@ -248,7 +248,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 				c.MemoryLimit = 0
 				return nil
 			}
-			n, err := units.RAMInBytes(v)
+			n, err := bytesize.Parse(v)
 			if err != nil || n < 64<<20 {
 				return fmt.Errorf("want a size of at least 64MiB, like 2GiB, or off")
 			}
@@ -455,7 +455,7 @@ func intParser(dst *int) func(string) error {
 
 func sizeParser(dst *int64) func(string) error {
 	return func(v string) error {
-		n, err := units.RAMInBytes(v)
+		n, err := bytesize.Parse(v)
 		if err != nil || n < 0 {
 			return fmt.Errorf("want a size like 512MiB or 2G")
 		}
