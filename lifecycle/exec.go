@@ -147,10 +147,11 @@ func (m *Manager) ExecStream(ctx context.Context, id string, req ExecRequest, st
 		return st, internal(err, "inspect exec in %s", id)
 	}
 	st.ExitCode = info.ExitCode
-	if cerr, werr := guard.refusal(req.Cwd, st.ExitCode); cerr != nil {
-		return ExecStatus{}, cerr
-	} else if werr != nil {
-		return st, internal(werr, "stream exec output in %s", id)
+	if err := guard.refusal(req.Cwd, st.ExitCode); err != nil {
+		return ExecStatus{}, err
+	}
+	if err := guard.flush(); err != nil {
+		return st, internal(err, "stream exec output in %s", id)
 	}
 	return st, nil
 }

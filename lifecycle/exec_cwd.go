@@ -52,19 +52,13 @@ func (g *cwdGuard) flush() error {
 	return err
 }
 
-// refusal is the error for an exec that ended with code: the cwd's, when the runtime
-// refused it (exit code 126 and its words held), else nil, and what was held is written.
-func (g *cwdGuard) refusal(cwd string, code int) (error, error) {
-	if g.held == nil {
-		return nil, nil
+// refusal is the cwd's error when the runtime refused it: its words held, and the exec
+// ended with 126. Otherwise nil, and flush writes what was held (a program's own words).
+func (g *cwdGuard) refusal(cwd string, code int) error {
+	if g.held == nil || code != 126 {
+		return nil
 	}
-	if code != 126 {
-		return nil, g.flush()
-	}
-	if err := cwdError(string(g.held), cwd); err != nil {
-		return err, nil
-	}
-	return nil, g.flush() // a program's own words that look alike
+	return cwdError(string(g.held), cwd)
 }
 
 // cwdError is the caller's error for msg when it is the runtime's refusal to enter cwd
