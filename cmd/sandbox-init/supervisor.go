@@ -39,6 +39,7 @@ type options struct {
 	Env        []string // login environment every service starts from
 	MainArgv   []string // the image's command; empty: no main service
 	MainDir    string   // main's working directory
+	HoldPath   string   // while this file exists, nothing starts (hold.go); "": no hold
 }
 
 // runSupervisor parses the supervisor's flags, runs it until SIGTERM or
@@ -69,6 +70,7 @@ func runSupervisor(args []string, getenv func(string) string, stdout io.Writer, 
 	}
 	opt := options{
 		ConfigPath: *configPath,
+		HoldPath:   filepath.Join(filepath.Dir(*configPath), initproto.HoldFile),
 		StatePath:  *statePath,
 		RelayAddr:  *relayAddr,
 		Home:       home,
@@ -141,6 +143,10 @@ func (s *supervisor) run() {
 		defer f.Close()
 	}
 	s.log.Printf("%s supervising: pid %d, home %s, config %s", version, os.Getpid(), s.opt.Home, s.opt.ConfigPath)
+	if !s.awaitHold(sigc) {
+		s.log.Printf("stopped before the workspace was ready, exiting")
+		return
+	}
 	// Before the first log creates it 0700: the state file must stay
 	// readable. A failure is reported by the first state write.
 	os.MkdirAll(filepath.Dir(s.opt.StatePath), 0o755)

@@ -22,6 +22,11 @@ const (
 	RunDir = "/opt/sandboxd/run"
 	// ServicesFile is the name of the declared services in RunDir.
 	ServicesFile = "services.json"
+	// HoldFile, while RunDir holds it, tells sandbox-init to start nothing yet: sandboxd
+	// is still making the workspace ready for this sandbox (a fork's copy being given to
+	// its uid, issue 18), and does so while the container starts instead of before. What it
+	// holds is for sandboxd alone; sandbox-init only looks whether it is there.
+	HoldFile = "hold"
 	// Home is the sandbox user's home and the workspace root; sandbox-init also uses it
 	// when HOME is unset or "/".
 	Home = "/home/sandbox"
@@ -42,6 +47,9 @@ const (
 
 // ServicesPath is the absolute path of the services file inside the sandbox.
 func ServicesPath() string { return path.Join(RunDir, ServicesFile) }
+
+// HoldPath is the absolute path of the hold file inside the sandbox.
+func HoldPath() string { return path.Join(RunDir, HoldFile) }
 
 // ServiceLog is the log of the named service, relative to the home.
 func ServiceLog(name string) string { return path.Join(ServiceLogDir, name+".log") }
