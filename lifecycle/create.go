@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/sandboxd/sandboxd/internal/previewtoken"
@@ -105,7 +106,9 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 
 	createdWorkspace := false
 	cid := ""
+	ready := func() error { return nil } // the workspace made ready beside the start
 	fail := func(err error) (store.Sandbox, error) {
+		ready()
 		m.undoCreate(ctx, sb.ID, cid, createdWorkspace)
 		return store.Sandbox{}, err
 	}
@@ -120,16 +123,32 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 	// The config before the workspace is made ready: its fsync commits what the filesystem
 	// holds dirty, and on btrfs after a copy's reown (in ensureWorkspace) that was 50,000
 	// changed inodes, half a second of a fork's create (issue 18). Here it commits the
-	// copy's few blocks and its move into place; the reown's are written back later, and
-	// a crash before then leaves a workspace that its next start gives to its uid again
-	// (reownWorkspace).
+	// copy's few blocks and its move into place; the reown's are written back later. The
+	// hold is written before the reown begins, and btrfs commits in order: a crash leaves
+	// the hold wherever it leaves a reown cut short, and the next boot or start finishes
+	// it (hold.go).
 	if err := m.writeConfig(sb, req.Env); err != nil {
 		return fail(err)
 	}
-	created, err := m.ensureWorkspace(sb)
-	createdWorkspace = createdWorkspace || created
-	if err != nil {
-		return fail(err)
+	if from, foreign := foreignOwner(m.workspaceDir(sb.ID), uidOf(sb)); stage != "" && foreign {
+		// A btrfs snapshot's copy, still its source's: it is given to this sandbox's uid
+		// while the container starts, held (hold.go).
+		if err := m.hold(sb, from); err != nil {
+			return fail(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			m.hook("create.prepare")
+			_, err := m.ensureWorkspace(sb)
+			done <- err
+		}()
+		ready = sync.OnceValue(func() error { return <-done })
+	} else {
+		created, err := m.ensureWorkspace(sb)
+		createdWorkspace = createdWorkspace || created
+		if err != nil {
+			return fail(err)
+		}
 	}
 	if err := m.writeServices(sb); err != nil {
 		return fail(err)
@@ -140,6 +159,12 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 	m.hook("create.container")
 	ip, err := m.startContainer(ctx, cid)
 	if err != nil {
+		return fail(err)
+	}
+	if err := ready(); err != nil {
+		return fail(err)
+	}
+	if err := m.releaseHold(sb.ID); err != nil {
 		return fail(err)
 	}
 	sb, err = m.setRuntime(ctx, sb, store.Runtime{Status: store.StatusRunning, ContainerID: cid, IP: ip})

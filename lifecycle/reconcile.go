@@ -43,6 +43,7 @@ func (m *Manager) Boot(ctx context.Context) error {
 		m.remember(sb)
 	}
 	m.ensureConfigs(ctx, rows)
+	m.finishHolds(rows)        // issue 18
 	m.bootSnapshots(ctx, rows) // issue 18
 	return m.reconcileAll(ctx, true)
 }

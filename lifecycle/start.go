@@ -89,6 +89,9 @@ func (m *Manager) start(ctx context.Context, sbp *store.Sandbox) (ip, cid string
 	if _, err := m.ensureWorkspace(sb); err != nil {
 		return "", sb.ContainerID, err
 	}
+	if err := m.releaseHold(sb.ID); err != nil { // a create's, cut short (hold.go)
+		return "", sb.ContainerID, err
+	}
 	if err := m.writeServices(sb); err != nil {
 		return "", sb.ContainerID, err
 	}

@@ -94,20 +94,28 @@ func (m *Manager) ensureUID(ctx context.Context, sb *store.Sandbox) (changed boo
 	return true, nil
 }
 
-// reownWorkspace gives a workspace whose directory another uid owns to uid.
+// reownWorkspace gives a workspace whose directory another uid owns to uid, or whose hold
+// says its files came from another uid (hold.go).
 func (m *Manager) reownWorkspace(id, dir string, uid int) error {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(dir, &st); err != nil {
 		return err
 	}
-	if int(st.Uid) == uid || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-		return nil // its own already, or no directory at all (which fails later, plainly)
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return nil // no directory at all, which fails later, plainly
 	}
-	n, err := reown(dir, int(st.Uid), uid)
+	from := int(st.Uid)
+	if held, ok := m.heldFrom(id); ok && held >= 0 {
+		from = held
+	}
+	if from == uid {
+		return nil // its own already
+	}
+	n, err := reown(dir, from, uid)
 	if err != nil {
 		return err
 	}
-	m.log.Info("workspace given to its sandbox's uid", "sandbox", id, "from_uid", st.Uid, "to_uid", uid, "files_reowned", n)
+	m.log.Info("workspace given to its sandbox's uid", "sandbox", id, "from_uid", from, "to_uid", uid, "files_reowned", n)
 	return nil
 }
 
