@@ -25,9 +25,11 @@ const (
 	lightClient = 8
 
 	// refusalWriteTimeout bounds writing a refusal on a fresh connection. Its send buffer is
-	// empty, so the write does not block in practice; the bound keeps the accept loop safe
-	// if it ever does.
-	refusalWriteTimeout = 50 * time.Millisecond
+	// empty, so the write does not block, whatever the client does; the bound keeps the
+	// accept loop safe if it ever did. It is long beside a scheduling delay: at 50 ms, a
+	// loaded machine (CI) once descheduled the loop between setting it and writing, and
+	// the refusal was lost.
+	refusalWriteTimeout = time.Second
 )
 
 // ConnRoom is the most client connections a process allowed nofile open files can hold.

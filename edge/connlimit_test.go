@@ -302,3 +302,36 @@ func TestHTTP2StreamsPerIP(t *testing.T) {
 		t.Fatalf("a TLS connection over the cap read %d bytes, %v; want it closed", n, err)
 	}
 }
+
+// delayedConn is a connection whose Write starts late, as when the accept loop's goroutine
+// is descheduled between setting the write deadline and writing on a loaded machine: CI
+// once saw a refusal lost that way, the connection closed with nothing written.
+type delayedConn struct{ net.Conn }
+
+func (c delayedConn) Write(p []byte) (int, error) {
+	time.Sleep(150 * time.Millisecond)
+	return c.Conn.Write(p)
+}
+
+func TestRefusalSurvivesALateWrite(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := &limitListener{plain: true, limited: func(string) {}}
+	ll.refuse(delayedConn{server}, tooMany)
+	if status, code, _ := refusal(t, client); status != 429 || code != "too_many_connections" {
+		t.Fatalf("a refusal written late: %d %s", status, code)
+	}
+}
