@@ -137,11 +137,11 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, stage string) (
 			return fail(err)
 		}
 		done := make(chan error, 1)
-		go func() {
+		go func(sb store.Sandbox) {
 			m.hook("create.prepare")
 			_, err := m.ensureWorkspace(sb)
 			done <- err
-		}()
+		}(sb)
 		ready = sync.OnceValue(func() error { return <-done })
 	} else {
 		created, err := m.ensureWorkspace(sb)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/sandboxd/sandboxd/lifecycle/snapshot"
 	"github.com/sandboxd/sandboxd/store"
@@ -111,11 +112,13 @@ func (m *Manager) reownWorkspace(id, dir string, uid int) error {
 	if from == uid {
 		return nil // its own already
 	}
+	began := time.Now()
 	n, err := reown(dir, from, uid)
 	if err != nil {
 		return err
 	}
-	m.log.Info("workspace given to its sandbox's uid", "sandbox", id, "from_uid", from, "to_uid", uid, "files_reowned", n)
+	m.log.Info("workspace given to its sandbox's uid", "sandbox", id, "from_uid", from, "to_uid", uid, "files_reowned", n,
+		"took_ms", time.Since(began).Milliseconds())
 	return nil
 }
 
