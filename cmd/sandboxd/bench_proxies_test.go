@@ -70,7 +70,7 @@ func startNginx(b *testing.B, cores split, upstream string) contender {
 	if err != nil {
 		bin = "/usr/sbin/nginx" // not on a user's PATH
 		if _, err := os.Stat(bin); err != nil {
-			b.Logf("SKIPPING nginx: not installed (images/prereqs.sh bench installs it)")
+			loudly(b, "SKIPPING nginx: not installed (images/prereqs.sh bench installs it)")
 			return contender{name: "nginx"}
 		}
 	}
@@ -123,7 +123,7 @@ http {
 func startCaddy(b *testing.B, cores split, upstream string) contender {
 	bin, err := exec.LookPath("caddy")
 	if err != nil {
-		b.Logf("SKIPPING caddy: not installed (images/prereqs.sh bench installs it)")
+		loudly(b, "SKIPPING caddy: not installed (images/prereqs.sh bench installs it)")
 		return contender{name: "caddy"}
 	}
 	dir := b.TempDir()
@@ -169,7 +169,7 @@ type split struct {
 func coreSplit(b *testing.B) split {
 	n := runtime.NumCPU()
 	if _, err := exec.LookPath("taskset"); err != nil || n < 2 {
-		b.Logf("NOT PINNING: %d cores, taskset: %v; the load generator and the app share the proxy's cores", n, err)
+		loudly(b, "NOT PINNING: %d cores, taskset: %v; the load generator and the app share the proxy's cores", n, err)
 		return split{proxyCPUs: n}
 	}
 	half := n / 2
@@ -259,4 +259,11 @@ func startProxy(b *testing.B, name string, cmd *exec.Cmd, addr string, logs func
 			b.Fatalf("%s did not listen on %s within 30s\n%s", name, addr, logs())
 		}
 	}
+}
+
+// loudly says what makes a run's figures incomplete where it is seen without -v: a
+// benchmark's own log is printed only for its leaves, and these are said by the parent.
+func loudly(b *testing.B, format string, args ...any) {
+	b.Logf(format, args...)
+	fmt.Fprintf(os.Stderr, "BenchmarkProxy: "+format+"\n", args...)
 }
