@@ -144,7 +144,7 @@ func ours(t reflect.Type) bool {
 func describe(t reflect.Type) string {
 	switch t {
 	case durationType:
-		return `a duration like "30s" or "15m", or a number of seconds`
+		return `a duration like "30s", "15m" or "7d", or a number of seconds`
 	case sizeType:
 		return `a size like "4G" or "512M", or a number of bytes`
 	case timestampType, timeType:

@@ -163,7 +163,7 @@ func TestKeepaliveBody(t *testing.T) {
 			"seconds must be a positive number of seconds, like 3600 (at most 86400 are kept); got -5"},
 		{"duration negative", `{"duration":"-5m"}`, time.Time{}, `duration must be positive, like "1h"; got -5m0s`},
 		{"duration overflow", `{"duration":1e300}`, time.Time{},
-			`duration must be a duration like "30s" or "15m", or a number of seconds; got 1e300, which is out of range`},
+			`duration must be a duration like "30s", "15m" or "7d", or a number of seconds; got 1e300, which is out of range`},
 		{"bad even when overridden", `{"until":"2030-01-02T16:00:00Z","seconds":-1}`, time.Time{},
 			"seconds must be a positive number of seconds, like 3600 (at most 86400 are kept); got -1"},
 	}
