@@ -50,7 +50,7 @@ func validExec(req *ExecRequest) error {
 	}
 	switch {
 	case req.Timeout < 0 || req.Timeout > MaxExecTimeout:
-		return errorf(CodeInvalid, "timeout must be between 0 and %s", MaxExecTimeout)
+		return errorf(CodeInvalid, "timeout must be between 0 and %s", ShowDuration(MaxExecTimeout))
 	case req.Timeout == 0:
 		req.Timeout = DefaultExecTimeout
 	}

@@ -110,7 +110,7 @@ func (m *Manager) MintPreviewToken(ctx context.Context, id string, port int, ttl
 		ttl = DefaultTokenTTL
 	}
 	if ttl < time.Second || ttl > previewtoken.MaxTTL {
-		return PreviewToken{}, errorf(CodeInvalid, "ttl must be between 1s and %s (7 days); got %s", previewtoken.MaxTTL, ttl)
+		return PreviewToken{}, errorf(CodeInvalid, "ttl must be between 1s and %s; got %s", ShowDuration(previewtoken.MaxTTL), ShowDuration(ttl))
 	}
 	if !ValidID(id) {
 		return PreviewToken{}, errorf(CodeNotFound, "sandbox %q not found", id)

@@ -148,7 +148,8 @@ func TestPreviewTokens(t *testing.T) {
 			text string
 		}{
 			{"sb", 3001, time.Hour, CodeInvalid, "port 3001 is not declared for sandbox sb; its ports are 3000"},
-			{"sb", 3000, 8 * 24 * time.Hour, CodeInvalid, "ttl must be between 1s and 168h0m0s (7 days)"},
+			{"sb", 3000, 8 * 24 * time.Hour, CodeInvalid, "ttl must be between 1s and 7d; got 8d"},
+			{"sb", 3000, 8*24*time.Hour + 12*time.Hour + 90*time.Second, CodeInvalid, "ttl must be between 1s and 7d; got 8d12h1m30s"},
 			{"sb", 3000, -time.Hour, CodeInvalid, "ttl must be"},
 			{"sb", 3000, time.Millisecond, CodeInvalid, "ttl must be"},
 			{"nope", 3000, time.Hour, CodeNotFound, "not found"},

@@ -96,7 +96,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "cpus must be between 0.01 and %g", float64(m.cfg.MaxNanoCPUs)/1e9)
 	}
 	if req.IdleTimeout < 0 || req.IdleTimeout > maxIdleTimeout {
-		return errorf(CodeInvalid, "idle_timeout must be between 0 and %s", maxIdleTimeout)
+		return errorf(CodeInvalid, "idle_timeout must be between 0 and %s", ShowDuration(maxIdleTimeout))
 	}
 	switch req.IdlePolicy {
 	case "":
@@ -113,7 +113,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "wake_on must be %q or %q; got %q", store.WakeOnNavigation, store.WakeOnAny, req.WakeOn)
 	}
 	if req.StopAfter < 0 || req.StopAfter > maxIdleTimeout {
-		return errorf(CodeInvalid, "stop_after must be between 0 (the default) and %s; got %s", maxIdleTimeout, req.StopAfter)
+		return errorf(CodeInvalid, "stop_after must be between 0 (the default) and %s; got %s", ShowDuration(maxIdleTimeout), ShowDuration(req.StopAfter))
 	}
 	switch req.HostHeader {
 	case "", "preview":

@@ -77,7 +77,7 @@ func validRequest(req *Request) error {
 	}
 	switch {
 	case req.Timeout < 0 || req.Timeout > MaxTimeout:
-		return errorf(lifecycle.CodeInvalid, "timeout must be between 0 and %s", MaxTimeout)
+		return errorf(lifecycle.CodeInvalid, "timeout must be between 0 and %s", lifecycle.ShowDuration(MaxTimeout))
 	case req.Timeout == 0:
 		req.Timeout = DefaultTimeout
 	}
