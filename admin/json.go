@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sandboxd/sandboxd/internal/bytesize"
+	"github.com/sandboxd/sandboxd/internal/timespan"
 )
 
 // maxBody caps JSON request bodies.
@@ -90,7 +90,8 @@ func (s *size) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// duration is given as a Go duration string ("15m", "90s") or a number of seconds.
+// duration is given as a duration string ("15m", "90s", "7d": timespan) or a number of
+// seconds.
 type duration time.Duration
 
 func (d *duration) UnmarshalJSON(b []byte) error {
@@ -100,13 +101,13 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &str); err != nil {
 			return badValue[duration](b, "")
 		}
-		v, err := time.ParseDuration(str)
+		v, err := timespan.Parse(str)
 		if err == nil {
 			*d = duration(v)
 			return nil
 		}
-		if days, rest, ok := splitDays(str); ok {
-			return d.setDays(b, days, rest)
+		if errors.Is(err, timespan.ErrOutOfRange) {
+			return badValue[duration](b, "which is out of range")
 		}
 		if secs, err = strconv.ParseFloat(str, 64); err != nil {
 			return badValue[duration](b, "")
@@ -118,38 +119,6 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 		return badValue[duration](b, "which is out of range")
 	}
 	*d = duration(secs * float64(time.Second))
-	return nil
-}
-
-// splitDays splits "7d" or "1d12h" into its days and the rest: Go's durations stop at
-// hours, and a share link's ttl or a sandbox's stop_after is said in days.
-func splitDays(s string) (days float64, rest string, ok bool) {
-	i := strings.IndexByte(s, 'd')
-	if i <= 0 {
-		return 0, "", false
-	}
-	days, err := strconv.ParseFloat(s[:i], 64)
-	rest = s[i+1:]
-	if err != nil || rest != "" && (rest[0] == '-' || rest[0] == '+') {
-		return 0, "", false
-	}
-	return days, rest, true
-}
-
-// setDays sets d to days and the Go duration rest, refusing what a Duration cannot hold.
-func (d *duration) setDays(b []byte, days float64, rest string) error {
-	var r time.Duration
-	if rest != "" {
-		var err error
-		if r, err = time.ParseDuration(rest); err != nil {
-			return badValue[duration](b, "")
-		}
-	}
-	v := days * float64(24*time.Hour)
-	if math.IsNaN(v) || math.Abs(v)+float64(r) >= math.MaxInt64 {
-		return badValue[duration](b, "which is out of range")
-	}
-	*d = duration(time.Duration(v) + r)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/sandboxd/sandboxd/internal/initproto"
+	"github.com/sandboxd/sandboxd/internal/timespan"
 )
 
 // ExecRequest is a command to run in a sandbox as the sandbox user.
@@ -50,7 +51,7 @@ func validExec(req *ExecRequest) error {
 	}
 	switch {
 	case req.Timeout < 0 || req.Timeout > MaxExecTimeout:
-		return errorf(CodeInvalid, "timeout must be between 0 and %s", ShowDuration(MaxExecTimeout))
+		return errorf(CodeInvalid, "timeout must be between 0 and %s", timespan.Format(MaxExecTimeout))
 	case req.Timeout == 0:
 		req.Timeout = DefaultExecTimeout
 	}

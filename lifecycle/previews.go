@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/internal/previewtoken"
+	"github.com/sandboxd/sandboxd/internal/timespan"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -110,7 +111,7 @@ func (m *Manager) MintPreviewToken(ctx context.Context, id string, port int, ttl
 		ttl = DefaultTokenTTL
 	}
 	if ttl < time.Second || ttl > previewtoken.MaxTTL {
-		return PreviewToken{}, errorf(CodeInvalid, "ttl must be between 1s and %s; got %s", ShowDuration(previewtoken.MaxTTL), ShowDuration(ttl))
+		return PreviewToken{}, errorf(CodeInvalid, "ttl must be between 1s and %s; got %s", timespan.Format(previewtoken.MaxTTL), timespan.Format(ttl))
 	}
 	if !ValidID(id) {
 		return PreviewToken{}, errorf(CodeNotFound, "sandbox %q not found", id)

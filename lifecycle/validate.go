@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/internal/initproto"
+	"github.com/sandboxd/sandboxd/internal/timespan"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -96,7 +97,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "cpus must be between 0.01 and %g", float64(m.cfg.MaxNanoCPUs)/1e9)
 	}
 	if req.IdleTimeout < 0 || req.IdleTimeout > maxIdleTimeout {
-		return errorf(CodeInvalid, "idle_timeout must be between 0 and %s", ShowDuration(maxIdleTimeout))
+		return errorf(CodeInvalid, "idle_timeout must be between 0 and %s", timespan.Format(maxIdleTimeout))
 	}
 	switch req.IdlePolicy {
 	case "":
@@ -113,7 +114,7 @@ func (m *Manager) normalize(req *CreateRequest) error {
 		return errorf(CodeInvalid, "wake_on must be %q or %q; got %q", store.WakeOnNavigation, store.WakeOnAny, req.WakeOn)
 	}
 	if req.StopAfter < 0 || req.StopAfter > maxIdleTimeout {
-		return errorf(CodeInvalid, "stop_after must be between 0 (the default) and %s; got %s", ShowDuration(maxIdleTimeout), ShowDuration(req.StopAfter))
+		return errorf(CodeInvalid, "stop_after must be between 0 (the default) and %s; got %s", timespan.Format(maxIdleTimeout), timespan.Format(req.StopAfter))
 	}
 	switch req.HostHeader {
 	case "", "preview":

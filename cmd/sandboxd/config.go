@@ -15,6 +15,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/admin/apikey"
 	"github.com/sandboxd/sandboxd/internal/bytesize"
+	"github.com/sandboxd/sandboxd/internal/timespan"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -419,12 +420,12 @@ func loopbackBind(bind string) bool {
 
 func durParser(dst *time.Duration, min time.Duration) func(string) error {
 	return func(v string) error {
-		d, err := time.ParseDuration(v)
+		d, err := timespan.Parse(v)
 		if err != nil {
-			return fmt.Errorf("want a duration like 15m or 90s")
+			return fmt.Errorf("want a duration like 15m, 90s or 1d")
 		}
 		if d < min {
-			return fmt.Errorf("must be at least %s", min)
+			return fmt.Errorf("must be at least %s", timespan.Format(min))
 		}
 		*dst = d
 		return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/sandboxd/sandboxd/internal/timespan"
 	"github.com/sandboxd/sandboxd/lifecycle"
 	"github.com/sandboxd/sandboxd/lifecycle/agent"
 	"github.com/sandboxd/sandboxd/store"
@@ -77,7 +78,7 @@ func validRequest(req *Request) error {
 	}
 	switch {
 	case req.Timeout < 0 || req.Timeout > MaxTimeout:
-		return errorf(lifecycle.CodeInvalid, "timeout must be between 0 and %s", lifecycle.ShowDuration(MaxTimeout))
+		return errorf(lifecycle.CodeInvalid, "timeout must be between 0 and %s", timespan.Format(MaxTimeout))
 	case req.Timeout == 0:
 		req.Timeout = DefaultTimeout
 	}
