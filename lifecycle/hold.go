@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/sandboxd/sandboxd/internal/initproto"
 	"github.com/sandboxd/sandboxd/store"
@@ -53,16 +52,6 @@ func (m *Manager) releaseHold(id string) error {
 		return internal(err, "lift the hold of %s", id)
 	}
 	return nil
-}
-
-// foreignOwner reports the owner of the workspace dir when it is not uid: a copy that is
-// still its source's.
-func foreignOwner(dir string, uid int) (int, bool) {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(dir, &st); err != nil || int(st.Uid) == uid {
-		return 0, false
-	}
-	return int(st.Uid), true
 }
 
 // finishHolds makes ready the workspaces whose create or start ended with sandboxd, at boot:

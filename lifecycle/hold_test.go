@@ -6,10 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,25 +55,21 @@ func (h *harness) containerLog(t testing.TB, id string) string {
 	return string(b)
 }
 
-// owners is the set of uids that own something in dir.
-func owners(t *testing.T, dir string) map[uint32]int {
+// owners counts the entries of dir by owner ("1000:1000"), from testutil.TreeListing.
+func owners(t *testing.T, dir string) map[string]int {
 	t.Helper()
-	got := map[uint32]int{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st syscall.Stat_t
-		if err := syscall.Lstat(p, &st); err != nil {
-			return err
-		}
-		got[st.Uid]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	got := map[string]int{}
+	for _, line := range testutil.TreeListing(t, dir) {
+		got[ownerField.FindStringSubmatch(line)[1]]++
 	}
 	return got
+}
+
+var ownerField = regexp.MustCompile(` owner=(\d+:\d+)`)
+
+// ownedBy reports whether everything in got belongs to uid, as user and group.
+func ownedBy(got map[string]int, uid int) bool {
+	return len(got) == 1 && got[strconv.Itoa(uid)+":"+strconv.Itoa(uid)] > 0
 }
 
 const waitingLine = "waiting for sandboxd to make the workspace ready"
@@ -131,7 +127,7 @@ func TestForkOnBtrfsStartsServicesOnceTheFilesAreTheirs(t *testing.T) {
 	if _, err := os.Stat(h.m.holdPath(fork.ID)); err == nil {
 		t.Error("the fork's hold is still there")
 	}
-	if got := owners(t, h.m.workspaceDir(fork.ID)); len(got) != 1 || got[uint32(fork.UID)] == 0 {
+	if got := owners(t, h.m.workspaceDir(fork.ID)); !ownedBy(got, fork.UID) {
 		t.Errorf("the fork's workspace belongs to %v, want all of it %d's", got, fork.UID)
 	}
 }
@@ -189,7 +185,7 @@ func TestBootFinishesAHeldWorkspace(t *testing.T) {
 	if _, err := os.Stat(h.m.holdPath("held")); err == nil {
 		t.Error("the hold is still there")
 	}
-	if got := owners(t, dir); len(got) != 1 || got[uint32(sb.UID)] == 0 {
+	if got := owners(t, dir); !ownedBy(got, sb.UID) {
 		t.Errorf("the workspace belongs to %v, want all of it %d's", got, sb.UID)
 	}
 	if got, err := again.Get(ctx, "held"); err != nil || got.Status != store.StatusRunning {

@@ -176,9 +176,19 @@ func (m *Manager) unreserveUID(ctx context.Context, id string) {
 // reownWorkspace would otherwise do afterwards, in a second walk. Nil when there is nothing
 // to map (or src cannot be read: the copy then fails on its own).
 func copyOwner(src string, uid int) *snapshot.Owner {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(src, &st); err != nil || int(st.Uid) == uid {
+	from, foreign := foreignOwner(src, uid)
+	if !foreign {
 		return nil
 	}
-	return &snapshot.Owner{From: int(st.Uid), To: uid}
+	return &snapshot.Owner{From: from, To: uid}
+}
+
+// foreignOwner reports the owner of the directory dir when it is not uid: a copy, or the
+// tree it is made from, that is still another sandbox's.
+func foreignOwner(dir string, uid int) (int, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil || int(st.Uid) == uid {
+		return 0, false
+	}
+	return int(st.Uid), true
 }
