@@ -40,7 +40,7 @@ while [ $i -lt `+strconv.Itoa(n)+` ]; do echo x > $i; i=$((i+1)); done; touch ~/
 }
 
 // containerLog is the output of id's container so far.
-func (h *harness) containerLog(t testing.TB, id string) string {
+func (h *harness) containerLog(id string) string {
 	ctx := context.Background()
 	byID, err := h.m.listContainers(ctx, id)
 	if err != nil || len(byID[id]) == 0 {
@@ -91,7 +91,7 @@ func TestForkOnBtrfsStartsServicesOnceTheFilesAreTheirs(t *testing.T) {
 		prepared.Store(true)
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			if strings.Contains(h.containerLog(t, "hold-fork"), waitingLine) {
+			if strings.Contains(h.containerLog("hold-fork"), waitingLine) {
 				held.Store(true)
 				return
 			}
@@ -114,7 +114,7 @@ func TestForkOnBtrfsStartsServicesOnceTheFilesAreTheirs(t *testing.T) {
 		t.Fatal("the fork's workspace was made ready before its container started, not beside it")
 	}
 	if !held.Load() {
-		t.Fatalf("the fork's sandbox-init never waited for its workspace; its log:\n%s", h.containerLog(t, "hold-fork"))
+		t.Fatalf("the fork's sandbox-init never waited for its workspace; its log:\n%s", h.containerLog("hold-fork"))
 	}
 	saw := filepath.Join(h.m.workspaceDir(fork.ID), "saw")
 	testutil.Eventually(t, 30*time.Second, "the fork's service to say what it saw", func() bool {
@@ -167,7 +167,7 @@ func TestBootFinishesAHeldWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 30*time.Second, "sandbox-init waiting on the hold", func() bool {
-		return strings.Count(h.containerLog(t, "held"), waitingLine) > 0
+		return strings.Contains(h.containerLog("held"), waitingLine)
 	})
 
 	again := New(h.db, h.docker, h.cfg, nil)
