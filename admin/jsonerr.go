@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -280,11 +281,7 @@ func unknownFieldMessage(name string, root reflect.Type, body []byte) string {
 	if alias, ok := synonyms[strings.ToLower(name)]; ok && own[alias] != nil {
 		return msg + fmt.Sprintf("; did you mean %q?", alias)
 	}
-	names := make([]string, 0, len(own))
-	for k := range own {
-		names = append(names, k)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(own))
 	best, bestDist := "", max(3, len(name)/2+1) // suggest only names a slip away
 	for _, k := range names {
 		if d := editDistance(strings.ToLower(name), k); d < bestDist && d < len(k) {
