@@ -15,7 +15,8 @@ import (
 // That is the caller's mistake, not the command's output: cwdGuard holds the first output
 // back while it may be that refusal, and ExecStream answers it as CodeInvalid in plain
 // words with nothing written. A detached exec's start gets the same words from the engine
-// as an error, and ExecDetached answers them the same way. Checking the cwd first would cost every exec a second one.
+// as an error, and ExecDetached answers them the same way. Checking the cwd first would
+// cost every exec a second one.
 
 const runcRefusal = "OCI runtime exec failed: "
 

@@ -117,7 +117,8 @@ func TestExecEnvCwdStdin(t *testing.T) {
 
 // A cwd the runtime cannot enter is the caller's mistake, said in plain words as a
 // CodeInvalid error with nothing written, not Docker's "OCI runtime exec failed: …" in
-// stdout with exit code 126 (or, detached, an internal error). A program that prints those words itself is left alone.
+// stdout with exit code 126 (or, detached, an internal error). A program that prints
+// those words itself is left alone.
 func TestExecCwdTheRuntimeRefuses(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
